@@ -1,0 +1,217 @@
+//! The command line: clap definitions, one file per command, and the exit-code contract.
+//!
+//! Exit codes follow `kubectl diff`: 0 success, 1 "the answer is no" (an invalid reference, a
+//! missing image), 2 usage or runtime error.
+
+mod ref_cmd;
+
+use std::ffi::OsString;
+use std::io::IsTerminal;
+use std::path::Path;
+
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+
+use crate::mirror::{Mirror, MirrorNaming, Naming, Override};
+
+/// Exit status of a command that ran to the end.
+pub type ExitStatus = i32;
+pub const EXIT_OK: ExitStatus = 0;
+pub const EXIT_NO: ExitStatus = 1;
+pub const EXIT_ERROR: ExitStatus = 2;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "kubectl-airgap",
+    version,
+    about = "Run Helm charts in air-gapped clusters: rewrite image references to an offline mirror and fill that mirror",
+    long_about = None,
+    propagate_version = true,
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Helm post-renderer: read rendered manifests on stdin, write them with every image
+    /// reference pointing at the mirror
+    PostRender(NotYet),
+    /// List the images that manifests need, where each was found, and its mirror name
+    Images(NotYet),
+    /// Verify that the mirror holds every needed image
+    Check(NotYet),
+    /// Copy the images that the mirror lacks into it
+    Push(NotYet),
+    /// Pull every needed image into an offline bundle (OCI image layout)
+    Save(NotYet),
+    /// Show how image references parse and what they become in the mirror
+    Ref(ref_cmd::RefArgs),
+    /// Print a shell completion script
+    Completion(NotYet),
+    /// Print the version
+    Version,
+}
+
+/// Arguments of a command that a later release provides; accepted so that scripts written
+/// against the documented command line fail with a clear message instead of a parse error.
+#[derive(Debug, Args)]
+pub struct NotYet {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+    rest: Vec<OsString>,
+}
+
+/// Where the mirror is and how names are formed; shared by every command that names images.
+#[derive(Debug, Clone, Args)]
+pub struct MirrorArgs {
+    /// The mirror registry, HOST[:PORT][/PREFIX]
+    #[arg(long, env = "AIRGAP_REGISTRY", value_name = "HOST[:PORT][/PREFIX]")]
+    pub registry: Option<String>,
+    /// How mirror names are formed: nested keeps the source host as a path component, strip
+    /// drops it
+    #[arg(long, env = "AIRGAP_NAMING", value_enum)]
+    pub naming: Option<Naming>,
+    /// Map a source prefix to a path under the mirror host (repeatable), e.g.
+    /// quay.io/jetstack=jetstack
+    #[arg(long = "override", value_name = "SOURCE_PREFIX=MIRROR_PATH")]
+    pub overrides: Vec<String>,
+}
+
+impl MirrorArgs {
+    /// The naming, or `None` when no registry is configured.
+    pub fn naming(&self) -> anyhow::Result<Option<MirrorNaming>> {
+        let Some(registry) = &self.registry else {
+            return Ok(None);
+        };
+        let mirror = Mirror::parse(registry)?;
+        let overrides = self
+            .overrides
+            .iter()
+            .map(|o| Override::parse(o))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Some(MirrorNaming::new(
+            mirror,
+            self.naming.unwrap_or_default(),
+            overrides,
+        )))
+    }
+}
+
+/// The name usage text shows: `kubectl airgap` when run as a kubectl plugin.
+fn display_name(argv0: Option<&OsString>) -> String {
+    let file = argv0
+        .and_then(|a| Path::new(a).file_stem())
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "kubectl-airgap".into());
+    match file.strip_prefix("kubectl-") {
+        Some(plugin) => format!("kubectl {plugin}"),
+        None => file,
+    }
+}
+
+/// Helm 3 runs the post-renderer with only `--post-renderer-args` as arguments, often none.
+/// With no subcommand and a piped stdin, act as `post-render`.
+fn insert_implied_post_render(mut argv: Vec<OsString>, stdin_is_terminal: bool) -> Vec<OsString> {
+    let cmd = Cli::command();
+    let first_word = argv.iter().skip(1).find(|a| {
+        let s = a.to_string_lossy();
+        !s.starts_with('-')
+    });
+    let has_subcommand = first_word.is_some_and(|w| {
+        let w = w.to_string_lossy();
+        cmd.get_subcommands()
+            .any(|s| s.get_name() == w || s.get_all_aliases().any(|a| a == w))
+            || w == "help"
+    });
+    let asks_for_help = argv
+        .iter()
+        .skip(1)
+        .any(|a| matches!(a.to_str(), Some("-h" | "--help" | "-V" | "--version")));
+    if !has_subcommand && !asks_for_help && !stdin_is_terminal {
+        argv.insert(1.min(argv.len()), "post-render".into());
+    }
+    argv
+}
+
+/// Runs the command line and returns the process exit code.
+pub fn run(argv: Vec<OsString>) -> ExitStatus {
+    let argv = insert_implied_post_render(argv, std::io::stdin().is_terminal());
+    let name = display_name(argv.first());
+    let matches = match Cli::command().bin_name(name).try_get_matches_from(argv) {
+        Ok(m) => m,
+        Err(e) => {
+            let code = if e.use_stderr() { EXIT_ERROR } else { EXIT_OK };
+            let _ = e.print();
+            return code;
+        }
+    };
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return EXIT_ERROR;
+        }
+    };
+    let result = match cli.command {
+        Command::Ref(args) => ref_cmd::run(&args),
+        Command::Version => {
+            println!("kubectl-airgap {}", env!("CARGO_PKG_VERSION"));
+            Ok(EXIT_OK)
+        }
+        Command::PostRender(_) => not_yet("post-render"),
+        Command::Images(_) => not_yet("images"),
+        Command::Check(_) => not_yet("check"),
+        Command::Push(_) => not_yet("push"),
+        Command::Save(_) => not_yet("save"),
+        Command::Completion(_) => not_yet("completion"),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            EXIT_ERROR
+        }
+    }
+}
+
+fn not_yet(command: &str) -> anyhow::Result<ExitStatus> {
+    anyhow::bail!(
+        "`{command}` is not yet available in this version of kubectl-airgap; see the README for the commands that are"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(v: &[&str]) -> Vec<OsString> {
+        v.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn plugin_binaries_show_kubectl_usage() {
+        assert_eq!(
+            display_name(Some(&"/usr/bin/kubectl-airgap".into())),
+            "kubectl airgap"
+        );
+        assert_eq!(display_name(Some(&"airgap".into())), "airgap");
+    }
+
+    #[test]
+    fn helm3_style_invocations_imply_post_render() {
+        let got = insert_implied_post_render(words(&["kubectl-airgap"]), false);
+        assert_eq!(got, words(&["kubectl-airgap", "post-render"]));
+        let got = insert_implied_post_render(words(&["kubectl-airgap", "--registry=r.io"]), false);
+        assert_eq!(
+            got,
+            words(&["kubectl-airgap", "post-render", "--registry=r.io"])
+        );
+        // A terminal, an explicit subcommand, or a help request are left alone.
+        let got = insert_implied_post_render(words(&["kubectl-airgap"]), true);
+        assert_eq!(got, words(&["kubectl-airgap"]));
+        let got = insert_implied_post_render(words(&["kubectl-airgap", "ref", "x"]), false);
+        assert_eq!(got, words(&["kubectl-airgap", "ref", "x"]));
+        let got = insert_implied_post_render(words(&["kubectl-airgap", "--help"]), false);
+        assert_eq!(got, words(&["kubectl-airgap", "--help"]));
+    }
+}

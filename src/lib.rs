@@ -1,0 +1,8 @@
+//! kubectl-airgap: get Helm charts running in clusters with no internet access.
+//!
+//! The library holds everything; `main.rs` only parses the command line and maps errors to exit
+//! codes, so that tests, benchmarks and fuzz targets drive the same code users run.
+
+pub mod cli;
+pub mod mirror;
+pub mod reference;

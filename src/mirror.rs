@@ -1,0 +1,552 @@
+//! Where an image lands in the mirror.
+//!
+//! Naming is the contract between the two sides of the air gap: `save`/`push` must put an image
+//! exactly where the post-renderer later points the cluster. So it lives here, once, and every
+//! command asks this module.
+//!
+//! Schemes:
+//! - `nested` (default): `MIRROR[/PREFIX]/<source host>/<path>`. The host becomes one path
+//!   component (see [`encode_host`]), so two registries never meet in one repository.
+//! - `strip`: `MIRROR[/PREFIX]/<path>`, as classic offline packages do; [`Collisions`] refuses two
+//!   sources that would share a name.
+//!
+//! Overrides (`SOURCE_PREFIX=MIRROR_PATH`) win over the scheme; the longest matching source prefix
+//! is used.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::Ipv6Addr;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::reference::{DOCKER_HUB, ParseError, Reference};
+
+/// Host names under which Docker Hub answers; one registry, so one name in the mirror.
+const DOCKER_HUB_ALIASES: [&str; 3] = ["docker.io", "index.docker.io", "registry-1.docker.io"];
+
+/// How a source repository is named in the mirror.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Naming {
+    /// `MIRROR[/PREFIX]/<source host>/<path>`: collision-free.
+    #[default]
+    Nested,
+    /// `MIRROR[/PREFIX]/<path>`: the source host dropped.
+    Strip,
+}
+
+impl FromStr for Naming {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "nested" => Ok(Naming::Nested),
+            "strip" => Ok(Naming::Strip),
+            other => Err(format!(
+                "unknown naming scheme {other:?}: use \"nested\" or \"strip\""
+            )),
+        }
+    }
+}
+
+impl fmt::Display for Naming {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Naming::Nested => "nested",
+            Naming::Strip => "strip",
+        })
+    }
+}
+
+/// Errors in naming: a bad mirror or override setting, a name the grammar cannot hold, or two
+/// sources on one name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NamingError {
+    #[error(
+        "invalid mirror registry {value:?}: {why}; write HOST[:PORT][/PREFIX], e.g. reg.local:5000 or registry.example.com/mirror"
+    )]
+    InvalidMirror { value: String, why: String },
+    #[error(
+        "invalid naming override {value:?}: {why}; write SOURCE_PREFIX=MIRROR_PATH, e.g. quay.io/jetstack=jetstack"
+    )]
+    InvalidOverride { value: String, why: String },
+    #[error("{source_ref} cannot be named in the mirror: {error}")]
+    Unrepresentable {
+        source_ref: String,
+        error: Box<ParseError>,
+    },
+    #[error(
+        "naming collision: {first} and {second} would both be mirrored as {mirror}; use --naming nested, or add an override for one of them"
+    )]
+    Collision {
+        first: String,
+        second: String,
+        mirror: String,
+    },
+}
+
+/// The mirror registry: `HOST[:PORT]` and an optional path prefix under it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mirror {
+    host: String,
+    prefix: Option<String>,
+}
+
+impl Mirror {
+    /// Parses `HOST[:PORT][/PREFIX]`. The host must be one that the reference grammar reads as a
+    /// registry (with a `.` or a port, or `localhost`); otherwise `reg/app` would be read as the
+    /// Docker Hub repository `reg/app` and every rewritten image would point at Docker Hub.
+    pub fn parse(value: &str) -> Result<Mirror, NamingError> {
+        let invalid = |why: &str| NamingError::InvalidMirror {
+            value: value.to_string(),
+            why: why.to_string(),
+        };
+        let value_trimmed = value.trim_end_matches('/');
+        if value_trimmed.is_empty() {
+            return Err(invalid("it is empty"));
+        }
+        if value_trimmed.contains("://") {
+            return Err(invalid("leave out the scheme (http:// or https://)"));
+        }
+        let (host, prefix) = match value_trimmed.split_once('/') {
+            Some((h, p)) => (h, Some(p)),
+            None => (value_trimmed, None),
+        };
+        if !(host.contains(['.', ':']) || host == "localhost") {
+            return Err(invalid(
+                "the host needs a '.' or a port (or be localhost), or image names would be read as Docker Hub repositories",
+            ));
+        }
+        if host.bytes().any(|b| b.is_ascii_uppercase()) {
+            return Err(invalid("write the host in lowercase"));
+        }
+        let probe = format!("{host}/{}", prefix.unwrap_or("x"));
+        match Reference::parse(&probe) {
+            Ok(r) if r.domain() == host && r.tag().is_none() && r.digest().is_none() => {}
+            Ok(_) => return Err(invalid("the prefix may not hold a tag or digest")),
+            Err(e) => return Err(invalid(&e.message)),
+        }
+        Ok(Mirror {
+            host: host.to_string(),
+            prefix: prefix.map(str::to_string),
+        })
+    }
+
+    /// `HOST[:PORT]`.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    pub fn prefix(&self) -> Option<&str> {
+        self.prefix.as_deref()
+    }
+
+    /// Whether `reference` already points at this mirror, so rewriting it again changes nothing.
+    pub fn holds(&self, reference: &Reference) -> bool {
+        reference.domain().eq_ignore_ascii_case(&self.host)
+    }
+}
+
+impl fmt::Display for Mirror {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.prefix {
+            Some(p) => write!(f, "{}/{p}", self.host),
+            None => f.write_str(&self.host),
+        }
+    }
+}
+
+/// An explicit `source prefix → mirror path` pair.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Override {
+    /// A repository-name prefix in canonical form, Docker Hub aliases folded:
+    /// `quay.io/jetstack`, `docker.io/library/nginx`, or a host alone (`ghcr.io`).
+    source: String,
+    /// A path under the mirror host (the mirror's own prefix does not apply).
+    target: String,
+}
+
+impl Override {
+    /// Parses `SOURCE_PREFIX=MIRROR_PATH`.
+    pub fn parse(value: &str) -> Result<Override, NamingError> {
+        let (source, target) =
+            value
+                .split_once('=')
+                .ok_or_else(|| NamingError::InvalidOverride {
+                    value: value.to_string(),
+                    why: "there is no '='".into(),
+                })?;
+        Override::new(source, target).map_err(|why| NamingError::InvalidOverride {
+            value: value.to_string(),
+            why,
+        })
+    }
+
+    /// `source` is taken literally as `HOST[/PATH]` (Docker Hub's aliases folded): a prefix is
+    /// a namespace as often as an image, so `docker.io/bitnami` must not become
+    /// `docker.io/library/bitnami` the way an image name would.
+    pub fn new(source: &str, target: &str) -> Result<Override, String> {
+        let source = source.trim_end_matches('/');
+        let target = target.trim_matches('/');
+        if source.is_empty() || target.is_empty() {
+            return Err("both sides must be non-empty".into());
+        }
+        let (host, path) = source.split_once('/').unwrap_or((source, ""));
+        if !(host.contains(['.', ':']) || host == "localhost") {
+            return Err(format!(
+                "the source prefix must start with a registry host, e.g. docker.io/{source}"
+            ));
+        }
+        let probe = format!("{host}/{}", if path.is_empty() { "x" } else { path });
+        match Reference::parse(&probe) {
+            Ok(r) if r.tag().is_none() && r.digest().is_none() => {}
+            Ok(_) => return Err("the source prefix may not hold a tag or digest".into()),
+            Err(e) => return Err(e.message),
+        }
+        let host = fold_docker_hub(host).to_ascii_lowercase();
+        let source = if path.is_empty() {
+            host
+        } else {
+            format!("{host}/{path}")
+        };
+        for component in target.split('/') {
+            Reference::parse(&format!("example.com/{component}"))
+                .ok()
+                .filter(|r| r.tag().is_none() && r.digest().is_none())
+                .ok_or_else(|| format!("{component:?} is not a valid repository path component"))?;
+        }
+        Ok(Override {
+            source,
+            target: target.to_string(),
+        })
+    }
+
+    /// The rest of `name` after this override's source prefix, if it applies.
+    fn strip<'a>(&self, name: &'a str) -> Option<&'a str> {
+        let rest = name.strip_prefix(&self.source)?;
+        (rest.is_empty() || rest.starts_with('/')).then_some(rest)
+    }
+}
+
+/// The whole naming configuration: mirror, scheme and overrides.
+#[derive(Debug, Clone)]
+pub struct MirrorNaming {
+    mirror: Mirror,
+    naming: Naming,
+    overrides: Vec<Override>,
+}
+
+impl MirrorNaming {
+    pub fn new(mirror: Mirror, naming: Naming, mut overrides: Vec<Override>) -> MirrorNaming {
+        // Longest source first, so the most specific override wins.
+        overrides.sort_by_key(|o| std::cmp::Reverse(o.source.len()));
+        MirrorNaming {
+            mirror,
+            naming,
+            overrides,
+        }
+    }
+
+    pub fn mirror(&self) -> &Mirror {
+        &self.mirror
+    }
+
+    pub fn naming(&self) -> Naming {
+        self.naming
+    }
+
+    /// The mirror reference for `source`, tag and digest kept exactly. A reference that already
+    /// points at the mirror is returned unchanged.
+    pub fn map(&self, source: &Reference) -> Result<Reference, NamingError> {
+        if self.mirror.holds(source) {
+            return Ok(source.clone());
+        }
+        let name = canonical_name(source);
+        let path = match self
+            .overrides
+            .iter()
+            .find_map(|o| Some((o, o.strip(&name)?)))
+        {
+            Some((o, rest)) => format!("{}{rest}", o.target),
+            None => {
+                let mut path = String::new();
+                if let Some(p) = self.mirror.prefix() {
+                    path.push_str(p);
+                    path.push('/');
+                }
+                if self.naming == Naming::Nested && !source.domain().is_empty() {
+                    path.push_str(&encode_host(&canonical_host(source.domain())));
+                    path.push('/');
+                }
+                path.push_str(&canonical_path(source));
+                path
+            }
+        };
+        source
+            .with_name(&self.mirror.host, &path)
+            .map_err(|e| NamingError::Unrepresentable {
+                source_ref: source.to_string(),
+                error: Box::new(e),
+            })
+    }
+}
+
+/// Watches a set of mappings for two source repositories landing on one mirror repository.
+#[derive(Debug, Default)]
+pub struct Collisions {
+    /// mirror repository → source repository.
+    seen: BTreeMap<String, String>,
+}
+
+impl Collisions {
+    pub fn new() -> Collisions {
+        Collisions::default()
+    }
+
+    /// Records `source → mirror`; an error names both sources when the mirror repository
+    /// already belongs to another.
+    pub fn insert(&mut self, source: &Reference, mirror: &Reference) -> Result<(), NamingError> {
+        let source_name = canonical_name(source);
+        let mirror_name = mirror.name();
+        match self.seen.get(&mirror_name) {
+            Some(first) if *first != source_name => Err(NamingError::Collision {
+                first: first.clone(),
+                second: source_name,
+                mirror: mirror_name,
+            }),
+            Some(_) => Ok(()),
+            None => {
+                self.seen.insert(mirror_name, source_name);
+                Ok(())
+            }
+        }
+    }
+}
+
+/// `docker.io` for any of Docker Hub's host names; other hosts unchanged.
+fn fold_docker_hub(host: &str) -> &str {
+    if DOCKER_HUB_ALIASES
+        .iter()
+        .any(|a| a.eq_ignore_ascii_case(host))
+    {
+        DOCKER_HUB
+    } else {
+        host
+    }
+}
+
+/// Host names are case-insensitive; the lowercase, alias-folded form is the registry's identity.
+fn canonical_host(domain: &str) -> String {
+    fold_docker_hub(domain).to_ascii_lowercase()
+}
+
+/// The path, with `library/` added for one-component names on a Docker Hub alias that the
+/// grammar itself does not normalize (`registry-1.docker.io/nginx`).
+fn canonical_path(r: &Reference) -> String {
+    if canonical_host(r.domain()) == DOCKER_HUB && !r.path().contains('/') {
+        format!("library/{}", r.path())
+    } else {
+        r.path().to_string()
+    }
+}
+
+/// The repository name with Docker Hub's aliases folded: the identity of a source repository.
+pub fn canonical_name(r: &Reference) -> String {
+    if r.domain().is_empty() {
+        return r.path().to_string();
+    }
+    format!("{}/{}", canonical_host(r.domain()), canonical_path(r))
+}
+
+/// Makes a registry host one legal path component, reversibly (see [`decode_host`]).
+///
+/// Host names are case-insensitive, so they are lowercased. A port's `:` becomes `_`, which no
+/// host name can contain. An IPv6 literal `[::1]` becomes `ipv6__` and its eight groups joined by
+/// `-` (`ipv6__0-0-0-0-0-0-0-1`): `__` appears in no host name, so the two forms cannot meet.
+pub fn encode_host(host: &str) -> String {
+    let host = host.to_ascii_lowercase();
+    let (name, port) = match host.rfind(':') {
+        Some(i) if !host[i..].contains(']') => (&host[..i], Some(&host[i + 1..])),
+        _ => (host.as_str(), None),
+    };
+    let mut out = match name
+        .strip_prefix('[')
+        .and_then(|n| n.strip_suffix(']'))
+        .and_then(|n| n.parse::<Ipv6Addr>().ok())
+    {
+        Some(ip) => {
+            let groups: Vec<String> = ip.segments().iter().map(|g| format!("{g:x}")).collect();
+            format!("ipv6__{}", groups.join("-"))
+        }
+        None => name.to_string(),
+    };
+    if let Some(port) = port {
+        out.push('_');
+        out.push_str(port);
+    }
+    out
+}
+
+/// The inverse of [`encode_host`] (up to letter case and IPv6 spelling).
+pub fn decode_host(component: &str) -> String {
+    let (name, port) = match component.rsplit_once('_') {
+        Some((n, p)) if !n.ends_with('_') && p.bytes().all(|b| b.is_ascii_digit()) => (n, Some(p)),
+        _ => (component, None),
+    };
+    let mut out = match name.strip_prefix("ipv6__") {
+        Some(groups) => {
+            let segments: Vec<u16> = groups
+                .split('-')
+                .filter_map(|g| u16::from_str_radix(g, 16).ok())
+                .collect();
+            match <[u16; 8]>::try_from(segments) {
+                Ok(s) => format!("[{}]", Ipv6Addr::from(s)),
+                Err(_) => name.to_string(),
+            }
+        }
+        None => name.to_string(),
+    };
+    if let Some(port) = port {
+        out.push(':');
+        out.push_str(port);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naming(mirror: &str, naming: Naming, overrides: &[&str]) -> MirrorNaming {
+        MirrorNaming::new(
+            Mirror::parse(mirror).unwrap(),
+            naming,
+            overrides
+                .iter()
+                .map(|o| Override::parse(o).unwrap())
+                .collect(),
+        )
+    }
+
+    fn map(n: &MirrorNaming, s: &str) -> String {
+        n.map(&Reference::parse(s).unwrap()).unwrap().to_string()
+    }
+
+    #[test]
+    fn nested_keeps_the_source_host() {
+        let n = naming("reg.local:5000", Naming::Nested, &[]);
+        assert_eq!(map(&n, "nginx"), "reg.local:5000/docker.io/library/nginx");
+        assert_eq!(
+            map(&n, "quay.io/jetstack/cert-manager-controller:v1.16.2"),
+            "reg.local:5000/quay.io/jetstack/cert-manager-controller:v1.16.2"
+        );
+        assert_eq!(
+            map(&n, "localhost:5000/app:1"),
+            "reg.local:5000/localhost_5000/app:1"
+        );
+        assert_eq!(
+            map(&n, "[::1]:5000/app"),
+            "reg.local:5000/ipv6__0-0-0-0-0-0-0-1_5000/app"
+        );
+    }
+
+    #[test]
+    fn docker_hub_aliases_are_one_registry() {
+        let n = naming("reg.local:5000/mirror", Naming::Nested, &[]);
+        let want = "reg.local:5000/mirror/docker.io/library/nginx:1.27";
+        for s in [
+            "nginx:1.27",
+            "docker.io/nginx:1.27",
+            "index.docker.io/library/nginx:1.27",
+            "registry-1.docker.io/library/nginx:1.27",
+            "registry-1.docker.io/nginx:1.27",
+        ] {
+            assert_eq!(map(&n, s), want, "{s}");
+        }
+    }
+
+    #[test]
+    fn tag_and_digest_are_kept_and_mirror_refs_left_alone() {
+        let n = naming("reg.local:5000", Naming::Strip, &[]);
+        let d = "sha256:ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff";
+        assert_eq!(
+            map(
+                &n,
+                &format!("registry.k8s.io/ingress-nginx/controller:v1.12.0@{d}")
+            ),
+            format!("reg.local:5000/ingress-nginx/controller:v1.12.0@{d}")
+        );
+        assert_eq!(map(&n, "reg.local:5000/x/y:1"), "reg.local:5000/x/y:1");
+    }
+
+    #[test]
+    fn overrides_win_longest_first() {
+        let n = naming(
+            "reg.local:5000",
+            Naming::Nested,
+            &[
+                "quay.io=q",
+                "quay.io/jetstack=certs",
+                "index.docker.io/library/nginx=web/nginx",
+            ],
+        );
+        assert_eq!(map(&n, "quay.io/jetstack/a:1"), "reg.local:5000/certs/a:1");
+        assert_eq!(map(&n, "quay.io/other/b"), "reg.local:5000/q/other/b");
+        assert_eq!(map(&n, "nginx:1"), "reg.local:5000/web/nginx:1");
+        // A prefix matches whole components only.
+        assert_eq!(
+            map(&n, "quay.io/jetstackx/c"),
+            "reg.local:5000/q/jetstackx/c"
+        );
+    }
+
+    #[test]
+    fn strip_collisions_name_both_sources() {
+        let n = naming("reg.local:5000", Naming::Strip, &[]);
+        let mut c = Collisions::new();
+        for s in [
+            "quay.io/org/app:1",
+            "quay.io/org/app:2",
+            "ghcr.io/org/app:1",
+        ] {
+            let r = Reference::parse(s).unwrap();
+            let m = n.map(&r).unwrap();
+            let res = c.insert(&r, &m);
+            if s.starts_with("ghcr") {
+                let e = res.unwrap_err().to_string();
+                assert!(
+                    e.contains("quay.io/org/app") && e.contains("ghcr.io/org/app"),
+                    "{e}"
+                );
+            } else {
+                res.unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn bad_mirrors_are_refused_with_a_reason() {
+        for bad in ["reg", "https://reg.local", "Reg.local", "reg.local/UP", ""] {
+            assert!(Mirror::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            Mirror::parse("localhost/m/").unwrap().to_string(),
+            "localhost/m"
+        );
+    }
+
+    #[test]
+    fn host_encoding_round_trips() {
+        for h in [
+            "quay.io",
+            "localhost:5000",
+            "[::1]:5000",
+            "[fe80::1]",
+            "a-b.c",
+        ] {
+            let e = encode_host(h);
+            assert!(Reference::parse(&format!("x.io/{e}/app")).is_ok(), "{e}");
+            assert_eq!(decode_host(&e), h, "{e}");
+        }
+    }
+}
