@@ -4,5 +4,7 @@
 //! codes, so that tests, benchmarks and fuzz targets drive the same code users run.
 
 pub mod cli;
+pub mod config;
+pub mod manifest;
 pub mod mirror;
 pub mod reference;

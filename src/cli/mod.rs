@@ -3,6 +3,8 @@
 //! Exit codes follow `kubectl diff`: 0 success, 1 "the answer is no" (an invalid reference, a
 //! missing image), 2 usage or runtime error.
 
+mod images;
+mod post_render;
 mod ref_cmd;
 
 use std::ffi::OsString;
@@ -11,7 +13,8 @@ use std::path::Path;
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
-use crate::mirror::{Mirror, MirrorNaming, Naming, Override};
+use crate::config::{ConfigFile, Settings};
+use crate::mirror::Naming;
 
 /// Exit status of a command that ran to the end.
 pub type ExitStatus = i32;
@@ -28,6 +31,9 @@ pub const EXIT_ERROR: ExitStatus = 2;
     propagate_version = true,
 )]
 pub struct Cli {
+    /// Config file (default: $XDG_CONFIG_HOME/kubectl-airgap/config.yaml when it exists)
+    #[arg(long, global = true, env = "AIRGAP_CONFIG", value_name = "FILE")]
+    pub config: Option<std::path::PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -36,9 +42,9 @@ pub struct Cli {
 pub enum Command {
     /// Helm post-renderer: read rendered manifests on stdin, write them with every image
     /// reference pointing at the mirror
-    PostRender(NotYet),
+    PostRender(post_render::PostRenderArgs),
     /// List the images that manifests need, where each was found, and its mirror name
-    Images(NotYet),
+    Images(images::ImagesArgs),
     /// Verify that the mirror holds every needed image
     Check(NotYet),
     /// Copy the images that the mirror lacks into it
@@ -77,24 +83,20 @@ pub struct MirrorArgs {
     pub overrides: Vec<String>,
 }
 
-impl MirrorArgs {
-    /// The naming, or `None` when no registry is configured.
-    pub fn naming(&self) -> anyhow::Result<Option<MirrorNaming>> {
-        let Some(registry) = &self.registry else {
-            return Ok(None);
-        };
-        let mirror = Mirror::parse(registry)?;
-        let overrides = self
-            .overrides
-            .iter()
-            .map(|o| Override::parse(o))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Some(MirrorNaming::new(
-            mirror,
-            self.naming.unwrap_or_default(),
-            overrides,
-        )))
-    }
+/// Resolves flags/env over the config file.
+fn settings(
+    mirror: &MirrorArgs,
+    log_file: Option<&Path>,
+    config: Option<&Path>,
+) -> anyhow::Result<Settings> {
+    let (file, _) = ConfigFile::load(config)?;
+    Settings::resolve(
+        mirror.registry.as_deref(),
+        mirror.naming,
+        &mirror.overrides,
+        log_file,
+        file,
+    )
 }
 
 /// The name usage text shows: `kubectl airgap` when run as a kubectl plugin.
@@ -153,13 +155,13 @@ pub fn run(argv: Vec<OsString>) -> ExitStatus {
         }
     };
     let result = match cli.command {
-        Command::Ref(args) => ref_cmd::run(&args),
+        Command::Ref(args) => ref_cmd::run(&args, cli.config.as_deref()),
+        Command::PostRender(args) => post_render::run(&args, cli.config.as_deref()),
+        Command::Images(args) => images::run(&args, cli.config.as_deref()),
         Command::Version => {
             println!("kubectl-airgap {}", env!("CARGO_PKG_VERSION"));
             Ok(EXIT_OK)
         }
-        Command::PostRender(_) => not_yet("post-render"),
-        Command::Images(_) => not_yet("images"),
         Command::Check(_) => not_yet("check"),
         Command::Push(_) => not_yet("push"),
         Command::Save(_) => not_yet("save"),

@@ -5,7 +5,9 @@ use std::io::Write;
 use clap::Args;
 use serde::Serialize;
 
-use super::{EXIT_NO, EXIT_OK, ExitStatus, MirrorArgs};
+use std::path::Path;
+
+use super::{EXIT_NO, EXIT_OK, ExitStatus, MirrorArgs, settings};
 use crate::mirror::Collisions;
 use crate::reference::Reference;
 
@@ -48,8 +50,8 @@ struct ErrorReport {
     message: String,
 }
 
-pub fn run(args: &RefArgs) -> anyhow::Result<ExitStatus> {
-    let naming = args.mirror.naming()?;
+pub fn run(args: &RefArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus> {
+    let naming = settings(&args.mirror, None, config)?.naming;
     let mut collisions = Collisions::new();
     let mut collision_errors = Vec::new();
     let mut any_invalid = false;

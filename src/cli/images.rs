@@ -1,0 +1,249 @@
+//! `images`: what images manifests need, where each is used, and its mirror name.
+
+use std::collections::BTreeMap;
+use std::io::{BufReader, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::Args;
+use serde::Serialize;
+
+use super::{EXIT_OK, ExitStatus, MirrorArgs, settings};
+use crate::manifest::rules::RuleSet;
+use crate::manifest::scan::Suspect;
+use crate::manifest::{ImageUse, scan_stream};
+
+#[derive(Debug, Args)]
+pub struct ImagesArgs {
+    /// Manifests: a file, a directory (its .yaml/.yml/.json files), or - for stdin; repeatable
+    #[arg(
+        short = 'f',
+        long = "filename",
+        value_name = "FILE|DIR|-",
+        required = true
+    )]
+    pub files: Vec<PathBuf>,
+    /// Read directories recursively
+    #[arg(short = 'R', long)]
+    pub recursive: bool,
+    /// Output format
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = ImagesFormat::Table)]
+    pub output: ImagesFormat,
+    /// Also list strings that look like images but that no rule covered
+    #[arg(long)]
+    pub suspects: bool,
+    #[command(flatten)]
+    pub mirror: MirrorArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ImagesFormat {
+    Table,
+    Json,
+    Yaml,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    images: Vec<ImageReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    suspects: Option<Vec<Suspect>>,
+}
+
+#[derive(Debug, Serialize)]
+struct ImageReport {
+    source: String,
+    mirror: Option<String>,
+    locations: Vec<LocationReport>,
+}
+
+#[derive(Debug, Serialize)]
+struct LocationReport {
+    file: String,
+    kind: String,
+    namespace: Option<String>,
+    name: Option<String>,
+    path: String,
+    rule: String,
+    line: usize,
+}
+
+/// The manifest files that `-f` arguments name, in a stable order.
+pub fn expand_inputs(files: &[PathBuf], recursive: bool) -> anyhow::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for f in files {
+        if f.as_os_str() == "-" {
+            out.push(f.clone());
+        } else if f.is_dir() {
+            collect_dir(f, recursive, &mut out)?;
+        } else if f.exists() {
+            out.push(f.clone());
+        } else {
+            anyhow::bail!("{}: no such file or directory", f.display());
+        }
+    }
+    Ok(out)
+}
+
+fn collect_dir(dir: &Path, recursive: bool, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading directory {}", dir.display()))?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<_, _>>()?;
+    entries.sort();
+    for p in entries {
+        if p.is_dir() {
+            if recursive {
+                collect_dir(&p, recursive, out)?;
+            }
+        } else if matches!(
+            p.extension().and_then(|e| e.to_str()),
+            Some("yaml" | "yml" | "json")
+        ) {
+            out.push(p);
+        }
+    }
+    Ok(())
+}
+
+/// What one input holds: its name, its image uses, its suspects.
+pub type InputScan = (String, Vec<ImageUse>, Vec<Suspect>);
+
+/// Every image use and suspect in the named inputs.
+pub fn collect(
+    files: &[PathBuf],
+    recursive: bool,
+    rules: &RuleSet,
+    suspects: bool,
+) -> anyhow::Result<Vec<InputScan>> {
+    let mut out = Vec::new();
+    for path in expand_inputs(files, recursive)? {
+        let (name, result) = if path.as_os_str() == "-" {
+            let stdin = std::io::stdin();
+            (
+                "stdin".to_string(),
+                scan_stream(stdin.lock(), "stdin", rules, suspects),
+            )
+        } else {
+            let name = path.display().to_string();
+            let file = std::fs::File::open(&path).with_context(|| format!("opening {name}"))?;
+            let r = scan_stream(
+                BufReader::with_capacity(1 << 16, file),
+                &name,
+                rules,
+                suspects,
+            );
+            (name, r)
+        };
+        let (uses, s) = result?;
+        out.push((name, uses, s));
+    }
+    Ok(out)
+}
+
+pub fn run(args: &ImagesArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus> {
+    let settings = settings(&args.mirror, None, config)?;
+    let inputs = collect(&args.files, args.recursive, &settings.rules, args.suspects)?;
+    let mut by_source: BTreeMap<String, ImageReport> = BTreeMap::new();
+    let mut suspects = Vec::new();
+    for (file, uses, s) in inputs {
+        for u in uses {
+            let source = u.reference.to_string();
+            let entry = match by_source.entry(source.clone()) {
+                std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    let mirror = match &settings.naming {
+                        Some(n) => Some(n.map(&u.reference)?.to_string()),
+                        None => None,
+                    };
+                    e.insert(ImageReport {
+                        source,
+                        mirror,
+                        locations: Vec::new(),
+                    })
+                }
+            };
+            entry.locations.push(LocationReport {
+                file: file.clone(),
+                kind: u.location.kind,
+                namespace: u.location.namespace,
+                name: u.location.name,
+                path: u.location.path,
+                rule: u.location.rule,
+                line: u.location.line,
+            });
+        }
+        suspects.extend(s);
+    }
+    let report = Report {
+        images: by_source.into_values().collect(),
+        suspects: args.suspects.then_some(suspects),
+    };
+    let mut out = std::io::stdout().lock();
+    match args.output {
+        ImagesFormat::Json => {
+            serde_json::to_writer_pretty(&mut out, &report)?;
+            writeln!(out)?;
+        }
+        ImagesFormat::Yaml => out.write_all(serde_norway::to_string(&report)?.as_bytes())?,
+        ImagesFormat::Table => write_table(&mut out, &report)?,
+    }
+    out.flush()?;
+    Ok(EXIT_OK)
+}
+
+fn write_table(out: &mut impl Write, report: &Report) -> std::io::Result<()> {
+    let width = report
+        .images
+        .iter()
+        .map(|i| i.source.len())
+        .max()
+        .unwrap_or(0)
+        .max("IMAGE".len());
+    let mirror_width = report
+        .images
+        .iter()
+        .map(|i| i.mirror.as_deref().map_or(1, str::len))
+        .max()
+        .unwrap_or(0)
+        .max("MIRROR".len());
+    writeln!(
+        out,
+        "{:width$}  {:mirror_width$}  USED BY",
+        "IMAGE", "MIRROR"
+    )?;
+    for image in &report.images {
+        for (i, l) in image.locations.iter().enumerate() {
+            let (source, mirror) = if i == 0 {
+                (
+                    image.source.as_str(),
+                    image.mirror.as_deref().unwrap_or("-"),
+                )
+            } else {
+                ("", "")
+            };
+            let object = match (&l.namespace, &l.name) {
+                (Some(ns), Some(n)) => format!("{} {ns}/{n}", l.kind),
+                (None, Some(n)) => format!("{} {n}", l.kind),
+                _ => l.kind.clone(),
+            };
+            writeln!(
+                out,
+                "{source:width$}  {mirror:mirror_width$}  {object} {}",
+                l.path
+            )?;
+        }
+    }
+    if let Some(suspects) = &report.suspects {
+        writeln!(out)?;
+        writeln!(
+            out,
+            "SUSPECTS (look like images, no rule covers them): {}",
+            suspects.len()
+        )?;
+        for s in suspects {
+            writeln!(out, "{}  {} {}  line {}", s.value, s.kind, s.path, s.line)?;
+        }
+    }
+    Ok(())
+}

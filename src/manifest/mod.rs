@@ -1,0 +1,209 @@
+//! Documents in, documents out: splitting a stream, scanning with positions, rules, splicing.
+
+pub mod node;
+pub mod rules;
+pub mod scan;
+pub mod splice;
+pub mod stream;
+
+use std::io::{BufRead, Write};
+
+use crate::mirror::{Collisions, MirrorNaming, NamingError};
+use crate::reference::Reference;
+use node::{SyntaxError, parse_documents};
+use rules::RuleSet;
+use scan::{Finding, Location, Part, ScanError, Scanner, Suspect};
+use stream::{ChunkReader, StreamError};
+
+/// Why a stream could not be read or rewritten. Every variant says where.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error("{source_name}: {error}")]
+    Stream {
+        source_name: String,
+        error: StreamError,
+    },
+    #[error(
+        "{source_name}: invalid YAML at {error}; fix the template that produced it (run `helm template` to see the rendered text)"
+    )]
+    Syntax {
+        source_name: String,
+        error: SyntaxError,
+    },
+    #[error("{source_name}: {error}")]
+    Scan {
+        source_name: String,
+        error: ScanError,
+    },
+    #[error("{source_name}: document {} ({}), field {}, line {}: {error}", .location.document, describe(.location), .location.path, .location.line)]
+    Naming {
+        source_name: String,
+        location: Box<Location>,
+        error: NamingError,
+    },
+    #[error("{source_name}: document {} ({}), field {}, line {}: cannot rewrite {image}: {why}", .location.document, describe(.location), .location.path, .location.line)]
+    Splice {
+        source_name: String,
+        location: Box<Location>,
+        image: String,
+        why: String,
+    },
+    #[error("writing output: {0}")]
+    Output(#[from] std::io::Error),
+}
+
+fn describe(l: &Location) -> String {
+    let kind = if l.kind.is_empty() {
+        "no kind"
+    } else {
+        &l.kind
+    };
+    match (&l.namespace, &l.name) {
+        (Some(ns), Some(n)) => format!("{kind} {ns}/{n}"),
+        (None, Some(n)) => format!("{kind} {n}"),
+        _ => kind.to_string(),
+    }
+}
+
+/// One use of an image, owned (free of the document it came from).
+#[derive(Debug, Clone)]
+pub struct ImageUse {
+    pub reference: Reference,
+    pub location: Location,
+}
+
+/// Reads every document of `input`, calling `each` with the chunk text and the findings of each
+/// document. Memory holds one chunk at a time.
+fn for_each_document<R: BufRead>(
+    input: R,
+    source_name: &str,
+    rules: &RuleSet,
+    suspects: bool,
+    mut each: impl FnMut(&str, Vec<Finding<'_>>, Vec<Suspect>) -> Result<(), ManifestError>,
+) -> Result<usize, ManifestError> {
+    let scanner = Scanner::new(rules, suspects);
+    let mut document = 0;
+    for chunk in ChunkReader::new(input) {
+        let chunk = chunk.map_err(|error| ManifestError::Stream {
+            source_name: source_name.to_string(),
+            error,
+        })?;
+        let docs = parse_documents(&chunk.text, chunk.first_line).map_err(|error| {
+            ManifestError::Syntax {
+                source_name: source_name.to_string(),
+                error,
+            }
+        })?;
+        let mut findings = Vec::new();
+        let mut found_suspects = Vec::new();
+        for doc in &docs {
+            document += 1;
+            let scan = scanner
+                .scan(doc, document)
+                .map_err(|error| ManifestError::Scan {
+                    source_name: source_name.to_string(),
+                    error,
+                })?;
+            findings.extend(scan.findings);
+            found_suspects.extend(scan.suspects);
+        }
+        each(&chunk.text, findings, found_suspects)?;
+    }
+    Ok(document)
+}
+
+/// Lists every image use (and, when asked, every suspect) in a stream.
+pub fn scan_stream<R: BufRead>(
+    input: R,
+    source_name: &str,
+    rules: &RuleSet,
+    suspects: bool,
+) -> Result<(Vec<ImageUse>, Vec<Suspect>), ManifestError> {
+    let mut uses = Vec::new();
+    let mut all_suspects = Vec::new();
+    for_each_document(input, source_name, rules, suspects, |_, findings, s| {
+        uses.extend(findings.into_iter().map(|f| ImageUse {
+            reference: f.reference,
+            location: f.location,
+        }));
+        all_suspects.extend(s);
+        Ok(())
+    })?;
+    Ok((uses, all_suspects))
+}
+
+/// What a rewrite did.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RewriteStats {
+    pub documents: usize,
+    /// Image references pointed at the mirror.
+    pub rewritten: usize,
+    /// References that already pointed at the mirror.
+    pub already_mirrored: usize,
+}
+
+/// Rewrites every image reference of a stream to the mirror, byte-preserving elsewhere.
+pub struct Rewriter<'a> {
+    pub naming: &'a MirrorNaming,
+    pub rules: &'a RuleSet,
+}
+
+impl Rewriter<'_> {
+    pub fn rewrite<R: BufRead, W: Write>(
+        &self,
+        input: R,
+        source_name: &str,
+        output: &mut W,
+    ) -> Result<RewriteStats, ManifestError> {
+        let mut stats = RewriteStats::default();
+        let mut collisions = Collisions::new();
+        let mut buf = String::new();
+        stats.documents = for_each_document(
+            input,
+            source_name,
+            self.rules,
+            false,
+            |chunk, findings, _| {
+                let mut replacements = Vec::new();
+                for f in findings {
+                    if self.naming.mirror().holds(&f.reference) {
+                        stats.already_mirrored += 1;
+                        continue;
+                    }
+                    let naming_error = |error| ManifestError::Naming {
+                        source_name: source_name.to_string(),
+                        location: Box::new(f.location.clone()),
+                        error,
+                    };
+                    let mirrored = self.naming.map(&f.reference).map_err(naming_error)?;
+                    collisions
+                        .insert(&f.reference, &mirrored)
+                        .map_err(naming_error)?;
+                    for e in &f.edits {
+                        let new_text = match e.part {
+                            Part::Image => mirrored.to_string(),
+                            Part::Registry => mirrored.domain().to_string(),
+                            Part::Repository => mirrored.path().to_string(),
+                            Part::RepositoryWithHost => mirrored.name(),
+                        };
+                        let r = splice::replacement(chunk, e.scalar, e.range.clone(), &new_text)
+                            .map_err(|why| ManifestError::Splice {
+                                source_name: source_name.to_string(),
+                                location: Box::new(f.location.clone()),
+                                image: f.reference.to_string(),
+                                why,
+                            })?;
+                        replacements.push(r);
+                    }
+                    stats.rewritten += 1;
+                }
+                buf.clear();
+                splice::apply(chunk, &mut replacements, &mut buf);
+                output.write_all(buf.as_bytes())?;
+                Ok(())
+            },
+        )?;
+        output.flush()?;
+        Ok(stats)
+    }
+}

@@ -1,0 +1,868 @@
+//! Finding image references in a parsed document.
+//!
+//! Rules (see `rules.yaml`) say where images are for the kinds they know; around them, the
+//! heuristics of DESIGN.md's rule kinds 3 to 5 read container flags and environment variables
+//! whose names say "image", strings that are themselves YAML/JSON or `key=REF` lines, and split
+//! references. A place a rule names must hold a valid reference (or a placeholder such as Istio's
+//! `auto`), or the scan fails; a heuristic place holds one only if it parses and looks like one,
+//! so look-alikes such as `conns_per_addr:10m` are left alone.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::ops::Range;
+
+use saphyr_parser::ScalarStyle;
+
+use super::node::{Node, Scalar, parse_documents};
+use super::rules::{RuleSet, Step, Target};
+use crate::reference::Reference;
+
+/// Which part of a reference an edit replaces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    /// The whole reference.
+    Image,
+    /// The registry host of a split reference.
+    Registry,
+    /// The repository path of a split reference that has a registry field.
+    Repository,
+    /// The repository of a split reference without a registry field: host and path.
+    RepositoryWithHost,
+}
+
+/// One change to make: replace `range` of a scalar's decoded value.
+#[derive(Debug, Clone)]
+pub struct Edit<'d> {
+    pub scalar: &'d Scalar<'d>,
+    pub range: Range<usize>,
+    pub part: Part,
+}
+
+/// Where a reference was found.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Location {
+    pub kind: String,
+    pub namespace: Option<String>,
+    pub name: Option<String>,
+    pub path: String,
+    pub rule: String,
+    #[serde(skip)]
+    pub line: usize,
+    #[serde(skip)]
+    pub document: usize,
+}
+
+/// An image reference found in a document, and the edits that would point it at the mirror.
+#[derive(Debug, Clone)]
+pub struct Finding<'d> {
+    pub reference: Reference,
+    pub location: Location,
+    pub edits: Vec<Edit<'d>>,
+}
+
+/// A string that looks like an image but that no rule covered.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Suspect {
+    pub value: String,
+    pub kind: String,
+    pub namespace: Option<String>,
+    pub name: Option<String>,
+    pub path: String,
+    pub line: usize,
+}
+
+/// A value at a place that must hold an image does not parse as one.
+#[derive(Debug, Clone, thiserror::Error)]
+pub struct ScanError {
+    pub document: usize,
+    pub object: String,
+    pub path: String,
+    pub line: usize,
+    pub message: String,
+}
+
+impl fmt::Display for ScanError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "document {} ({}), field {}, line {}: {}",
+            self.document, self.object, self.path, self.line, self.message
+        )
+    }
+}
+
+/// What one document holds.
+#[derive(Debug, Default)]
+pub struct DocScan<'d> {
+    pub findings: Vec<Finding<'d>>,
+    pub suspects: Vec<Suspect>,
+}
+
+/// A path being walked, rendered only when something is found.
+#[derive(Debug, Clone)]
+enum Seg<'d> {
+    Key(&'d str),
+    Index(usize),
+}
+
+fn render(prefix: &str, segs: &[Seg<'_>]) -> String {
+    let mut s = prefix.to_string();
+    for seg in segs {
+        match seg {
+            Seg::Key(k) => {
+                if !s.is_empty() {
+                    s.push('.');
+                }
+                if k.contains(['.', '[', ']']) || k.is_empty() {
+                    s.push_str(&format!("[{k:?}]"));
+                } else {
+                    s.push_str(k);
+                }
+            }
+            Seg::Index(i) => s.push_str(&format!("[{i}]")),
+        }
+    }
+    s
+}
+
+/// The object a document describes, for locations and messages.
+#[derive(Debug, Clone)]
+struct Object {
+    document: usize,
+    kind: String,
+    namespace: Option<String>,
+    name: Option<String>,
+    /// Prefix of every path: empty for a document, `items[3]` for a List item, or the path of a
+    /// string holding embedded YAML.
+    prefix: String,
+}
+
+impl Object {
+    fn describe(&self) -> String {
+        let kind = if self.kind.is_empty() {
+            "no kind"
+        } else {
+            &self.kind
+        };
+        match (&self.namespace, &self.name) {
+            (Some(ns), Some(n)) => format!("{kind} {ns}/{n}"),
+            (None, Some(n)) => format!("{kind} {n}"),
+            _ => kind.to_string(),
+        }
+    }
+}
+
+/// Walks documents with a rule set.
+pub struct Scanner<'r> {
+    rules: &'r RuleSet,
+    suspects: bool,
+}
+
+/// How sure a place is to hold an image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Certainty {
+    /// A rule says so: the value must parse.
+    Rule,
+    /// A name or shape suggests so: the value is taken only if it parses and looks like one.
+    Heuristic,
+}
+
+struct Walk<'s, 'r, 'd> {
+    scanner: &'s Scanner<'r>,
+    object: Object,
+    findings: Vec<Finding<'d>>,
+    /// Start offsets of scalars already claimed, so overlapping rules report a place once.
+    claimed: HashSet<(usize, usize)>,
+}
+
+impl<'r> Scanner<'r> {
+    pub fn new(rules: &'r RuleSet, suspects: bool) -> Scanner<'r> {
+        Scanner { rules, suspects }
+    }
+
+    /// Scans one document (`document` is its 1-based index in the stream).
+    pub fn scan<'d>(&self, root: &'d Node<'d>, document: usize) -> Result<DocScan<'d>, ScanError> {
+        let mut out = DocScan::default();
+        self.scan_object(root, document, String::new(), &mut out)?;
+        Ok(out)
+    }
+
+    fn scan_object<'d>(
+        &self,
+        root: &'d Node<'d>,
+        document: usize,
+        prefix: String,
+        out: &mut DocScan<'d>,
+    ) -> Result<(), ScanError> {
+        let api_version = root.str_at("apiVersion").unwrap_or("");
+        let kind = root.str_at("kind").unwrap_or("");
+        let object = Object {
+            document,
+            kind: kind.to_string(),
+            namespace: root.str_at("metadata.namespace").map(str::to_string),
+            name: root.str_at("metadata.name").map(str::to_string),
+            prefix: prefix.clone(),
+        };
+        if kind == "List"
+            && let Some(Node::Seq(items)) = root.get("items")
+        {
+            for (i, item) in items.iter().enumerate() {
+                let p = render(&prefix, &[Seg::Key("items"), Seg::Index(i)]);
+                self.scan_object(item, document, p, out)?;
+            }
+            return Ok(());
+        }
+        let mut walk = Walk {
+            scanner: self,
+            object,
+            findings: Vec::new(),
+            claimed: HashSet::new(),
+        };
+        for rule in self.rules.for_object(api_version, kind) {
+            for (target, path) in &rule.paths {
+                let mut hits = Vec::new();
+                select(root, &path.0, &mut Vec::new(), &mut hits);
+                for (node, segs) in hits {
+                    walk.target(*target, node, &segs, &rule.name)?;
+                }
+            }
+        }
+        if kind == "ConfigMap"
+            && api_version == "v1"
+            && let Some(Node::Map(entries)) = root.get("data")
+        {
+            for (k, v) in entries {
+                if let (Some(key), Some(s)) = (k.as_str(), v.as_scalar()) {
+                    walk.embedded(key, s, &[Seg::Key("data"), Seg::Key(key)])?;
+                }
+            }
+        }
+        if is_custom_resource(api_version) {
+            walk.sweep(root, &mut Vec::new(), "custom-resource")?;
+        }
+        if self.suspects {
+            let claimed = &walk.claimed;
+            collect_suspects(
+                root,
+                &mut Vec::new(),
+                &walk.object,
+                claimed,
+                &mut out.suspects,
+            );
+        }
+        out.findings.append(&mut walk.findings);
+        Ok(())
+    }
+}
+
+/// Custom resources get the key-name sweep; CRDs (schemas, full of `image` properties) do not.
+fn is_custom_resource(api_version: &str) -> bool {
+    match api_version.rsplit_once('/') {
+        Some((group, _)) => {
+            group.contains('.')
+                && !group.ends_with(".k8s.io")
+                && group != "apiextensions.k8s.io"
+                && !group.ends_with("helm.sh")
+        }
+        None => false,
+    }
+}
+
+/// Every node at `steps` below `node`, with its path.
+fn select<'d>(
+    node: &'d Node<'d>,
+    steps: &[Step],
+    segs: &mut Vec<Seg<'d>>,
+    out: &mut Vec<(&'d Node<'d>, Vec<Seg<'d>>)>,
+) {
+    let Some((step, rest)) = steps.split_first() else {
+        out.push((node, segs.clone()));
+        return;
+    };
+    match (step, node) {
+        (Step::Key(k), Node::Map(entries)) => {
+            for (key, value) in entries {
+                if let Some(key) = key.as_str()
+                    && key == k
+                {
+                    segs.push(Seg::Key(key));
+                    select(value, rest, segs, out);
+                    segs.pop();
+                }
+            }
+        }
+        (Step::AnyKey, Node::Map(entries)) => {
+            for (key, value) in entries {
+                if let Some(key) = key.as_str() {
+                    segs.push(Seg::Key(key));
+                    select(value, rest, segs, out);
+                    segs.pop();
+                }
+            }
+        }
+        (Step::AnyItem, Node::Seq(items)) => {
+            for (i, item) in items.iter().enumerate() {
+                segs.push(Seg::Index(i));
+                select(item, rest, segs, out);
+                segs.pop();
+            }
+        }
+        _ => {}
+    }
+}
+
+/// A value that is "not set" rather than a string: `~`, `null`, or nothing.
+fn is_null(s: &Scalar<'_>) -> bool {
+    s.style == ScalarStyle::Plain && matches!(&*s.value, "" | "~" | "null" | "Null" | "NULL")
+}
+
+/// Whether text that parses as a reference also looks like one at a heuristic place: bare words
+/// (`auto`, `enabled`) parse as Docker Hub names but are almost never images there, and a
+/// registry host is never written in capitals, while base64 lines that parse are full of them.
+fn looks_like_image(text: &str, r: &Reference) -> bool {
+    text.contains(['/', ':', '@']) && !r.domain().bytes().any(|b| b.is_ascii_uppercase())
+}
+
+impl<'s, 'r, 'd> Walk<'s, 'r, 'd> {
+    fn rules(&self) -> &'r RuleSet {
+        self.scanner.rules
+    }
+
+    fn path(&self, segs: &[Seg<'_>]) -> String {
+        render(&self.object.prefix, segs)
+    }
+
+    fn error(&self, segs: &[Seg<'_>], line: usize, message: String) -> ScanError {
+        ScanError {
+            document: self.object.document,
+            object: self.object.describe(),
+            path: self.path(segs),
+            line,
+            message,
+        }
+    }
+
+    fn push(&mut self, reference: Reference, segs: &[Seg<'_>], rule: &str, edits: Vec<Edit<'d>>) {
+        let line = edits.first().map_or(0, |e| e.scalar.line);
+        for e in &edits {
+            self.claimed.insert((e.scalar.span.start, e.range.start));
+        }
+        self.findings.push(Finding {
+            reference,
+            location: Location {
+                kind: self.object.kind.clone(),
+                namespace: self.object.namespace.clone(),
+                name: self.object.name.clone(),
+                path: self.path(segs),
+                rule: rule.to_string(),
+                line,
+                document: self.object.document,
+            },
+            edits,
+        });
+    }
+
+    fn is_claimed(&self, s: &Scalar<'_>, start: usize) -> bool {
+        self.claimed.contains(&(s.span.start, start))
+    }
+
+    fn target(
+        &mut self,
+        target: Target,
+        node: &'d Node<'d>,
+        segs: &[Seg<'d>],
+        rule: &str,
+    ) -> Result<(), ScanError> {
+        match target {
+            Target::Image => match node {
+                Node::Scalar(s) => self.image(s, 0..s.value.len(), segs, rule, Certainty::Rule),
+                Node::Map(_) => {
+                    self.split(node, segs, rule);
+                    Ok(())
+                }
+                _ => Ok(()),
+            },
+            Target::Container => self.container(node, segs, rule),
+            Target::PodSpec => self.pod_spec(node, segs, rule),
+            Target::Split => {
+                self.split(node, segs, rule);
+                Ok(())
+            }
+        }
+    }
+
+    /// An image at `range` of a scalar's value.
+    fn image(
+        &mut self,
+        s: &'d Scalar<'d>,
+        range: Range<usize>,
+        segs: &[Seg<'_>],
+        rule: &str,
+        certainty: Certainty,
+    ) -> Result<(), ScanError> {
+        if s.tagged || self.is_claimed(s, range.start) {
+            return Ok(());
+        }
+        let text = &s.value[range.clone()];
+        if (range.len() == s.value.len() && is_null(s)) || self.rules().is_placeholder(text) {
+            return Ok(());
+        }
+        match Reference::parse(text) {
+            Ok(r) if certainty == Certainty::Rule || looks_like_image(text, &r) => {
+                let edit = Edit {
+                    scalar: s,
+                    range,
+                    part: Part::Image,
+                };
+                self.push(r, segs, rule, vec![edit]);
+                Ok(())
+            }
+            Ok(_) => Ok(()),
+            Err(e) if certainty == Certainty::Rule => Err(self.error(
+                segs,
+                s.line,
+                format!(
+                    "{text:?} is not an image reference: {}; fix the chart's values, or add it to `placeholders` in the config file if it is filled in later",
+                    e.message
+                ),
+            )),
+            Err(_) => Ok(()),
+        }
+    }
+
+    fn pod_spec(
+        &mut self,
+        node: &'d Node<'d>,
+        segs: &[Seg<'d>],
+        rule: &str,
+    ) -> Result<(), ScanError> {
+        for list in ["containers", "initContainers", "ephemeralContainers"] {
+            if let Some(Node::Seq(items)) = node.get(list) {
+                for (i, c) in items.iter().enumerate() {
+                    let mut p = segs.to_vec();
+                    p.extend([Seg::Key(list), Seg::Index(i)]);
+                    self.container(c, &p, rule)?;
+                }
+            }
+        }
+        if let Some(Node::Seq(volumes)) = node.get("volumes") {
+            for (i, v) in volumes.iter().enumerate() {
+                if let Some(Node::Scalar(s)) = v.get("image").and_then(|i| i.get("reference")) {
+                    let mut p = segs.to_vec();
+                    p.extend([
+                        Seg::Key("volumes"),
+                        Seg::Index(i),
+                        Seg::Key("image"),
+                        Seg::Key("reference"),
+                    ]);
+                    self.image(s, 0..s.value.len(), &p, rule, Certainty::Rule)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn container(
+        &mut self,
+        node: &'d Node<'d>,
+        segs: &[Seg<'d>],
+        rule: &str,
+    ) -> Result<(), ScanError> {
+        if let Some(Node::Scalar(s)) = node.get("image") {
+            let mut p = segs.to_vec();
+            p.push(Seg::Key("image"));
+            self.image(s, 0..s.value.len(), &p, rule, Certainty::Rule)?;
+        }
+        for list in ["command", "args"] {
+            if let Some(Node::Seq(items)) = node.get(list) {
+                let mut p = segs.to_vec();
+                p.push(Seg::Key(list));
+                self.args(items, &p)?;
+            }
+        }
+        if let Some(Node::Seq(env)) = node.get("env") {
+            for (i, var) in env.iter().enumerate() {
+                let (Some(name), Some(Node::Scalar(value))) =
+                    (var.str_at("name"), var.get("value"))
+                else {
+                    continue;
+                };
+                if self.rules().is_image_env(name) {
+                    let mut p = segs.to_vec();
+                    p.extend([Seg::Key("env"), Seg::Index(i), Seg::Key("value")]);
+                    self.lines(value, &p, "env", true)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `--flag=REF`, and `--flag` `REF` as two items.
+    fn args(&mut self, items: &'d [Node<'d>], segs: &[Seg<'d>]) -> Result<(), ScanError> {
+        for (i, item) in items.iter().enumerate() {
+            let Some(s) = item.as_scalar() else { continue };
+            let Some(flag) = s
+                .value
+                .strip_prefix("--")
+                .or_else(|| s.value.strip_prefix('-'))
+            else {
+                continue;
+            };
+            let mut p = segs.to_vec();
+            match flag.split_once('=') {
+                Some((name, value)) if self.rules().is_image_flag(name) => {
+                    p.push(Seg::Index(i));
+                    let start = s.value.len() - value.len();
+                    self.image(s, start..s.value.len(), &p, "args", Certainty::Heuristic)?;
+                }
+                None if self.rules().is_image_flag(flag) => {
+                    if let Some(Node::Scalar(next)) = items.get(i + 1)
+                        && !next.value.starts_with('-')
+                    {
+                        p.push(Seg::Index(i + 1));
+                        self.image(next, 0..next.value.len(), &p, "args", Certainty::Heuristic)?;
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Lines of `key=REF`, and with `bare` also lines that are a reference alone (a value whose
+    /// name says image); free text elsewhere only yields `key=REF` lines.
+    fn lines(
+        &mut self,
+        s: &'d Scalar<'d>,
+        segs: &[Seg<'_>],
+        rule: &str,
+        bare: bool,
+    ) -> Result<(), ScanError> {
+        let mut offset = 0;
+        for line in s.value.split_inclusive('\n') {
+            let body = line.trim_end_matches(['\n', '\r']);
+            let value = match body.split_once('=') {
+                Some((_, v)) => v,
+                None if bare => body,
+                None => {
+                    offset += line.len();
+                    continue;
+                }
+            };
+            let trimmed = value.trim();
+            if !trimmed.is_empty() {
+                let start = offset
+                    + (value.as_ptr() as usize - body.as_ptr() as usize)
+                    + (value.len() - value.trim_start().len());
+                self.image(
+                    s,
+                    start..start + trimmed.len(),
+                    segs,
+                    rule,
+                    Certainty::Heuristic,
+                )?;
+            }
+            offset += line.len();
+        }
+        Ok(())
+    }
+
+    /// A map holding the parts of one reference, in either of the two known spellings.
+    fn split(&mut self, node: &'d Node<'d>, segs: &[Seg<'d>], rule: &str) {
+        const FORMS: [[&str; 4]; 2] = [
+            ["registry", "repository", "tag", "digest"],
+            [
+                "image_repository_server",
+                "image_repository_path",
+                "image_tag",
+                "image_digest",
+            ],
+        ];
+        for [reg_key, repo_key, tag_key, digest_key] in FORMS {
+            let Some(Node::Scalar(repo)) = node.get(repo_key) else {
+                continue;
+            };
+            let field = |k: &str| match node.get(k) {
+                Some(Node::Scalar(s)) if !is_null(s) && !s.value.is_empty() && !s.tagged => Some(s),
+                _ => None,
+            };
+            let (registry, tag, digest) = (field(reg_key), field(tag_key), field(digest_key));
+            if registry.is_none() && tag.is_none() && digest.is_none() {
+                continue;
+            }
+            let mut text = String::new();
+            if let Some(r) = registry {
+                text.push_str(&r.value);
+                text.push('/');
+            }
+            text.push_str(&repo.value);
+            if let Some(t) = tag {
+                text.push(':');
+                text.push_str(&t.value);
+            }
+            if let Some(d) = digest {
+                text.push('@');
+                text.push_str(&d.value);
+            }
+            let Ok(reference) = Reference::parse(&text) else {
+                continue;
+            };
+            if self.is_claimed(repo, 0) {
+                continue;
+            }
+            let mut edits = Vec::new();
+            if let Some(r) = registry {
+                edits.push(Edit {
+                    scalar: r,
+                    range: 0..r.value.len(),
+                    part: Part::Registry,
+                });
+            }
+            edits.push(Edit {
+                scalar: repo,
+                range: 0..repo.value.len(),
+                part: if registry.is_some() {
+                    Part::Repository
+                } else {
+                    Part::RepositoryWithHost
+                },
+            });
+            let mut p = segs.to_vec();
+            p.push(Seg::Key(repo_key));
+            self.push(reference, &p, &format!("{rule}/split"), edits);
+        }
+    }
+
+    /// The key-name sweep over custom resources and embedded documents: `image`/`*Image` keys,
+    /// maps of images under an `images` key, and split references, wherever they are.
+    fn sweep(
+        &mut self,
+        node: &'d Node<'d>,
+        segs: &mut Vec<Seg<'d>>,
+        rule: &str,
+    ) -> Result<(), ScanError> {
+        match node {
+            Node::Map(entries) => {
+                self.split(node, segs, rule);
+                for (k, v) in entries {
+                    let Some(key) = k.as_str() else { continue };
+                    segs.push(Seg::Key(key));
+                    match v {
+                        Node::Scalar(s) if self.rules().is_image_key(key) => {
+                            self.image(s, 0..s.value.len(), segs, rule, Certainty::Heuristic)?;
+                        }
+                        Node::Map(images) if key == "images" || key.ends_with("Images") => {
+                            for (ik, _) in images {
+                                if let Node::Scalar(ks) = ik {
+                                    self.image(
+                                        ks,
+                                        0..ks.value.len(),
+                                        segs,
+                                        rule,
+                                        Certainty::Heuristic,
+                                    )?;
+                                }
+                            }
+                            self.sweep(v, segs, rule)?;
+                        }
+                        _ => self.sweep(v, segs, rule)?,
+                    }
+                    segs.pop();
+                }
+            }
+            Node::Seq(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    segs.push(Seg::Index(i));
+                    self.sweep(item, segs, rule)?;
+                    segs.pop();
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// A ConfigMap value: an image under a key that says so, YAML/JSON text, or `key=REF` lines.
+    fn embedded(
+        &mut self,
+        key: &str,
+        s: &'d Scalar<'d>,
+        segs: &[Seg<'d>],
+    ) -> Result<(), ScanError> {
+        if s.tagged {
+            return Ok(());
+        }
+        let value: &'d str = &s.value;
+        if !value.contains('\n') {
+            if self.rules().is_image_key(key) {
+                return self.image(s, 0..value.len(), segs, "configmap", Certainty::Heuristic);
+            }
+            if !value.trim_start().starts_with(['{', '[']) {
+                return self.lines(s, segs, "configmap", false);
+            }
+        }
+        let Ok(docs) = parse_documents(value, 1) else {
+            return self.lines(s, segs, "configmap", false);
+        };
+        if !docs
+            .iter()
+            .any(|d| matches!(d, Node::Map(_) | Node::Seq(_)))
+        {
+            return self.lines(s, segs, "configmap", false);
+        }
+        // The inner tree borrows from this scalar's value and lives only here, so its findings
+        // are moved onto the outer scalar: an inner scalar whose source text equals its value
+        // sits at the same offsets in the outer value.
+        let prefix = self.path(segs);
+        for (i, doc) in docs.iter().enumerate() {
+            let mut inner = Walk {
+                scanner: self.scanner,
+                object: Object {
+                    prefix: if docs.len() > 1 {
+                        format!("{prefix}[doc {}]", i + 1)
+                    } else {
+                        prefix.clone()
+                    },
+                    ..self.object.clone()
+                },
+                findings: Vec::new(),
+                claimed: HashSet::new(),
+            };
+            let has_kind = doc.str_at("kind").is_some() && doc.str_at("apiVersion").is_some();
+            if has_kind {
+                let mut nested = DocScan::default();
+                let scanner = Scanner::new(self.rules(), false);
+                scanner.scan_object(
+                    doc,
+                    self.object.document,
+                    inner.object.prefix.clone(),
+                    &mut nested,
+                )?;
+                inner.findings = nested.findings;
+            }
+            inner.sweep(doc, &mut Vec::new(), "embedded")?;
+            for f in inner.findings {
+                let Some(edits) = f
+                    .edits
+                    .iter()
+                    .map(|e| {
+                        lift_edit(value, e).map(|range| Edit {
+                            scalar: s,
+                            range,
+                            part: e.part,
+                        })
+                    })
+                    .collect::<Option<Vec<_>>>()
+                else {
+                    continue;
+                };
+                if edits.iter().any(|e| self.is_claimed(s, e.range.start)) {
+                    continue;
+                }
+                for e in &edits {
+                    self.claimed.insert((s.span.start, e.range.start));
+                }
+                let line = s.line + f.location.line.saturating_sub(1);
+                self.findings.push(Finding {
+                    reference: f.reference,
+                    location: Location { line, ..f.location },
+                    edits,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Where an edit of an inner (embedded) scalar lies in the outer string, when the inner scalar
+/// is written verbatim (no escapes, no folding) so that offsets carry over.
+fn lift_edit(outer: &str, e: &Edit<'_>) -> Option<Range<usize>> {
+    let span = e.scalar.span.clone();
+    let content = match e.scalar.style {
+        ScalarStyle::Plain => span,
+        ScalarStyle::SingleQuoted | ScalarStyle::DoubleQuoted => span.start + 1..span.end - 1,
+        ScalarStyle::Literal | ScalarStyle::Folded => return None,
+    };
+    (outer.get(content.clone())? == e.scalar.value)
+        .then(|| content.start + e.range.start..content.start + e.range.end)
+}
+
+/// Strings that look like fully qualified images (`host/path:tag` or `@digest`) that no finding
+/// covered: what `images --suspects` shows so nothing is missed silently.
+fn collect_suspects<'d>(
+    node: &'d Node<'d>,
+    segs: &mut Vec<Seg<'d>>,
+    object: &Object,
+    claimed: &HashSet<(usize, usize)>,
+    out: &mut Vec<Suspect>,
+) {
+    match node {
+        Node::Scalar(s) => check_suspect(s, segs, object, claimed, out),
+        Node::Map(entries) => {
+            for (k, v) in entries {
+                let key = k.as_str().unwrap_or("?");
+                segs.push(Seg::Key(key));
+                if let Node::Scalar(ks) = k {
+                    check_suspect(ks, segs, object, claimed, out);
+                }
+                collect_suspects(v, segs, object, claimed, out);
+                segs.pop();
+            }
+        }
+        Node::Seq(items) => {
+            for (i, item) in items.iter().enumerate() {
+                segs.push(Seg::Index(i));
+                collect_suspects(item, segs, object, claimed, out);
+                segs.pop();
+            }
+        }
+        Node::Alias => {}
+    }
+}
+
+fn check_suspect(
+    s: &Scalar<'_>,
+    segs: &[Seg<'_>],
+    object: &Object,
+    claimed: &HashSet<(usize, usize)>,
+    out: &mut Vec<Suspect>,
+) {
+    if s.tagged || s.value.len() > 4096 {
+        return;
+    }
+    let mut offset = 0;
+    for token in s
+        .value
+        .split(|c: char| c.is_whitespace() || "\"',=;()<>{}".contains(c))
+    {
+        let start = offset;
+        offset += token.len() + 1;
+        if token.len() < 5 || claimed.contains(&(s.span.start, start)) {
+            continue;
+        }
+        if looks_qualified(token) {
+            out.push(Suspect {
+                value: token.to_string(),
+                kind: object.kind.clone(),
+                namespace: object.namespace.clone(),
+                name: object.name.clone(),
+                path: render(&object.prefix, segs),
+                line: s.line,
+            });
+        }
+    }
+}
+
+fn looks_qualified(token: &str) -> bool {
+    let Some((first, _)) = token.split_once('/') else {
+        return false;
+    };
+    if !(first.contains('.') || first.contains(':') || first == "localhost") || first.contains("//")
+    {
+        return false;
+    }
+    match Reference::parse(token) {
+        Ok(r) => (r.tag().is_some() || r.digest().is_some()) && r.domain() == first,
+        Err(_) => false,
+    }
+}

@@ -1,0 +1,110 @@
+//! Helpers shared by integration tests.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use airgap::manifest::Rewriter;
+use airgap::manifest::rules::RuleSet;
+use airgap::mirror::{Mirror, MirrorNaming, Naming};
+use airgap::reference::Reference;
+
+/// `../shared/corpus/rendered`, or a failure under CI (the corpus must be there) and a loud
+/// notice elsewhere.
+pub fn corpus_dir() -> Option<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/rendered");
+    if dir.is_dir() {
+        return Some(dir);
+    }
+    let msg = format!(
+        "the rendered chart corpus is missing at {}; it is the shared/ folder beside this checkout",
+        dir.display()
+    );
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("{msg}");
+    }
+    eprintln!("NOT RUN: {msg}");
+    None
+}
+
+pub fn corpus_files() -> Vec<PathBuf> {
+    let Some(dir) = corpus_dir() else {
+        return Vec::new();
+    };
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 17, "corpus has {} files", files.len());
+    files
+}
+
+pub fn naming(mirror: &str, scheme: Naming) -> MirrorNaming {
+    MirrorNaming::new(Mirror::parse(mirror).unwrap(), scheme, Vec::new())
+}
+
+pub fn rewrite(input: &str, naming: &MirrorNaming) -> Result<String, String> {
+    let rules = RuleSet::built_in();
+    let rewriter = Rewriter {
+        naming,
+        rules: &rules,
+    };
+    let mut out = Vec::new();
+    rewriter
+        .rewrite(input.as_bytes(), "test", &mut out)
+        .map_err(|e| e.to_string())?;
+    Ok(String::from_utf8(out).unwrap())
+}
+
+/// Whether `after` is what `before` becomes in the mirror (the whole token).
+pub fn is_mirrored(before: &str, after: &str, naming: &MirrorNaming) -> bool {
+    Reference::parse(before)
+        .ok()
+        .and_then(|r| naming.map(&r).ok())
+        .is_some_and(|m| m.to_string() == after)
+}
+
+/// Splits a line into tokens at characters no image reference contains.
+pub fn tokens(line: &str) -> Vec<&str> {
+    line.split(|c: char| c.is_whitespace() || "\"'=,[]{}".contains(c))
+        .map(|t| t.strip_suffix(':').unwrap_or(t))
+        .collect()
+}
+
+/// Every line of `after` equals the one of `before`, except tokens that are images mapped to
+/// the mirror. Returns how many tokens changed.
+pub fn assert_only_images_changed(
+    before: &str,
+    after: &str,
+    naming: &MirrorNaming,
+    what: &str,
+) -> usize {
+    let (b_lines, a_lines): (Vec<&str>, Vec<&str>) =
+        (before.split('\n').collect(), after.split('\n').collect());
+    assert_eq!(b_lines.len(), a_lines.len(), "{what}: line count changed");
+    let mut changed = 0;
+    for (n, (b, a)) in b_lines.iter().zip(&a_lines).enumerate() {
+        if b == a {
+            continue;
+        }
+        let (bt, at) = (tokens(b), tokens(a));
+        assert_eq!(
+            bt.len(),
+            at.len(),
+            "{what}:{}: token structure changed:\n- {b}\n+ {a}",
+            n + 1
+        );
+        for (x, y) in bt.iter().zip(&at) {
+            if x != y {
+                assert!(
+                    is_mirrored(x, y, naming),
+                    "{what}:{}: {x:?} became {y:?}, which is not its mirror name:\n- {b}\n+ {a}",
+                    n + 1
+                );
+                changed += 1;
+            }
+        }
+    }
+    changed
+}
