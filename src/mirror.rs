@@ -358,6 +358,20 @@ pub fn canonical_name(r: &Reference) -> String {
     format!("{}/{}", canonical_host(r.domain()), canonical_path(r))
 }
 
+/// The full reference with Docker Hub's aliases folded: how `images` and `check` name a source.
+pub fn canonical_reference(r: &Reference) -> String {
+    let mut s = canonical_name(r);
+    if let Some(t) = r.tag() {
+        s.push(':');
+        s.push_str(t);
+    }
+    if let Some(d) = r.digest() {
+        s.push('@');
+        s.push_str(d);
+    }
+    s
+}
+
 /// Makes a registry host one legal path component, reversibly (see [`decode_host`]).
 ///
 /// Host names are case-insensitive, so they are lowercased. A port's `:` becomes `_`, which no

