@@ -283,7 +283,7 @@ fn images_lists_sources_mirrors_locations_and_suspects() {
     );
     assert_eq!(
         images.len(),
-        16,
+        18,
         "{:#?}",
         images.iter().map(|i| &i["source"]).collect::<Vec<_>>()
     );

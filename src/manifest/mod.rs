@@ -1,16 +1,18 @@
 //! Documents in, documents out: splitting a stream, scanning with positions, rules, splicing.
 
+pub mod fast;
 pub mod node;
 pub mod rules;
 pub mod scan;
 pub mod splice;
 pub mod stream;
 
+use rustc_hash::FxHashMap;
 use std::io::{BufRead, Write};
 
 use crate::mirror::{Collisions, MirrorNaming, NamingError};
 use crate::reference::Reference;
-use node::{SyntaxError, parse_documents};
+use node::{SyntaxError, parse_documents, validate_documents};
 use rules::RuleSet;
 use scan::{Finding, Location, Part, ScanError, Scanner, Suspect};
 use stream::{ChunkReader, StreamError};
@@ -75,12 +77,19 @@ fn for_each_document<R: BufRead>(
             source_name: source_name.to_string(),
             error,
         })?;
-        let docs = parse_documents(&chunk.text, chunk.first_line).map_err(|error| {
-            ManifestError::Syntax {
-                source_name: source_name.to_string(),
-                error,
-            }
-        })?;
+        let syntax = |error| ManifestError::Syntax {
+            source_name: source_name.to_string(),
+            error,
+        };
+        if !suspects && no_rule_applies(&chunk.text, rules) {
+            document += validate_documents(&chunk.text, chunk.first_line).map_err(syntax)?;
+            each(&chunk.text, Vec::new(), Vec::new())?;
+            continue;
+        }
+        let docs = match fast::parse_documents(&chunk.text, chunk.first_line) {
+            Some(docs) => docs,
+            None => parse_documents(&chunk.text, chunk.first_line).map_err(syntax)?,
+        };
         let mut findings = Vec::new();
         let mut found_suspects = Vec::new();
         for doc in &docs {
@@ -97,6 +106,25 @@ fn for_each_document<R: BufRead>(
         each(&chunk.text, findings, found_suspects)?;
     }
     Ok(document)
+}
+
+/// Whether a chunk is a CustomResourceDefinition (its only top-level `kind`) that no rule looks
+/// into: then it is validated without building a tree. A `kind:` at column 0 is a top-level key,
+/// since anything nested or continued is indented.
+fn no_rule_applies(text: &str, rules: &RuleSet) -> bool {
+    if memchr::memmem::find(text.as_bytes(), b"kind: CustomResourceDefinition").is_none() {
+        return false;
+    }
+    let mut kinds = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("kind:"))
+        .map(|k| k.trim().trim_matches(['"', '\'']));
+    kinds.next() == Some("CustomResourceDefinition")
+        && kinds.next().is_none()
+        && !rules
+            .rules
+            .iter()
+            .any(|r| r.names_kind("CustomResourceDefinition"))
 }
 
 /// Lists every image use (and, when asked, every suspect) in a stream.
@@ -144,6 +172,8 @@ impl Rewriter<'_> {
     ) -> Result<RewriteStats, ManifestError> {
         let mut stats = RewriteStats::default();
         let mut collisions = Collisions::new();
+        // Mirror names by source; bounded like the scanner's parse cache.
+        let mut mapped: FxHashMap<Reference, Reference> = FxHashMap::default();
         let mut buf = String::new();
         stats.documents = for_each_document(
             input,
@@ -162,7 +192,17 @@ impl Rewriter<'_> {
                         location: Box::new(f.location.clone()),
                         error,
                     };
-                    let mirrored = self.naming.map(&f.reference).map_err(naming_error)?;
+                    let mirrored = match mapped.get(&f.reference) {
+                        Some(m) => m.clone(),
+                        None => {
+                            let m = self.naming.map(&f.reference).map_err(naming_error)?;
+                            if mapped.len() >= 4096 {
+                                mapped.clear();
+                            }
+                            mapped.insert(f.reference.clone(), m.clone());
+                            m
+                        }
+                    };
                     collisions
                         .insert(&f.reference, &mirrored)
                         .map_err(naming_error)?;

@@ -204,6 +204,10 @@ impl Rule {
         })
     }
 
+    pub fn names_kind(&self, kind: &str) -> bool {
+        self.kinds.iter().any(|k| k == kind)
+    }
+
     pub fn applies_to(&self, api_version: &str, kind: &str) -> bool {
         self.kinds.iter().any(|k| k == kind)
             && (self.api_versions.is_empty()

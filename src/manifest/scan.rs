@@ -7,7 +7,8 @@
 //! `auto`), or the scan fails; a heuristic place holds one only if it parses and looks like one,
 //! so look-alikes such as `conns_per_addr:10m` are left alone.
 
-use std::collections::HashSet;
+use rustc_hash::FxHashMap;
+use std::cell::RefCell;
 use std::fmt;
 use std::ops::Range;
 
@@ -15,7 +16,7 @@ use saphyr_parser::ScalarStyle;
 
 use super::node::{Node, Scalar, parse_documents};
 use super::rules::{RuleSet, Step, Target};
-use crate::reference::Reference;
+use crate::reference::{ParseError, Reference};
 
 /// Which part of a reference an edit replaces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -162,7 +163,13 @@ fn describe_object(kind: &str, namespace: Option<&str>, name: Option<&str>) -> S
 pub struct Scanner<'r> {
     rules: &'r RuleSet,
     suspects: bool,
+    /// Parsed references by text: a stream names the same few images thousands of times, and
+    /// parsing is the grammar's regular expressions.
+    parsed: RefCell<FxHashMap<String, Result<Reference, ParseError>>>,
 }
+
+/// Past this many distinct strings the cache starts over, so memory stays bounded.
+const PARSE_CACHE_LIMIT: usize = 4096;
 
 /// How sure a place is to hold an image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -177,13 +184,31 @@ struct Walk<'s, 'r, 'd> {
     scanner: &'s Scanner<'r>,
     object: Object,
     findings: Vec<Finding<'d>>,
-    /// Start offsets of scalars already claimed, so overlapping rules report a place once.
-    claimed: HashSet<(usize, usize)>,
+    /// (scalar start, value offset) of places already claimed, so overlapping rules report a
+    /// place once. A handful per object: a Vec beats hashing.
+    claimed: Vec<(usize, usize)>,
 }
 
 impl<'r> Scanner<'r> {
     pub fn new(rules: &'r RuleSet, suspects: bool) -> Scanner<'r> {
-        Scanner { rules, suspects }
+        Scanner {
+            rules,
+            suspects,
+            parsed: RefCell::new(FxHashMap::default()),
+        }
+    }
+
+    fn parse(&self, text: &str) -> Result<Reference, ParseError> {
+        if let Some(r) = self.parsed.borrow().get(text) {
+            return r.clone();
+        }
+        let r = Reference::parse(text);
+        let mut cache = self.parsed.borrow_mut();
+        if cache.len() >= PARSE_CACHE_LIMIT {
+            cache.clear();
+        }
+        cache.insert(text.to_string(), r.clone());
+        r
     }
 
     /// Scans one document (`document` is its 1-based index in the stream).
@@ -222,7 +247,7 @@ impl<'r> Scanner<'r> {
             scanner: self,
             object,
             findings: Vec::new(),
-            claimed: HashSet::new(),
+            claimed: Vec::new(),
         };
         for rule in self.rules.for_object(api_version, kind) {
             for (target, path) in &rule.paths {
@@ -351,7 +376,7 @@ impl<'s, 'r, 'd> Walk<'s, 'r, 'd> {
     fn push(&mut self, reference: Reference, segs: &[Seg<'_>], rule: &str, edits: Vec<Edit<'d>>) {
         let line = edits.first().map_or(0, |e| e.scalar.line);
         for e in &edits {
-            self.claimed.insert((e.scalar.span.start, e.range.start));
+            self.claimed.push((e.scalar.span.start, e.range.start));
         }
         self.findings.push(Finding {
             reference,
@@ -413,7 +438,7 @@ impl<'s, 'r, 'd> Walk<'s, 'r, 'd> {
         if (range.len() == s.value.len() && is_null(s)) || self.rules().is_placeholder(text) {
             return Ok(());
         }
-        match Reference::parse(text) {
+        match self.scanner.parse(text) {
             Ok(r) if certainty == Certainty::Rule || looks_like_image(text, &r) => {
                 let edit = Edit {
                     scalar: s,
@@ -610,7 +635,7 @@ impl<'s, 'r, 'd> Walk<'s, 'r, 'd> {
                 text.push('@');
                 text.push_str(&d.value);
             }
-            let Ok(reference) = Reference::parse(&text) else {
+            let Ok(reference) = self.scanner.parse(&text) else {
                 continue;
             };
             if self.is_claimed(repo, 0) {
@@ -732,7 +757,7 @@ impl<'s, 'r, 'd> Walk<'s, 'r, 'd> {
                     ..self.object.clone()
                 },
                 findings: Vec::new(),
-                claimed: HashSet::new(),
+                claimed: Vec::new(),
             };
             let has_kind = doc.str_at("kind").is_some() && doc.str_at("apiVersion").is_some();
             if has_kind {
@@ -766,7 +791,7 @@ impl<'s, 'r, 'd> Walk<'s, 'r, 'd> {
                     continue;
                 }
                 for e in &edits {
-                    self.claimed.insert((s.span.start, e.range.start));
+                    self.claimed.push((s.span.start, e.range.start));
                 }
                 let line = s.line + f.location.line.saturating_sub(1);
                 self.findings.push(Finding {
@@ -799,7 +824,7 @@ fn collect_suspects<'d>(
     node: &'d Node<'d>,
     segs: &mut Vec<Seg<'d>>,
     object: &Object,
-    claimed: &HashSet<(usize, usize)>,
+    claimed: &[(usize, usize)],
     out: &mut Vec<Suspect>,
 ) {
     match node {
@@ -830,7 +855,7 @@ fn check_suspect(
     s: &Scalar<'_>,
     segs: &[Seg<'_>],
     object: &Object,
-    claimed: &HashSet<(usize, usize)>,
+    claimed: &[(usize, usize)],
     out: &mut Vec<Suspect>,
 ) {
     if s.tagged || s.value.len() > 4096 {

@@ -36,6 +36,8 @@ pub struct ChunkReader<R> {
     /// A `---` line read while finishing the previous chunk; it begins the next one.
     pending: Option<Vec<u8>>,
     done: bool,
+    /// Size of the last chunk, to allocate the next one once.
+    last_len: usize,
 }
 
 impl<R: BufRead> ChunkReader<R> {
@@ -45,6 +47,7 @@ impl<R: BufRead> ChunkReader<R> {
             line_no: 0,
             pending: None,
             done: false,
+            last_len: 4096,
         }
     }
 
@@ -52,7 +55,7 @@ impl<R: BufRead> ChunkReader<R> {
         if self.done {
             return Ok(None);
         }
-        let mut buf: Vec<u8> = Vec::new();
+        let mut buf: Vec<u8> = Vec::with_capacity(self.last_len.next_power_of_two());
         let mut has_content = false;
         let mut first_line = self.line_no + 1;
         if let Some(line) = self.pending.take() {
@@ -80,12 +83,17 @@ impl<R: BufRead> ChunkReader<R> {
                         break;
                     }
                 }
-                None => has_content |= is_content(line),
+                None => {
+                    if !has_content {
+                        has_content = is_content(line);
+                    }
+                }
             }
         }
         if buf.is_empty() {
             return Ok(None);
         }
+        self.last_len = buf.len().min(1 << 20);
         let text = String::from_utf8(buf).map_err(|e| {
             let bytes = e.as_bytes();
             let bad = e.utf8_error().valid_up_to();

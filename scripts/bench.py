@@ -1,0 +1,192 @@
+"""Runs the comparisons named in issue 3 side by side and writes bench/results.md.
+
+Inputs: (a) the rendered chart corpus concatenated, (b) a generated stream of 20,000 Deployments,
+(c) a generated 1 GB stream (peak memory). Tools: cat, kubectl-airgap post-render, and kustomize's
+`images` transformer (`kubectl kustomize` from the Helm 4 npm package, one `images:` entry per
+distinct image). Kustomize refuses the concatenated corpus (two charts share resource ids), so on
+(a) it runs once per corpus file and its times are summed.
+"""
+import json, os, platform, resource, shutil, statistics, subprocess, sys, tempfile, time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.join(ROOT, "target/release/kubectl-airgap")
+KUBECTL = os.path.join(ROOT, ".tools/helm4/kubectl/kubectl")
+CORPUS = os.path.join(ROOT, "../shared/corpus/rendered")
+MIRROR = "reg.local:5000"
+RUNS = int(os.environ.get("BENCH_RUNS", "7"))
+BIG_MB = int(os.environ.get("BENCH_BIG_MB", "1024"))
+
+
+def run(cmd, stdin_path=None, cwd=None):
+    """Wall seconds and peak RSS (KiB) of one run; output discarded."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    with open(stdin_path or os.devnull, "rb") as stdin, open(os.devnull, "wb") as out:
+        t = time.perf_counter()
+        p = subprocess.run(["/usr/bin/time", "-f", "%M", *cmd], stdin=stdin, stdout=out,
+                           stderr=subprocess.PIPE, cwd=cwd)
+        elapsed = time.perf_counter() - t
+    if p.returncode != 0:
+        raise RuntimeError(f"{cmd} failed: {p.stderr.decode()[-500:]}")
+    peak = int(p.stderr.decode().strip().splitlines()[-1])
+    return elapsed, peak
+
+
+def median_run(cmd, stdin_path=None, cwd=None, runs=RUNS):
+    results = [run(cmd, stdin_path, cwd) for _ in range(runs)]
+    return statistics.median(r[0] for r in results), max(r[1] for r in results)
+
+
+def deployment(i, images):
+    a, b = images[i % len(images)], images[(i * 7 + 3) % len(images)]
+    return f"""---
+# Source: gen/templates/deployment-{i}.yaml
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: app-{i}
+  namespace: ns-{i % 17}
+  labels:
+    app.kubernetes.io/name: app-{i}
+    app.kubernetes.io/managed-by: Helm
+spec:
+  replicas: 2
+  selector:
+    matchLabels:
+      app.kubernetes.io/name: app-{i}
+  template:
+    metadata:
+      labels:
+        app.kubernetes.io/name: app-{i}
+    spec:
+      initContainers:
+        - name: init
+          image: "{b}"
+          command: ["sh", "-c", "echo ready"]
+      containers:
+        - name: main
+          image: {a}
+          args:
+            - --port=8080
+            - --log-level=info
+          ports:
+            - containerPort: 8080
+              name: http
+          resources:
+            limits: {{cpu: 500m, memory: 256Mi}}
+"""
+
+
+IMAGES = [f"quay.io/org{i % 5}/service-{i}:v1.{i}.0" for i in range(40)] + \
+    [f"nginx:1.{i}" for i in range(10)]
+
+
+def generate(path, count=None, size_mb=None):
+    with open(path, "w") as f:
+        written, i = 0, 0
+        while (count is not None and i < count) or (size_mb is not None and written < size_mb << 20):
+            doc = deployment(i, IMAGES)
+            f.write(doc)
+            written += len(doc)
+            i += 1
+    return i
+
+
+def kustomize_dir(work, name, source_file):
+    d = os.path.join(work, name)
+    os.makedirs(d, exist_ok=True)
+    shutil.copy(source_file, os.path.join(d, "input.yaml"))
+    found = json.loads(subprocess.check_output([BIN, "images", "-f", source_file, "-o", "json"]))
+    names = set()
+    for img in found["images"]:
+        s = img["source"].split("@")[0]
+        last = s.rsplit("/", 1)[-1]
+        names.add(s.rsplit(":", 1)[0] if ":" in last else s)
+    with open(os.path.join(d, "kustomization.yaml"), "w") as f:
+        f.write("resources:\n- input.yaml\nimages:\n")
+        for n in sorted(names):
+            f.write(f"- name: {n}\n  newName: {MIRROR}/{n}\n")
+    return d
+
+
+def kustomize_ok(d):
+    return subprocess.run([KUBECTL, "kustomize", d], stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL).returncode == 0
+
+
+def main():
+    work = tempfile.mkdtemp(prefix="airgap-bench-")
+    rows = []
+    try:
+        corpus_files = sorted(os.path.join(CORPUS, f) for f in os.listdir(CORPUS) if f.endswith(".yaml"))
+        corpus = os.path.join(work, "corpus.yaml")
+        with open(corpus, "wb") as out:
+            for f in corpus_files:
+                out.write(open(f, "rb").read())
+        deployments = os.path.join(work, "deployments.yaml")
+        generate(deployments, count=20000)
+
+        ours = [BIN, "post-render", "--registry", MIRROR]
+        for label, path in [("(a) corpus, 17 charts", corpus), ("(b) 20,000 Deployments", deployments)]:
+            size = os.path.getsize(path)
+            cat_s, cat_kb = median_run(["cat"], path)
+            our_s, our_kb = median_run(ours, path)
+            if path == corpus:
+                dirs = [kustomize_dir(work, f"k{i}", f) for i, f in enumerate(corpus_files)]
+                usable = [d for d in dirs if kustomize_ok(d)]
+                k_bytes = sum(os.path.getsize(os.path.join(d, "input.yaml")) for d in usable)
+                times = []
+                for _ in range(3):
+                    times.append(sum(run([KUBECTL, "kustomize", d])[0] for d in usable))
+                k_s, k_kb = statistics.median(times), 0
+                k_note = f"{len(usable)} of {len(dirs)} files (kustomize rejects the others)"
+                k_mbs = k_bytes / k_s / 1e6
+            else:
+                d = kustomize_dir(work, "kdeploy", path)
+                k_s, k_kb = median_run([KUBECTL, "kustomize", d], runs=3)
+                k_note = "whole stream"
+                k_mbs = size / k_s / 1e6
+            our_mbs = size / our_s / 1e6
+            rows.append((label, size, [
+                ("cat", cat_s, size / cat_s / 1e6, cat_kb, ""),
+                ("kubectl-airgap post-render", our_s, our_mbs, our_kb, ""),
+                ("kubectl kustomize (images)", k_s, k_mbs, k_kb, k_note),
+            ], our_mbs / k_mbs))
+
+        big = os.path.join(work, "big.yaml")
+        generate(big, size_mb=BIG_MB)
+        size = os.path.getsize(big)
+        cat_s, cat_kb = median_run(["cat"], big, runs=1)
+        our_s, our_kb = median_run(ours, big, runs=1)
+        rows.append((f"(c) generated {size >> 20} MiB stream", size, [
+            ("cat", cat_s, size / cat_s / 1e6, cat_kb, ""),
+            ("kubectl-airgap post-render", our_s, size / our_s / 1e6, our_kb, ""),
+        ], None))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    mem = next((l.split()[1] for l in open("/proc/meminfo") if l.startswith("MemTotal")), "0")
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Machine: {cpu}, {os.cpu_count()} cores, {int(mem) >> 20} GiB RAM, {platform.system()} {platform.release()}.",
+        f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. Median of {RUNS} runs (kustomize: 3; the 1 GB stream: 1).",
+        "Peak memory is the maximum resident set size of the process (GNU time %M).",
+        "",
+        "| input | bytes | tool | median s | MB/s | peak RSS MiB | note |",
+        "|---|---:|---|---:|---:|---:|---|",
+    ]
+    for label, size, tools, ratio in rows:
+        for name, s, mbs, kb, note in tools:
+            lines.append(f"| {label} | {size} | {name} | {s:.3f} | {mbs:.1f} | {kb / 1024:.1f} | {note} |")
+        if ratio:
+            lines.append(f"| {label} | | **kubectl-airgap / kustomize** | | **{ratio:.0f}x** | | |")
+    text = "\n".join(lines) + "\n"
+    os.makedirs(os.path.join(ROOT, "bench"), exist_ok=True)
+    with open(os.path.join(ROOT, "bench/results.md"), "w") as f:
+        f.write(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
