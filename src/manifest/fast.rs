@@ -193,19 +193,13 @@ impl<'a> Reader<'a> {
             }
             let end = self.line_end();
             let after = pos + 1;
-            let spaces = self.text.as_bytes()[after..end]
-                .iter()
-                .take_while(|&&b| b == b' ')
-                .count();
-            let content = after + spaces;
-            let item = if content == end || self.text.as_bytes()[content] == b'#' {
-                if content < end && spaces == 0 {
-                    return Err(Fallback);
-                }
+            let content = self.after_indicator(after, end)?;
+            let item = if content.is_none() {
                 self.advance();
                 self.block_node(indent as isize, None, after)?
             } else {
-                let column = indent + 1 + spaces;
+                let content = content.expect("checked above");
+                let column = indent + (content - pos);
                 if self.is_seq_entry(content) {
                     self.virtual_start = Some((column, content));
                     self.sequence(column)?
@@ -236,24 +230,32 @@ impl<'a> Reader<'a> {
             let end = self.line_end();
             let colon = self.key_colon(pos, end).ok_or(Fallback)?;
             let key = self.key(pos, colon)?;
-            let after = colon + 1;
-            let spaces = self.text.as_bytes()[after..end]
-                .iter()
-                .take_while(|&&b| b == b' ')
-                .count();
-            let content = after + spaces;
-            let value = if content == end || self.text.as_bytes()[content] == b'#' {
-                if content < end && spaces == 0 {
-                    return Err(Fallback);
+            let value = match self.after_indicator(colon + 1, end)? {
+                None => {
+                    self.advance();
+                    self.block_node(indent as isize, Some(indent), colon)?
                 }
-                self.advance();
-                self.block_node(indent as isize, Some(indent), colon)?
-            } else {
-                self.inline_value(content, indent as isize)?
+                Some(content) => self.inline_value(content, indent as isize)?,
             };
             self.entries.push((key, value));
         }
         Ok(Node::Map(self.entries.drain(base..).collect()))
+    }
+
+    /// What follows a `- ` or `key:` on its line: the offset of an inline value, or `None` when
+    /// the value is on the following lines (nothing but blanks or a comment follows).
+    fn after_indicator(&self, after: usize, end: usize) -> R<Option<usize>> {
+        let b = self.text.as_bytes();
+        let spaces = b[after..end].iter().take_while(|&&c| c == b' ').count();
+        let content = after + spaces;
+        if content == end {
+            return Ok(None);
+        }
+        if b[content] == b'#' {
+            // `key:#x` is not a comment; the indicator checks keep it from getting here.
+            return if spaces == 0 { Err(Fallback) } else { Ok(None) };
+        }
+        Ok(Some(content))
     }
 
     /// Where the `:` of `key: value` is, when the content at `pos` is a simple key.

@@ -113,11 +113,7 @@ pub fn parse_documents(text: &str, first_line: usize) -> Result<Vec<Node<'_>>, S
     let mut stack: Vec<(bool, Vec<Node<'_>>)> = Vec::new();
     let mut root: Option<Node<'_>> = None;
     for event in Parser::new_from_str(text) {
-        let (event, span) = event.map_err(|e| SyntaxError {
-            line: first_line + e.marker().line() - 1,
-            column: e.marker().col() + 1,
-            message: e.info().to_string(),
-        })?;
+        let (event, span) = event.map_err(|e| syntax_error(&e, first_line))?;
         let node = match event {
             Event::DocumentStart(_) => {
                 root = None;
@@ -166,17 +162,21 @@ pub fn parse_documents(text: &str, first_line: usize) -> Result<Vec<Node<'_>>, S
     Ok(docs)
 }
 
+fn syntax_error(e: &saphyr_parser::ScanError, first_line: usize) -> SyntaxError {
+    SyntaxError {
+        line: first_line + e.marker().line() - 1,
+        column: e.marker().col() + 1,
+        message: e.info().to_string(),
+    }
+}
+
 /// Parses `text` only to validate it, returning how many documents it holds. For documents no
 /// rule looks into (CRDs are 80% of the corpus's bytes), building the tree is the largest cost
 /// after parsing itself.
 pub fn validate_documents(text: &str, first_line: usize) -> Result<usize, SyntaxError> {
     let mut documents = 0;
     for event in Parser::new_from_str(text) {
-        let (event, _) = event.map_err(|e| SyntaxError {
-            line: first_line + e.marker().line() - 1,
-            column: e.marker().col() + 1,
-            message: e.info().to_string(),
-        })?;
+        let (event, _) = event.map_err(|e| syntax_error(&e, first_line))?;
         if matches!(event, Event::DocumentEnd) {
             documents += 1;
         }
