@@ -194,20 +194,22 @@ impl<'a> Reader<'a> {
             let end = self.line_end();
             let after = pos + 1;
             let content = self.after_indicator(after, end)?;
-            let item = if content.is_none() {
-                self.advance();
-                self.block_node(indent as isize, None, after)?
-            } else {
-                let content = content.expect("checked above");
-                let column = indent + (content - pos);
-                if self.is_seq_entry(content) {
-                    self.virtual_start = Some((column, content));
-                    self.sequence(column)?
-                } else if self.key_colon(content, end).is_some() {
-                    self.virtual_start = Some((column, content));
-                    self.mapping(column)?
-                } else {
-                    self.inline_value(content, indent as isize)?
+            let item = match content {
+                None => {
+                    self.advance();
+                    self.block_node(indent as isize, None, after)?
+                }
+                Some(content) => {
+                    let column = indent + (content - pos);
+                    if self.is_seq_entry(content) {
+                        self.virtual_start = Some((column, content));
+                        self.sequence(column)?
+                    } else if self.key_colon(content, end).is_some() {
+                        self.virtual_start = Some((column, content));
+                        self.mapping(column)?
+                    } else {
+                        self.inline_value(content, indent as isize)?
+                    }
                 }
             };
             self.items.push(item);
