@@ -116,6 +116,9 @@ fn fast_path_declines_what_it_does_not_know() {
         "a: [1,\n 2]\n",
         "a: |2\n   x\n",
         "  indented: root\n",
+        "a: x\u{0}y\n",
+        "a: \u{7f}\n",
+        "a: \u{9b}\n",
         "a: b: c\n",
     ] {
         assert!(fast::parse_documents(text, 1).is_none(), "took {text:?}");

@@ -625,9 +625,25 @@ impl<'a> Reader<'a> {
 
 use memchr::{memchr, memchr2};
 
+/// YAML allows only printable characters (and tab, LF, CR) anywhere in a stream; the parser
+/// rejects the rest, so must we. A byte order mark is left to the parser too.
+fn all_printable(text: &str) -> bool {
+    let ascii_ok = !text
+        .bytes()
+        .any(|b| (b < 0x20 && b != b'\t' && b != b'\n' && b != b'\r') || b == 0x7f);
+    ascii_ok
+        && (text.is_ascii()
+            || !text.chars().any(|c| {
+                matches!(c, '\u{80}'..='\u{84}' | '\u{86}'..='\u{9f}' | '\u{feff}' | '\u{fffe}' | '\u{ffff}')
+            }))
+}
+
 /// Reads every document of `text` if all of it is in the subset; `None` sends the caller to the
 /// full parser.
 pub fn parse_documents(text: &str, first_line: usize) -> Option<Vec<Node<'_>>> {
+    if !all_printable(text) {
+        return None;
+    }
     let mut r = Reader::new(text, first_line);
     let mut docs = Vec::new();
     let mut explicit_start = false;
