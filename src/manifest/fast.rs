@@ -70,8 +70,8 @@ impl<'a> Reader<'a> {
             virtual_start: None,
             first_line,
             peeked: None,
-            items: Vec::new(),
-            entries: Vec::new(),
+            items: Vec::with_capacity(64),
+            entries: Vec::with_capacity(64),
         }
     }
 
@@ -273,16 +273,13 @@ impl<'a> Reader<'a> {
             }
             c if is_indicator(c) => None,
             _ => {
-                let mut j = pos;
-                while let Some(k) = memchr2(b':', b'#', &b[j..end]) {
-                    let k = j + k;
-                    if b[k] == b':' && (k + 1 == end || b[k + 1] == b' ') {
-                        return Some(k);
+                // Lines are short: a byte loop beats memchr's per-call setup here.
+                for k in pos..end {
+                    match b[k] {
+                        b':' if k + 1 == end || b[k + 1] == b' ' => return Some(k),
+                        b'#' if b[k - 1] == b' ' => return None,
+                        _ => {}
                     }
-                    if b[k] == b'#' && b[k - 1] == b' ' {
-                        return None;
-                    }
-                    j = k + 1;
                 }
                 None
             }
@@ -355,9 +352,7 @@ impl<'a> Reader<'a> {
     fn plain(&self, pos: usize, end: usize) -> R<Node<'a>> {
         let b = self.text.as_bytes();
         let mut stop = end;
-        let mut j = pos;
-        while let Some(k) = memchr2(b'#', b':', &b[j..end]) {
-            let k = j + k;
+        for k in pos..end {
             match b[k] {
                 b'#' if b[k - 1] == b' ' => {
                     stop = k;
@@ -366,7 +361,6 @@ impl<'a> Reader<'a> {
                 b':' if k + 1 == end || b[k + 1] == b' ' => return Err(Fallback),
                 _ => {}
             }
-            j = k + 1;
         }
         let value = self.text[pos..stop].trim_end_matches(' ');
         Ok(self.scalar(

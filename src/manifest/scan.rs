@@ -539,9 +539,9 @@ impl<'s, 'r, 'd> Walk<'s, 'r, 'd> {
             else {
                 continue;
             };
-            let mut p = segs.to_vec();
             match flag.split_once('=') {
                 Some((name, value)) if self.rules().is_image_flag(name) => {
+                    let mut p = segs.to_vec();
                     p.push(Seg::Index(i));
                     let start = s.value.len() - value.len();
                     self.image(s, start..s.value.len(), &p, "args", Certainty::Heuristic)?;
@@ -550,6 +550,7 @@ impl<'s, 'r, 'd> Walk<'s, 'r, 'd> {
                     if let Some(Node::Scalar(next)) = items.get(i + 1)
                         && !next.value.starts_with('-')
                     {
+                        let mut p = segs.to_vec();
                         p.push(Seg::Index(i + 1));
                         self.image(next, 0..next.value.len(), &p, "args", Certainty::Heuristic)?;
                     }
