@@ -622,9 +622,12 @@ use memchr::{memchr, memchr2};
 /// YAML allows only printable characters (and tab, LF, CR) anywhere in a stream; the parser
 /// rejects the rest, so must we. A byte order mark is left to the parser too.
 fn all_printable(text: &str) -> bool {
-    let ascii_ok = !text
-        .bytes()
-        .any(|b| (b < 0x20 && b != b'\t' && b != b'\n' && b != b'\r') || b == 0x7f);
+    // Branch-free per 64-byte block, so the compiler can vectorize it; this runs over every byte.
+    let bad = |b: u8| ((b < 0x20) & (b != b'\t') & (b != b'\n') & (b != b'\r')) | (b == 0x7f);
+    let ascii_ok = text
+        .as_bytes()
+        .chunks(64)
+        .all(|block| !block.iter().fold(false, |acc, &b| acc | bad(b)));
     ascii_ok
         && (text.is_ascii()
             || !text.chars().any(|c| {

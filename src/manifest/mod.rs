@@ -138,8 +138,8 @@ pub fn scan_stream<R: BufRead>(
     let mut all_suspects = Vec::new();
     for_each_document(input, source_name, rules, suspects, |_, findings, s| {
         uses.extend(findings.into_iter().map(|f| ImageUse {
+            location: f.location(),
             reference: f.reference,
-            location: f.location,
         }));
         all_suspects.extend(s);
         Ok(())
@@ -189,7 +189,7 @@ impl Rewriter<'_> {
                     }
                     let naming_error = |error| ManifestError::Naming {
                         source_name: source_name.to_string(),
-                        location: Box::new(f.location.clone()),
+                        location: Box::new(f.location()),
                         error,
                     };
                     let mirrored = match mapped.get(&f.reference) {
@@ -216,7 +216,7 @@ impl Rewriter<'_> {
                         let r = splice::replacement(chunk, e.scalar, e.range.clone(), &new_text)
                             .map_err(|why| ManifestError::Splice {
                                 source_name: source_name.to_string(),
-                                location: Box::new(f.location.clone()),
+                                location: Box::new(f.location()),
                                 image: f.reference.to_string(),
                                 why,
                             })?;

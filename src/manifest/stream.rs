@@ -30,77 +30,161 @@ pub enum StreamError {
 }
 
 /// Reads [`Chunk`]s from a buffered reader.
+///
+/// Reads in blocks and looks for marker lines with a substring search (`\n---`, `\n...`)
+/// rather than line by line: documents are a few dozen lines, so this visits each document once
+/// instead of each line. Memory holds the current chunk and at most one block beyond it.
 pub struct ChunkReader<R> {
     input: R,
+    /// Read bytes; the current chunk starts at `start`, what is before it was returned.
+    buf: Vec<u8>,
+    start: usize,
+    /// Where the next search for a marker line starts.
+    scan: usize,
+    /// Lines before this offset have been checked for content.
+    checked: usize,
+    has_content: bool,
+    /// Stream line number of `buf[0]`.
     line_no: usize,
-    /// A `---` line read while finishing the previous chunk; it begins the next one.
-    pending: Option<Vec<u8>>,
-    done: bool,
-    /// Size of the last chunk, to allocate the next one once.
-    last_len: usize,
+    eof: bool,
+}
+
+/// What the next marker search found.
+enum Found {
+    /// A marker line: its start, the end of the line (after its `\n`), and its kind.
+    Marker(usize, usize, Marker),
+    /// Not a marker, or not complete yet: continue at this offset (or read more first).
+    NotMarker(usize),
+    NeedMore,
 }
 
 impl<R: BufRead> ChunkReader<R> {
     pub fn new(input: R) -> Self {
         ChunkReader {
             input,
-            line_no: 0,
-            pending: None,
-            done: false,
-            last_len: 4096,
+            buf: Vec::new(),
+            start: 0,
+            scan: 0,
+            checked: 0,
+            has_content: false,
+            line_no: 1,
+            eof: false,
         }
     }
 
-    fn next_chunk(&mut self) -> Result<Option<Chunk>, StreamError> {
-        if self.done {
-            return Ok(None);
-        }
-        let mut buf: Vec<u8> = Vec::with_capacity(self.last_len.next_power_of_two());
-        let mut has_content = false;
-        let mut first_line = self.line_no + 1;
-        if let Some(line) = self.pending.take() {
-            first_line = self.line_no;
-            has_content = marker_line_has_content(&line);
-            buf.extend_from_slice(&line);
-        }
-        loop {
-            let start = buf.len();
-            let n = self.input.read_until(b'\n', &mut buf)?;
-            if n == 0 {
-                self.done = true;
-                break;
-            }
-            self.line_no += 1;
-            let line = &buf[start..];
-            match marker(line) {
-                Some(Marker::DocumentStart) if has_content => {
-                    self.pending = Some(buf.split_off(start));
-                    break;
-                }
-                Some(Marker::DocumentStart) => has_content |= marker_line_has_content(line),
-                Some(Marker::DocumentEnd) => {
-                    if has_content {
-                        break;
-                    }
-                }
+    /// The next line start at or after `scan` that could be a marker line.
+    fn find_marker(&self) -> Found {
+        let b = &self.buf;
+        let from = self.scan;
+        let candidate = if from == self.start || b.get(from - 1) == Some(&b'\n') {
+            Some(from)
+        } else {
+            None
+        };
+        let ls =
+            match candidate.filter(|&c| b[c..].starts_with(b"---") || b[c..].starts_with(b"...")) {
+                Some(c) => c,
                 None => {
-                    if !has_content {
-                        has_content = is_content(line);
+                    let hay = &b[from..];
+                    let dash = memchr::memmem::find(hay, b"\n---");
+                    // `...` is rare: look for it only before the next `---`, or every search would
+                    // run to the end of the buffer.
+                    let dots = memchr::memmem::find(&hay[..dash.unwrap_or(hay.len())], b"\n...");
+                    match dots.or(dash) {
+                        None => return Found::NeedMore,
+                        Some(x) => from + x + 1,
                     }
                 }
-            }
+            };
+        let le = match memchr::memchr(b'\n', &b[ls..]) {
+            Some(n) => ls + n + 1,
+            None if self.eof => b.len(),
+            None => return Found::NeedMore,
+        };
+        match marker(&b[ls..le]) {
+            Some(kind) => Found::Marker(ls, le, kind),
+            None => Found::NotMarker(ls + 1),
         }
-        if buf.is_empty() {
-            return Ok(None);
-        }
-        self.last_len = buf.len().min(1 << 20);
-        let text = String::from_utf8(buf).map_err(|e| {
-            let bytes = e.as_bytes();
+    }
+
+    fn take(&mut self, end: usize) -> Result<Chunk, StreamError> {
+        let bytes = self.buf[self.start..end].to_vec();
+        self.start = end;
+        let first_line = self.line_no;
+        self.line_no += memchr::memchr_iter(b'\n', &bytes).count();
+        self.scan = end;
+        self.checked = end;
+        let text = String::from_utf8(bytes).map_err(|e| {
             let bad = e.utf8_error().valid_up_to();
+            let bytes = e.as_bytes();
             let line = first_line + bytes[..bad].iter().filter(|&&b| b == b'\n').count();
             StreamError::NotUtf8 { line }
         })?;
-        Ok(Some(Chunk { text, first_line }))
+        Ok(Chunk { text, first_line })
+    }
+
+    fn next_chunk(&mut self) -> Result<Option<Chunk>, StreamError> {
+        loop {
+            match self.find_marker() {
+                Found::Marker(ls, le, kind) => {
+                    if !self.has_content {
+                        self.has_content = self.buf[self.checked..ls]
+                            .split(|&b| b == b'\n')
+                            .any(is_content);
+                    }
+                    let line_has_content = marker_line_has_content(&self.buf[ls..le]);
+                    match kind {
+                        Marker::DocumentStart if self.has_content && ls > self.start => {
+                            let chunk = self.take(ls)?;
+                            self.has_content = line_has_content;
+                            self.checked = le;
+                            self.scan = le;
+                            return Ok(Some(chunk));
+                        }
+                        Marker::DocumentStart => self.has_content |= line_has_content,
+                        Marker::DocumentEnd if self.has_content => {
+                            let chunk = self.take(le)?;
+                            self.has_content = false;
+                            return Ok(Some(chunk));
+                        }
+                        Marker::DocumentEnd => {}
+                    }
+                    self.checked = le;
+                    self.scan = le;
+                }
+                Found::NotMarker(next) => self.scan = next,
+                Found::NeedMore if self.eof => {
+                    if self.start == self.buf.len() {
+                        return Ok(None);
+                    }
+                    let end = self.buf.len();
+                    return self.take(end).map(Some);
+                }
+                Found::NeedMore => {
+                    // Search again from the last line start seen, which may be a marker whose
+                    // line is not complete yet.
+                    self.scan = match memchr::memrchr(b'\n', &self.buf[self.scan..]) {
+                        Some(n) => self.scan + n,
+                        None => self.scan,
+                    };
+                    // Drop what was returned, once it is most of the buffer (amortized O(1)).
+                    if self.start > 0 && self.start * 2 >= self.buf.len() {
+                        self.buf.drain(..self.start);
+                        self.scan -= self.start;
+                        self.checked -= self.start;
+                        self.start = 0;
+                    }
+                    let block = self.input.fill_buf()?;
+                    if block.is_empty() {
+                        self.eof = true;
+                    } else {
+                        let n = block.len();
+                        self.buf.extend_from_slice(block);
+                        self.input.consume(n);
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -183,6 +267,57 @@ mod tests {
         let mut r = ChunkReader::new(&b"a: 1\nb: \xff\n"[..]);
         let e = r.next().unwrap().unwrap_err();
         assert!(e.to_string().starts_with("line 2:"), "{e}");
+    }
+
+    /// A stream of arbitrary lines, markers and look-alikes among them, read in tiny blocks so that
+    /// markers straddle block boundaries.
+    #[test]
+    fn chunks_concatenate_to_the_input_and_start_at_markers() {
+        use proptest::prelude::*;
+        let line = prop_oneof![
+            Just("---".to_string()),
+            Just("--- x".to_string()),
+            Just("...".to_string()),
+            Just("----".to_string()),
+            Just("-- -".to_string()),
+            Just("# c".to_string()),
+            Just("%YAML 1.2".to_string()),
+            Just(String::new()),
+            Just("a: 1".to_string()),
+            Just("  - b".to_string()),
+        ];
+        let mut runner = proptest::test_runner::TestRunner::default();
+        runner
+            .run(
+                &(prop::collection::vec(line, 0..30), any::<bool>(), 1usize..9),
+                |(lines, trailing_newline, block)| {
+                    let mut text = lines.join("\n");
+                    if trailing_newline && !text.is_empty() {
+                        text.push('\n');
+                    }
+                    let reader = std::io::BufReader::with_capacity(block, text.as_bytes());
+                    let got: Vec<Chunk> = ChunkReader::new(reader).map(|c| c.unwrap()).collect();
+                    let joined: String = got.iter().map(|c| c.text.as_str()).collect();
+                    prop_assert_eq!(&joined, &text);
+                    let mut line = 1;
+                    for (i, c) in got.iter().enumerate() {
+                        prop_assert_eq!(c.first_line, line);
+                        prop_assert!(!c.text.is_empty());
+                        if i > 0 {
+                            let prev = &got[i - 1].text;
+                            prop_assert!(
+                                c.text.starts_with("---") || prev.trim_end().ends_with("..."),
+                                "chunk {} starts mid-document: {:?}",
+                                i,
+                                c.text
+                            );
+                        }
+                        line += c.text.matches('\n').count();
+                    }
+                    Ok(())
+                },
+            )
+            .unwrap();
     }
 
     trait Concat {
