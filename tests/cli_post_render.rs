@@ -1,18 +1,9 @@
 //! `post-render` and `images` as Helm and users run them.
 
-use assert_cmd::Command;
-use serde_json::Value;
+mod common;
 
-fn airgap() -> Command {
-    let mut c = Command::cargo_bin("kubectl-airgap").unwrap();
-    // The tests set configuration explicitly; a developer's own must not leak in.
-    c.env_remove("AIRGAP_REGISTRY")
-        .env_remove("AIRGAP_NAMING")
-        .env_remove("AIRGAP_CONFIG")
-        .env_remove("AIRGAP_LOG_FILE")
-        .env("XDG_CONFIG_HOME", "/nonexistent");
-    c
-}
+use common::airgap;
+use serde_json::Value;
 
 const CASES: &str = include_str!("../testdata/manifests/cases.yaml");
 const CASES_EXPECTED: &str = include_str!("../testdata/manifests/cases.expected.yaml");

@@ -1,11 +1,9 @@
 //! `kubectl-airgap ref` as a user runs it.
 
-use assert_cmd::Command;
-use serde_json::Value;
+mod common;
 
-fn airgap() -> Command {
-    Command::cargo_bin("kubectl-airgap").unwrap()
-}
+use common::airgap;
+use serde_json::Value;
 
 fn json(out: &[u8]) -> Vec<Value> {
     serde_json::from_slice::<Value>(out)

@@ -8,6 +8,17 @@ use airgap::manifest::rules::RuleSet;
 use airgap::mirror::{Mirror, MirrorNaming, Naming};
 use airgap::reference::Reference;
 
+/// The binary, with the user's own configuration kept out (env vars, XDG config file).
+pub fn airgap() -> assert_cmd::Command {
+    let mut c = assert_cmd::Command::cargo_bin("kubectl-airgap").unwrap();
+    c.env_remove("AIRGAP_REGISTRY")
+        .env_remove("AIRGAP_NAMING")
+        .env_remove("AIRGAP_CONFIG")
+        .env_remove("AIRGAP_LOG_FILE")
+        .env("XDG_CONFIG_HOME", "/nonexistent");
+    c
+}
+
 /// `../shared/corpus/rendered`, or a failure under CI (the corpus must be there) and a loud
 /// notice elsewhere.
 pub fn corpus_dir() -> Option<PathBuf> {
