@@ -279,3 +279,36 @@ fn images_lists_sources_mirrors_locations_and_suspects() {
         images.iter().map(|i| &i["source"]).collect::<Vec<_>>()
     );
 }
+
+/// A user rule and the split-reference sweep both claim `registry`: the first claim (the rule)
+/// wins and the overlapping edit is dropped, instead of two edits of one scalar (a panic before).
+#[test]
+fn overlapping_claims_edit_a_place_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yaml");
+    std::fs::write(
+        &config,
+        "rules:\n  - apiVersion: acme.io/v1\n    kind: Engine\n    image: [spec.img.registry]\n",
+    )
+    .unwrap();
+    let input = "apiVersion: acme.io/v1\nkind: Engine\nmetadata: {name: e}\nspec:\n  img:\n    registry: docker.io\n    repository: bitnami/redis\n    tag: \"7\"\n";
+    let out = airgap()
+        .args(["post-render", "--registry", "r.io:5000", "--config"])
+        .arg(&config)
+        .write_stdin(input)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        input.replace(
+            "registry: docker.io",
+            "registry: r.io:5000/docker.io/library/docker.io"
+        )
+    );
+}

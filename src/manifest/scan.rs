@@ -216,9 +216,10 @@ struct Walk<'s, 'r: 'd, 'd> {
     scanner: &'s Scanner<'r>,
     object: Rc<Object>,
     findings: Vec<Finding<'d>>,
-    /// (scalar start, value offset) of places already claimed, so overlapping rules report a
-    /// place once. A handful per object: a Vec beats hashing.
-    claimed: Vec<(usize, usize)>,
+    /// (scalar start, value range) of places already edited: a place is reported once, and no
+    /// two findings edit overlapping bytes (rules run before sweeps, so the first claim is the
+    /// rule's). A handful per object: a Vec beats hashing.
+    claimed: Vec<(usize, Range<usize>)>,
 }
 
 impl<'r> Scanner<'r> {
@@ -419,10 +420,10 @@ impl<'s, 'r: 'd, 'd> Walk<'s, 'r, 'd> {
         split: bool,
         edits: Vec<Edit<'d>>,
     ) {
-        let line = edits.first().map_or(0, |e| e.scalar.line);
-        for e in &edits {
-            self.claimed.push((e.scalar.span.start, e.range.start));
+        if !self.claim(&edits) {
+            return;
         }
+        let line = edits.first().map_or(0, |e| e.scalar.line);
         self.findings.push(Finding {
             reference,
             edits,
@@ -436,8 +437,18 @@ impl<'s, 'r: 'd, 'd> Walk<'s, 'r, 'd> {
         });
     }
 
-    fn is_claimed(&self, s: &Scalar<'_>, start: usize) -> bool {
-        self.claimed.contains(&(s.span.start, start))
+    fn is_claimed(&self, s: &Scalar<'_>, range: &Range<usize>) -> bool {
+        overlaps_claim(&self.claimed, s.span.start, range)
+    }
+
+    /// Claims every edit's place, or none when one of them is taken already.
+    fn claim(&mut self, edits: &[Edit<'_>]) -> bool {
+        if edits.iter().any(|e| self.is_claimed(e.scalar, &e.range)) {
+            return false;
+        }
+        self.claimed
+            .extend(edits.iter().map(|e| (e.scalar.span.start, e.range.clone())));
+        true
     }
 
     fn target(
@@ -474,7 +485,7 @@ impl<'s, 'r: 'd, 'd> Walk<'s, 'r, 'd> {
         rule: &'d str,
         certainty: Certainty,
     ) -> Result<(), ScanError> {
-        if s.tagged || self.is_claimed(s, range.start) {
+        if s.tagged || self.is_claimed(s, &range) {
             return Ok(());
         }
         let text = &s.value[range.clone()];
@@ -682,7 +693,7 @@ impl<'s, 'r: 'd, 'd> Walk<'s, 'r, 'd> {
             let Ok(reference) = self.scanner.parse(&text) else {
                 continue;
             };
-            if self.is_claimed(repo, 0) {
+            if self.is_claimed(repo, &(0..repo.value.len())) {
                 continue;
             }
             let mut edits = Vec::new();
@@ -831,11 +842,8 @@ impl<'s, 'r: 'd, 'd> Walk<'s, 'r, 'd> {
                 else {
                     continue;
                 };
-                if edits.iter().any(|e| self.is_claimed(s, e.range.start)) {
+                if !self.claim(&edits) {
                     continue;
-                }
-                for e in &edits {
-                    self.claimed.push((s.span.start, e.range.start));
                 }
                 // The inner tree dies here: its path is rendered into the object's prefix.
                 let inner_place = f.place;
@@ -879,7 +887,7 @@ fn collect_suspects<'d>(
     node: &'d Node<'d>,
     segs: &mut Vec<Seg<'d>>,
     object: &Object,
-    claimed: &[(usize, usize)],
+    claimed: &[(usize, Range<usize>)],
     out: &mut Vec<Suspect>,
 ) {
     match node {
@@ -910,20 +918,19 @@ fn check_suspect(
     s: &Scalar<'_>,
     segs: &[Seg<'_>],
     object: &Object,
-    claimed: &[(usize, usize)],
+    claimed: &[(usize, Range<usize>)],
     out: &mut Vec<Suspect>,
 ) {
     if s.tagged || s.value.len() > 4096 {
         return;
     }
-    let mut offset = 0;
     for token in s
         .value
         .split(|c: char| c.is_whitespace() || "\"',=;()<>{}".contains(c))
     {
-        let start = offset;
-        offset += token.len() + 1;
-        if token.len() < 5 || claimed.contains(&(s.span.start, start)) {
+        // Separators may be multi-byte whitespace, so the offset comes from the slice itself.
+        let start = token.as_ptr() as usize - s.value.as_ptr() as usize;
+        if token.len() < 5 || overlaps_claim(claimed, s.span.start, &(start..start + token.len())) {
             continue;
         }
         if looks_qualified(token) {
@@ -937,6 +944,15 @@ fn check_suspect(
             });
         }
     }
+}
+
+/// Whether `range` of the scalar starting at `scalar` overlaps a claimed place (an empty range
+/// counts as the point where it starts).
+fn overlaps_claim(claimed: &[(usize, Range<usize>)], scalar: usize, range: &Range<usize>) -> bool {
+    let end = range.end.max(range.start + 1);
+    claimed
+        .iter()
+        .any(|(s, c)| *s == scalar && c.start < end && range.start < c.end.max(c.start + 1))
 }
 
 fn looks_qualified(token: &str) -> bool {
