@@ -6,6 +6,7 @@
 //! `~/.config/...`) when that exists; Helm 4 passes the shell's environment to post-renderers,
 //! so this works under both Helm versions.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -13,6 +14,7 @@ use serde::Deserialize;
 
 use crate::manifest::rules::{RuleSet, RuleSpec};
 use crate::mirror::{Mirror, MirrorNaming, Naming, Override};
+use crate::registry::HostOptions;
 
 /// The config file, as written.
 #[derive(Debug, Default, Deserialize)]
@@ -32,6 +34,9 @@ pub struct ConfigFile {
     pub rules: Vec<RuleSpec>,
     /// Where post-render errors are also written (Helm 4 discards a plugin's stderr).
     pub log_file: Option<PathBuf>,
+    /// How to reach each registry (`HOST[:PORT]` → plain HTTP, CA file, client certificate).
+    #[serde(default)]
+    pub registries: BTreeMap<String, HostOptions>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -82,6 +87,7 @@ pub struct Settings {
     pub naming: Option<MirrorNaming>,
     pub rules: RuleSet,
     pub log_file: Option<PathBuf>,
+    pub registries: BTreeMap<String, HostOptions>,
 }
 
 impl Settings {
@@ -117,6 +123,7 @@ impl Settings {
             naming,
             rules,
             log_file: log_file.map(Path::to_path_buf).or(config.log_file),
+            registries: config.registries,
         })
     }
 }

@@ -5,6 +5,8 @@
 
 pub mod cli;
 pub mod config;
+pub mod lock;
 pub mod manifest;
 pub mod mirror;
 pub mod reference;
+pub mod registry;

@@ -3,9 +3,11 @@
 //! Exit codes follow `kubectl diff`: 0 success, 1 "the answer is no" (an invalid reference, a
 //! missing image), 2 usage or runtime error.
 
+mod check;
 mod images;
 mod post_render;
 mod ref_cmd;
+mod registry_args;
 
 use std::ffi::OsString;
 use std::io::IsTerminal;
@@ -46,7 +48,7 @@ pub enum Command {
     /// List the images that manifests need, where each was found, and its mirror name
     Images(images::ImagesArgs),
     /// Verify that the mirror holds every needed image
-    Check(NotYet),
+    Check(check::CheckArgs),
     /// Copy the images that the mirror lacks into it
     Push(NotYet),
     /// Pull every needed image into an offline bundle (OCI image layout)
@@ -162,7 +164,7 @@ pub fn run(argv: Vec<OsString>) -> ExitStatus {
             println!("kubectl-airgap {}", env!("CARGO_PKG_VERSION"));
             Ok(EXIT_OK)
         }
-        Command::Check(_) => not_yet("check"),
+        Command::Check(args) => check::run(&args, cli.config.as_deref()),
         Command::Push(_) => not_yet("push"),
         Command::Save(_) => not_yet("save"),
         Command::Completion(_) => not_yet("completion"),

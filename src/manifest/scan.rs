@@ -49,6 +49,10 @@ pub struct Location {
     pub name: Option<String>,
     pub path: String,
     pub rule: String,
+    /// The object's `helm.sh/hook` annotation: Helm 3 does not post-render hooks, so their
+    /// images are pulled from the original registry there.
+    #[serde(rename = "helmHook", skip_serializing_if = "Option::is_none")]
+    pub helm_hook: Option<String>,
     #[serde(skip)]
     pub line: usize,
     #[serde(skip)]
@@ -87,6 +91,7 @@ impl Finding<'_> {
             } else {
                 p.rule.to_string()
             },
+            helm_hook: p.object.helm_hook.clone(),
             line: p.line,
             document: p.object.document,
         }
@@ -164,6 +169,7 @@ struct Object {
     kind: String,
     namespace: Option<String>,
     name: Option<String>,
+    helm_hook: Option<String>,
     /// Prefix of every path: empty for a document, `items[3]` for a List item, or the path of a
     /// string holding embedded YAML.
     prefix: String,
@@ -271,6 +277,12 @@ impl<'r> Scanner<'r> {
             kind: kind.to_string(),
             namespace: root.str_at("metadata.namespace").map(str::to_string),
             name: root.str_at("metadata.name").map(str::to_string),
+            helm_hook: root
+                .get("metadata")
+                .and_then(|m| m.get("annotations"))
+                .and_then(|a| a.get("helm.sh/hook"))
+                .and_then(Node::as_str)
+                .map(str::to_string),
             prefix: prefix.clone(),
         };
         if kind == "List"

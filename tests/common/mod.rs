@@ -1,6 +1,8 @@
 //! Helpers shared by integration tests.
 #![allow(dead_code)]
 
+pub mod registry;
+
 use std::path::PathBuf;
 
 use airgap::manifest::Rewriter;
@@ -15,7 +17,11 @@ pub fn airgap() -> assert_cmd::Command {
         .env_remove("AIRGAP_NAMING")
         .env_remove("AIRGAP_CONFIG")
         .env_remove("AIRGAP_LOG_FILE")
-        .env("XDG_CONFIG_HOME", "/nonexistent");
+        .env("XDG_CONFIG_HOME", "/nonexistent")
+        // Registry credentials come only from what a test provides.
+        .env("DOCKER_CONFIG", "/nonexistent")
+        .env_remove("REGISTRY_AUTH_FILE")
+        .env_remove("XDG_RUNTIME_DIR");
     c
 }
 

@@ -1,0 +1,301 @@
+//! `check`: does the mirror hold every image the manifests (or a lock file) need?
+//!
+//! One exact answer before anything reaches the cluster, instead of ImagePullBackOff one Pod
+//! at a time. Exit codes follow `kubectl diff`: 0 all present, 1 some missing or mismatched,
+//! 2 the answer is incomplete (a registry unreachable, credentials refused, bad input).
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Args;
+use serde::Serialize;
+
+use super::images::collect;
+use super::registry_args::RegistryArgs;
+use super::{EXIT_ERROR, EXIT_NO, EXIT_OK, ExitStatus, MirrorArgs, settings};
+use crate::lock::LockFile;
+use crate::mirror::{Collisions, canonical_reference};
+use crate::reference::Reference;
+use crate::registry::exists::{Platform, Status, Verdict, check_image};
+use crate::registry::{Registry, RegistryError};
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Manifests: a file, a directory (its .yaml/.yml/.json files), or - for stdin; repeatable
+    #[arg(short = 'f', long = "filename", value_name = "FILE|DIR|-")]
+    pub files: Vec<PathBuf>,
+    /// Read directories recursively
+    #[arg(short = 'R', long)]
+    pub recursive: bool,
+    /// An images lock file: its images are checked too, and their digests must match
+    #[arg(long, value_name = "FILE")]
+    pub lock: Option<PathBuf>,
+    /// Require these platforms of every image, OS/ARCH[/VARIANT] (repeatable)
+    #[arg(long = "platform", value_name = "OS/ARCH[/VARIANT]", value_parser = Platform::parse)]
+    pub platforms: Vec<Platform>,
+    /// Output format
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = CheckFormat::Table)]
+    pub output: CheckFormat,
+    #[command(flatten)]
+    pub mirror: MirrorArgs,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CheckFormat {
+    Table,
+    Json,
+}
+
+/// One image to look for.
+struct Wanted {
+    source: Reference,
+    mirror: Reference,
+    /// From the lock file, for references by tag.
+    digest: Option<String>,
+    /// `Job ns/name (pre-install)` when only Helm hooks use it.
+    hooks: Vec<String>,
+    /// Whether a non-hook object uses it too.
+    used_outside_hooks: bool,
+}
+
+#[derive(Serialize)]
+struct Report<'a> {
+    images: Vec<ImageReport<'a>>,
+    summary: Summary,
+    #[serde(rename = "helm3HookImages", skip_serializing_if = "Vec::is_empty")]
+    helm3_hook_images: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct ImageReport<'a> {
+    source: String,
+    mirror: String,
+    status: Status,
+    digest: Option<&'a str>,
+    detail: &'a str,
+}
+
+#[derive(Serialize, Default)]
+struct Summary {
+    total: usize,
+    present: usize,
+    missing: usize,
+    mismatch: usize,
+    error: usize,
+}
+
+pub fn run(args: &CheckArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus> {
+    if args.files.is_empty() && args.lock.is_none() {
+        anyhow::bail!(
+            "nothing to check: give manifests with -f FILE|DIR|- (e.g. `helm template ... | kubectl airgap check -f -`) or a lock file with --lock"
+        );
+    }
+    if args.registry.password_stdin && args.files.iter().any(|f| f.as_os_str() == "-") {
+        anyhow::bail!(
+            "--password-stdin and -f - cannot both read stdin; put the manifests in a file"
+        );
+    }
+    let settings = settings(&args.mirror, None, config)?;
+    let naming = settings.naming.as_ref().context(
+        "check needs the mirror registry: pass --registry HOST[:PORT][/PREFIX], set AIRGAP_REGISTRY, or set registry in the config file",
+    )?;
+    let options = args
+        .registry
+        .options(Some(naming.mirror().host()), &settings.registries)?;
+    let wanted = wanted_images(args, &settings.rules, naming)?;
+
+    let registry = Arc::new(Registry::new(options));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let verdicts = runtime.block_on(async {
+        let mut tasks = tokio::task::JoinSet::new();
+        for (i, w) in wanted.iter().enumerate() {
+            let registry = registry.clone();
+            let mirror = w.mirror.clone();
+            let digest = w.digest.clone();
+            let platforms = args.platforms.clone();
+            tasks.spawn(async move {
+                (
+                    i,
+                    check_image(&registry, &mirror, digest.as_deref(), &platforms).await,
+                )
+            });
+        }
+        let mut verdicts = vec![None; wanted.len()];
+        while let Some(joined) = tasks.join_next().await {
+            let (i, v) = joined.context("a check task failed")?;
+            verdicts[i] = Some(v);
+        }
+        anyhow::Ok(verdicts.into_iter().flatten().collect::<Vec<Verdict>>())
+    })?;
+
+    let hook_only: Vec<&Wanted> = wanted
+        .iter()
+        .filter(|w| !w.hooks.is_empty() && !w.used_outside_hooks)
+        .collect();
+    if !hook_only.is_empty() {
+        eprintln!(
+            "warning: Helm 3 does not post-render hooks, so under Helm 3 these images are pulled from their original registries (Helm 4 rewrites them):"
+        );
+        for w in &hook_only {
+            eprintln!("  {}  used by {}", w.source.familiar(), w.hooks.join(", "));
+        }
+    }
+
+    let mut summary = Summary {
+        total: verdicts.len(),
+        ..Summary::default()
+    };
+    for v in &verdicts {
+        match v.status {
+            Status::Present => summary.present += 1,
+            Status::Missing => summary.missing += 1,
+            Status::Mismatch => summary.mismatch += 1,
+            Status::Error => summary.error += 1,
+        }
+    }
+    let report = Report {
+        images: wanted
+            .iter()
+            .zip(&verdicts)
+            .map(|(w, v)| ImageReport {
+                source: w.source.docker_ref(),
+                mirror: w.mirror.docker_ref(),
+                status: v.status,
+                digest: v.digest.as_deref(),
+                detail: &v.detail,
+            })
+            .collect(),
+        helm3_hook_images: hook_only.iter().map(|w| w.source.docker_ref()).collect(),
+        summary,
+    };
+    let mut out = std::io::stdout().lock();
+    match args.output {
+        CheckFormat::Json => {
+            serde_json::to_writer_pretty(&mut out, &report)?;
+            writeln!(out)?;
+        }
+        CheckFormat::Table => write_table(&mut out, &report)?,
+    }
+    out.flush()?;
+
+    // Say once, on stderr, what to do about each distinct failure.
+    let mut errors: Vec<&RegistryError> =
+        verdicts.iter().filter_map(|v| v.error.as_ref()).collect();
+    errors.dedup_by_key(|e| e.to_string());
+    let mut seen = std::collections::BTreeSet::new();
+    for e in errors {
+        if seen.insert(e.to_string()) {
+            eprintln!("error: {e}");
+        }
+    }
+    let s = &report.summary;
+    Ok(if s.error > 0 {
+        EXIT_ERROR
+    } else if s.missing + s.mismatch > 0 {
+        EXIT_NO
+    } else {
+        EXIT_OK
+    })
+}
+
+/// The images to check: from manifests and the lock file, each once, in source order.
+fn wanted_images(
+    args: &CheckArgs,
+    rules: &crate::manifest::rules::RuleSet,
+    naming: &crate::mirror::MirrorNaming,
+) -> anyhow::Result<Vec<Wanted>> {
+    let mut by_source: BTreeMap<String, Wanted> = BTreeMap::new();
+    let mut collisions = Collisions::new();
+    let mut add = |source: &Reference| -> anyhow::Result<String> {
+        let key = canonical_reference(source);
+        if !by_source.contains_key(&key) {
+            let mirror = naming.map(source)?;
+            collisions.insert(source, &mirror)?;
+            by_source.insert(
+                key.clone(),
+                Wanted {
+                    source: source.clone(),
+                    mirror,
+                    digest: None,
+                    hooks: Vec::new(),
+                    used_outside_hooks: false,
+                },
+            );
+        }
+        Ok(key)
+    };
+    let mut hook_notes: Vec<(String, Option<String>)> = Vec::new();
+    if !args.files.is_empty() {
+        for (_, uses, _) in collect(&args.files, args.recursive, rules, false)? {
+            for u in uses {
+                let key = add(&u.reference)?;
+                let note = u
+                    .location
+                    .helm_hook
+                    .as_ref()
+                    .map(|hook| format!("{} ({hook})", u.location.describe_object()));
+                hook_notes.push((key, note));
+            }
+        }
+    }
+    let mut locked = Vec::new();
+    if let Some(path) = &args.lock {
+        for entry in LockFile::load(path)? {
+            let key = add(&entry.source)?;
+            locked.push((key, entry.digest));
+        }
+    }
+    for (key, note) in hook_notes {
+        let w = by_source.get_mut(&key).expect("added above");
+        match note {
+            Some(n) if !w.hooks.contains(&n) => w.hooks.push(n),
+            Some(_) => {}
+            None => w.used_outside_hooks = true,
+        }
+    }
+    for (key, digest) in locked {
+        let w = by_source.get_mut(&key).expect("added above");
+        // A reference by digest is checked by that digest; the lock adds nothing to it.
+        if w.source.digest().is_none() {
+            w.digest = digest;
+        }
+    }
+    Ok(by_source.into_values().collect())
+}
+
+fn write_table(out: &mut impl Write, report: &Report<'_>) -> std::io::Result<()> {
+    let width = |f: &dyn Fn(&ImageReport<'_>) -> usize, min: usize| {
+        report.images.iter().map(f).max().unwrap_or(0).max(min)
+    };
+    let mw = width(&|i| i.mirror.len(), 6);
+    let sw = width(&|i| i.source.len(), 6);
+    writeln!(
+        out,
+        "{:<8}  {:<mw$}  {:<sw$}  DETAIL",
+        "STATUS", "MIRROR", "SOURCE"
+    )?;
+    for i in &report.images {
+        let line = format!(
+            "{:<8}  {:<mw$}  {:<sw$}  {}",
+            i.status.to_string(),
+            i.mirror,
+            i.source,
+            i.detail
+        );
+        writeln!(out, "{}", line.trim_end())?;
+    }
+    let s = &report.summary;
+    writeln!(
+        out,
+        "{} images: {} present, {} missing, {} mismatched, {} errors",
+        s.total, s.present, s.missing, s.mismatch, s.error
+    )
+}

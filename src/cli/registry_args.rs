@@ -1,0 +1,98 @@
+//! Flags for reaching registries, shared by `check`, `push` and `save`.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::PathBuf;
+
+use clap::Args;
+
+use crate::registry::auth::{Login, Secret};
+use crate::registry::{DEFAULT_CONCURRENCY, HostOptions, RegistryOptions};
+
+#[derive(Debug, Clone, Args)]
+pub struct RegistryArgs {
+    /// Talk plain HTTP to this registry, HOST[:PORT] (repeatable). Only for registries you name
+    #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
+    pub insecure: Vec<String>,
+    /// PEM bundle of CAs to trust for the mirror registry, besides the system's
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate for the mirror registry (mutual TLS)
+    #[arg(long, value_name = "FILE", requires = "key_file")]
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key of --cert-file
+    #[arg(long, value_name = "FILE", requires = "cert_file")]
+    pub key_file: Option<PathBuf>,
+    /// User name for the mirror registry (the password is read with --password-stdin)
+    #[arg(long, requires = "password_stdin")]
+    pub username: Option<String>,
+    /// Read the mirror registry's password from stdin
+    #[arg(long, requires = "username")]
+    pub password_stdin: bool,
+    /// Registry requests in flight at once
+    #[arg(long, default_value_t = DEFAULT_CONCURRENCY, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub concurrency: u16,
+}
+
+impl RegistryArgs {
+    /// Merges these flags over the config file's `registries`. The TLS and login flags belong
+    /// to `mirror_host` (a client certificate is never offered to any other registry).
+    pub fn options(
+        &self,
+        mirror_host: Option<&str>,
+        configured: &BTreeMap<String, HostOptions>,
+    ) -> anyhow::Result<RegistryOptions> {
+        let mut hosts = configured.clone();
+        for h in &self.insecure {
+            if h.contains('/') || h.is_empty() {
+                anyhow::bail!(
+                    "--insecure-registry {h:?}: give HOST[:PORT] only, e.g. reg.local:5000"
+                );
+            }
+            hosts.entry(h.clone()).or_default().insecure = true;
+        }
+        let wants_tls = self.ca_file.is_some() || self.cert_file.is_some();
+        let wants_login = self.username.is_some();
+        let login = match mirror_host {
+            Some(host) => {
+                if wants_tls {
+                    let entry = hosts.entry(host.to_string()).or_default();
+                    entry.ca_file = self.ca_file.clone().or(entry.ca_file.take());
+                    entry.cert_file = self.cert_file.clone().or(entry.cert_file.take());
+                    entry.key_file = self.key_file.clone().or(entry.key_file.take());
+                }
+                match &self.username {
+                    Some(username) => Some(Login {
+                        registry: host.to_string(),
+                        username: username.clone(),
+                        password: read_password()?,
+                    }),
+                    None => None,
+                }
+            }
+            None if wants_tls || wants_login => anyhow::bail!(
+                "--ca-file, --cert-file and --username apply to the mirror registry; name it with --registry or AIRGAP_REGISTRY"
+            ),
+            None => None,
+        };
+        Ok(RegistryOptions {
+            hosts,
+            login,
+            concurrency: usize::from(self.concurrency),
+            ..RegistryOptions::default()
+        })
+    }
+}
+
+fn read_password() -> anyhow::Result<Secret> {
+    let mut s = String::new();
+    std::io::stdin()
+        .read_to_string(&mut s)
+        .map_err(|e| anyhow::anyhow!("reading the password from stdin (--password-stdin): {e}"))?;
+    let password = s.strip_suffix('\n').unwrap_or(&s);
+    let password = password.strip_suffix('\r').unwrap_or(password);
+    if password.is_empty() {
+        anyhow::bail!("--password-stdin: stdin held no password");
+    }
+    Ok(Secret::new(password))
+}

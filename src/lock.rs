@@ -1,0 +1,141 @@
+//! The images lock file (`images.lock.yaml`): which images a release needs, pinned to digests.
+//!
+//! `save` writes it beside the bundle; `check --lock` verifies the mirror against it, so that a
+//! tag moved in the mirror is caught as a mismatch, not discovered in a running Pod.
+//!
+//! ```yaml
+//! apiVersion: kubectl-airgap/v1
+//! kind: ImageLock
+//! images:
+//!   - source: quay.io/jetstack/cert-manager-controller:v1.16.2
+//!     digest: sha256:…
+//!     platforms: [linux/amd64, linux/arm64]
+//! ```
+
+use std::path::Path;
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+use crate::reference::Reference;
+
+pub const API_VERSION: &str = "kubectl-airgap/v1";
+pub const KIND: &str = "ImageLock";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct LockFile {
+    pub api_version: String,
+    pub kind: String,
+    #[serde(default)]
+    pub images: Vec<LockedImage>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct LockedImage {
+    /// The reference as the manifests name it.
+    pub source: String,
+    /// The manifest digest the source resolved to (an index for multi-platform images).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub platforms: Vec<String>,
+}
+
+/// A lock entry, read and checked.
+#[derive(Debug, Clone)]
+pub struct Locked {
+    pub source: Reference,
+    pub digest: Option<String>,
+}
+
+impl LockFile {
+    pub fn new(images: Vec<LockedImage>) -> LockFile {
+        LockFile {
+            api_version: API_VERSION.to_string(),
+            kind: KIND.to_string(),
+            images,
+        }
+    }
+
+    /// Reads a lock file, checking every entry; errors name the file and the entry.
+    pub fn load(path: &Path) -> anyhow::Result<Vec<Locked>> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading lock file {}", path.display()))?;
+        let file: LockFile = serde_norway::from_str(&text).with_context(|| {
+            format!(
+                "lock file {} is not valid (expected apiVersion {API_VERSION}, kind {KIND}, images: [{{source, digest}}])",
+                path.display()
+            )
+        })?;
+        if file.api_version != API_VERSION || file.kind != KIND {
+            anyhow::bail!(
+                "lock file {}: apiVersion {:?} kind {:?} is not a kubectl-airgap lock file (want {API_VERSION} {KIND})",
+                path.display(),
+                file.api_version,
+                file.kind
+            );
+        }
+        file.images
+            .iter()
+            .enumerate()
+            .map(|(i, entry)| {
+                let at = || format!("lock file {}: images[{i}]", path.display());
+                let source = Reference::parse(&entry.source)
+                    .with_context(|| format!("{}.source {:?}", at(), entry.source))?;
+                if let Some(d) = &entry.digest
+                    && !is_sha256_digest(d)
+                {
+                    anyhow::bail!("{}.digest {d:?} is not sha256:<64 hex digits>", at());
+                }
+                Ok(Locked {
+                    source,
+                    digest: entry.digest.clone(),
+                })
+            })
+            .collect()
+    }
+
+    pub fn to_yaml(&self) -> anyhow::Result<String> {
+        Ok(serde_norway::to_string(self)?)
+    }
+}
+
+fn is_sha256_digest(d: &str) -> bool {
+    d.strip_prefix("sha256:").is_some_and(|h| {
+        h.len() == 64
+            && h.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_errors_name_the_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("images.lock.yaml");
+        let lock = LockFile::new(vec![LockedImage {
+            source: "nginx:1.27".into(),
+            digest: Some(format!("sha256:{}", "a".repeat(64))),
+            media_type: None,
+            platforms: vec!["linux/amd64".into()],
+        }]);
+        std::fs::write(&path, lock.to_yaml().unwrap()).unwrap();
+        let read = LockFile::load(&path).unwrap();
+        assert_eq!(read[0].source.docker_ref(), "docker.io/library/nginx:1.27");
+
+        std::fs::write(
+            &path,
+            "apiVersion: kubectl-airgap/v1\nkind: ImageLock\nimages:\n- source: nginx\n  digest: sha256:abc\n",
+        )
+        .unwrap();
+        let e = format!("{:#}", LockFile::load(&path).unwrap_err());
+        assert!(e.contains("images[0].digest"), "{e}");
+    }
+}

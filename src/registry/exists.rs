@@ -1,0 +1,310 @@
+//! Whether a registry holds an image as expected: the one question `check` asks per image.
+
+use std::fmt;
+
+use oci_client::manifest::{OciImageIndex, OciImageManifest};
+use serde::Deserialize;
+
+use super::{Registry, RegistryError};
+use crate::reference::Reference;
+
+/// `os/arch[/variant]`, as in `--platform linux/arm64/v8`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Platform {
+    pub os: String,
+    pub architecture: String,
+    pub variant: Option<String>,
+}
+
+impl Platform {
+    pub fn parse(value: &str) -> Result<Platform, String> {
+        let parts: Vec<&str> = value.split('/').collect();
+        let ok = |s: &&str| {
+            !s.is_empty()
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-')
+        };
+        match parts.as_slice() {
+            [os, arch] if ok(os) && ok(arch) => Ok(Platform {
+                os: os.to_string(),
+                architecture: arch.to_string(),
+                variant: None,
+            }),
+            [os, arch, variant] if ok(os) && ok(arch) && ok(variant) => Ok(Platform {
+                os: os.to_string(),
+                architecture: arch.to_string(),
+                variant: Some(variant.to_string()),
+            }),
+            _ => Err(format!(
+                "invalid platform {value:?}; write OS/ARCH or OS/ARCH/VARIANT, e.g. linux/amd64 or linux/arm/v7"
+            )),
+        }
+    }
+
+    /// Whether an image's platform serves this wanted one: a wanted platform without a
+    /// variant accepts any variant.
+    fn served_by(&self, have: &Platform) -> bool {
+        self.os == have.os
+            && self.architecture == have.architecture
+            && (self.variant.is_none() || self.variant == have.variant)
+    }
+}
+
+impl fmt::Display for Platform {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.os, self.architecture)?;
+        if let Some(v) = &self.variant {
+            write!(f, "/{v}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The answer for one image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Present,
+    Missing,
+    Mismatch,
+    Error,
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Status::Present => "present",
+            Status::Missing => "missing",
+            Status::Mismatch => "mismatch",
+            Status::Error => "error",
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Verdict {
+    pub status: Status,
+    /// The digest the registry holds, when it holds the image.
+    pub digest: Option<String>,
+    /// Why, for anything but a plain `present`.
+    pub detail: String,
+    /// The registry error behind an `error` verdict, for the exit message.
+    pub error: Option<RegistryError>,
+}
+
+impl Verdict {
+    fn new(status: Status, digest: Option<String>, detail: impl Into<String>) -> Verdict {
+        Verdict {
+            status,
+            digest,
+            detail: detail.into(),
+            error: None,
+        }
+    }
+
+    fn error(e: RegistryError) -> Verdict {
+        Verdict {
+            status: Status::Error,
+            digest: None,
+            detail: e.to_string(),
+            error: Some(e),
+        }
+    }
+}
+
+/// Checks that `image` exists in its registry; that it has `digest` when one is expected (a
+/// lock file's, for a reference by tag); and that it serves each of `platforms`.
+pub async fn check_image(
+    registry: &Registry,
+    image: &Reference,
+    digest: Option<&str>,
+    platforms: &[Platform],
+) -> Verdict {
+    match check(registry, image, digest, platforms).await {
+        Ok(v) => v,
+        Err(e) => Verdict::error(e),
+    }
+}
+
+async fn check(
+    registry: &Registry,
+    image: &Reference,
+    expected: Option<&str>,
+    platforms: &[Platform],
+) -> Result<Verdict, RegistryError> {
+    let missing = || {
+        Verdict::new(
+            Status::Missing,
+            None,
+            match image.digest() {
+                Some(d) => format!("the mirror has no manifest {d}"),
+                None => format!("the mirror has no tag {}", image.tag().unwrap_or("latest")),
+            },
+        )
+    };
+    // A HEAD answers existence and digest in one round trip; the body is needed only to look
+    // at platforms, or when the registry answers HEAD badly.
+    let mut held = None;
+    let mut manifest = None;
+    if platforms.is_empty() {
+        match registry.head_manifest(image).await {
+            Ok(None) => return Ok(missing()),
+            Ok(Some(f)) => held = f.digest_header().map(str::to_string),
+            Err(RegistryError::Protocol { .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    if held.is_none() || !platforms.is_empty() {
+        match registry.get_manifest(image).await? {
+            None => return Ok(missing()),
+            Some(m) => {
+                held = Some(m.digest.clone());
+                manifest = Some(m);
+            }
+        }
+    }
+    if let (Some(want), Some(have)) = (expected, held.as_deref())
+        && want != have
+    {
+        return Ok(Verdict::new(
+            Status::Mismatch,
+            held.clone(),
+            format!(
+                "the mirror's {} is {have}, the lock file says {want}",
+                image.tag().unwrap_or("latest")
+            ),
+        ));
+    }
+    if let Some(m) = manifest {
+        let lacking = lacking_platforms(registry, image, &m.bytes, platforms).await?;
+        if !lacking.is_empty() {
+            return Ok(Verdict::new(Status::Mismatch, held, lacking));
+        }
+    }
+    Ok(Verdict::new(Status::Present, held, ""))
+}
+
+/// Which wanted platforms the manifest does not serve, as a sentence (empty when none).
+async fn lacking_platforms(
+    registry: &Registry,
+    image: &Reference,
+    bytes: &[u8],
+    wanted: &[Platform],
+) -> Result<String, RegistryError> {
+    if wanted.is_empty() {
+        return Ok(String::new());
+    }
+    let protocol = |what: String| RegistryError::Protocol {
+        host: image.domain().to_string(),
+        what,
+    };
+    #[derive(Deserialize)]
+    struct Shape {
+        manifests: Option<serde_json::Value>,
+    }
+    let shape: Shape = serde_json::from_slice(bytes).map_err(|e| {
+        protocol(format!(
+            "the manifest of {} is not JSON: {e}",
+            image.familiar()
+        ))
+    })?;
+    let mut have = Vec::new();
+    if shape.manifests.is_some() {
+        let index: OciImageIndex = serde_json::from_slice(bytes).map_err(|e| {
+            protocol(format!(
+                "the index of {} does not parse: {e}",
+                image.familiar()
+            ))
+        })?;
+        for entry in &index.manifests {
+            if let Some(p) = &entry.platform {
+                let platform = Platform {
+                    os: p.os.to_string(),
+                    architecture: p.architecture.to_string(),
+                    variant: p.variant.clone(),
+                };
+                if wanted.iter().any(|w| w.served_by(&platform)) {
+                    // The index names it; the mirror must also hold what it names.
+                    let child = image
+                        .with_name(image.domain(), image.path())
+                        .and_then(|r| Reference::parse(&format!("{}@{}", r.name(), entry.digest)))
+                        .map_err(|e| protocol(format!("index entry {}: {e}", entry.digest)))?;
+                    if registry.head_manifest(&child).await?.is_none() {
+                        return Ok(format!(
+                            "the index lists {platform} as {}, but the mirror lacks that manifest",
+                            entry.digest
+                        ));
+                    }
+                }
+                have.push(platform);
+            }
+        }
+    } else {
+        let manifest: OciImageManifest = serde_json::from_slice(bytes).map_err(|e| {
+            protocol(format!(
+                "the manifest of {} does not parse: {e}",
+                image.familiar()
+            ))
+        })?;
+        #[derive(Deserialize)]
+        struct Config {
+            os: String,
+            architecture: String,
+            variant: Option<String>,
+        }
+        let Some(config) = registry
+            .get_small_blob(image, &manifest.config.digest)
+            .await?
+        else {
+            return Ok(format!(
+                "the mirror lacks the image config {}",
+                manifest.config.digest
+            ));
+        };
+        let c: Config = serde_json::from_slice(&config).map_err(|e| {
+            protocol(format!(
+                "the image config of {} does not parse: {e}",
+                image.familiar()
+            ))
+        })?;
+        have.push(Platform {
+            os: c.os,
+            architecture: c.architecture,
+            variant: c.variant,
+        });
+    }
+    let lacking: Vec<String> = wanted
+        .iter()
+        .filter(|w| !have.iter().any(|h| w.served_by(h)))
+        .map(ToString::to_string)
+        .collect();
+    if lacking.is_empty() {
+        return Ok(String::new());
+    }
+    let have: Vec<String> = have.iter().map(ToString::to_string).collect();
+    Ok(format!(
+        "no {} (the mirror's image has {})",
+        lacking.join(", "),
+        if have.is_empty() {
+            "no platform listed".to_string()
+        } else {
+            have.join(", ")
+        }
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn platforms_parse_and_match() {
+        let arm = Platform::parse("linux/arm64").unwrap();
+        let arm_v8 = Platform::parse("linux/arm64/v8").unwrap();
+        assert!(arm.served_by(&arm_v8));
+        assert!(!arm_v8.served_by(&arm));
+        assert_eq!(arm_v8.to_string(), "linux/arm64/v8");
+        assert!(Platform::parse("linux").is_err());
+        assert!(Platform::parse("linux//v7").is_err());
+    }
+}

@@ -1,0 +1,852 @@
+//! The one way this program talks to registries: the distribution protocol over HTTPS (or HTTP
+//! where the user named the registry insecure), with the user's credentials, retries and a
+//! bound on requests in flight. `check`, `push` and `save` all go through [`Registry`].
+//!
+//! Built on reqwest, the HTTP stack oci-client uses, rather than on oci-client's `Client`:
+//! that client cannot present a client certificate, drops `Retry-After`, answers a missing
+//! manifest with a HEAD and then a GET, and reads bodies without a bound. oci-client's manifest
+//! types are used to read what the registry returns.
+
+pub mod auth;
+pub mod exists;
+pub mod retry;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, WWW_AUTHENTICATE};
+use reqwest::{Method, StatusCode};
+use serde::Deserialize;
+use sha2::{Digest as _, Sha256};
+use tokio::sync::Semaphore;
+
+use crate::reference::Reference;
+use auth::{Challenge, Credential, FoundCredential, Login, Secret, TokenResponse};
+use retry::{RetryPolicy, is_retryable_status, parse_retry_after};
+
+/// Every manifest media type we accept, indexes first: a copy or a check must see the index of
+/// a multi-platform image, never a manifest the registry picked for us.
+pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
+application/vnd.docker.distribution.manifest.list.v2+json, \
+application/vnd.oci.image.manifest.v1+json, \
+application/vnd.docker.distribution.manifest.v2+json, \
+application/vnd.docker.distribution.manifest.v1+prettyjws;q=0.5";
+
+/// The largest manifest we read; containerd uses the same 4 MiB limit.
+pub const MAX_MANIFEST_BYTES: usize = 4 << 20;
+/// The largest token answer or image config read for a check.
+const MAX_SMALL_BODY: usize = 1 << 20;
+
+/// How to reach one registry, from the config file (`registries:`) or flags.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct HostOptions {
+    /// Plain HTTP. Only for registries the user names.
+    #[serde(default)]
+    pub insecure: bool,
+    /// PEM bundle of CAs trusted for this registry, in addition to the system's.
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate (and its chain) for mutual TLS.
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key of `cert_file`.
+    pub key_file: Option<PathBuf>,
+}
+
+/// Everything the client needs to know, resolved from flags, environment and config file.
+#[derive(Debug, Clone)]
+pub struct RegistryOptions {
+    /// Per-registry settings, keyed by `HOST[:PORT]` as written in image references.
+    pub hosts: BTreeMap<String, HostOptions>,
+    pub login: Option<Login>,
+    /// Requests in flight at once, over all registries.
+    pub concurrency: usize,
+    pub retry: RetryPolicy,
+    pub connect_timeout: Duration,
+    /// One request, its body included.
+    pub request_timeout: Duration,
+}
+
+impl Default for RegistryOptions {
+    fn default() -> Self {
+        RegistryOptions {
+            hosts: BTreeMap::new(),
+            login: None,
+            concurrency: usize::from(DEFAULT_CONCURRENCY),
+            retry: RetryPolicy::default(),
+            connect_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Enough to keep a local registry busy without tripping the rate limits of public ones.
+pub const DEFAULT_CONCURRENCY: u16 = 16;
+
+/// Why a registry request failed. Every message says what to do; none holds a credential.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RegistryError {
+    #[error(
+        "cannot reach {host} ({cause}) after {attempts} attempts; check that the registry is running at that address and port"
+    )]
+    Unreachable {
+        host: String,
+        cause: String,
+        attempts: u32,
+    },
+    #[error(
+        "TLS with {host} failed: {cause}; if the registry's certificate comes from a private CA, pass --ca-file (or caFile under registries.\"{host}\" in the config file); if the registry speaks plain HTTP, pass --insecure-registry {host}"
+    )]
+    Tls { host: String, cause: String },
+    #[error(
+        "{host} requires credentials and none were found for it; run `docker login {host}` (or `skopeo login {host}`), or pass --username with --password-stdin"
+    )]
+    AuthRequired { host: String },
+    #[error(
+        "{host} refused the credentials from {origin}; log in again (`docker login {host}`) or pass --username with --password-stdin"
+    )]
+    AuthRefused { host: String, origin: String },
+    #[error("{host} denied access to {scope} for the credentials from {origin}")]
+    Denied {
+        host: String,
+        scope: String,
+        origin: String,
+    },
+    #[error(
+        "{host} answered HTTP {status} to {attempts} attempts{detail}; the registry is failing, try again later"
+    )]
+    Server {
+        host: String,
+        status: u16,
+        attempts: u32,
+        detail: String,
+    },
+    #[error(
+        "{host} is rate-limiting requests (HTTP 429) and refused {attempts} attempts; try again later or lower --concurrency"
+    )]
+    RateLimited { host: String, attempts: u32 },
+    #[error("{host}: {what}")]
+    Protocol { host: String, what: String },
+    #[error("credentials for {host}: {why}")]
+    Credentials { host: String, why: String },
+    #[error("settings for registry {host}: {why}")]
+    Settings { host: String, why: String },
+}
+
+/// An answer read whole (within a bound).
+#[derive(Debug)]
+pub struct Fetched {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Fetched {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// `Docker-Content-Digest`, which registries send for manifests.
+    pub fn digest_header(&self) -> Option<&str> {
+        self.header("docker-content-digest")
+    }
+
+    pub fn content_type(&self) -> Option<&str> {
+        self.header("content-type")
+            .map(|v| v.split(';').next().unwrap_or(v).trim())
+    }
+}
+
+/// A manifest as the registry holds it: bytes never re-encoded, so the digest stays true.
+#[derive(Debug, Clone)]
+pub struct Manifest {
+    pub bytes: Vec<u8>,
+    pub media_type: String,
+    pub digest: String,
+}
+
+/// The client: one per command run, shared by every task.
+pub struct Registry {
+    options: RegistryOptions,
+    hosts: Mutex<HashMap<String, Arc<Host>>>,
+    permits: Semaphore,
+}
+
+/// What we know of one registry host.
+struct Host {
+    /// `HOST[:PORT]` as in references.
+    name: String,
+    /// `https://HOST[:PORT]`, or `http://` for insecure ones.
+    base: String,
+    http: reqwest::Client,
+    credential: OnceLock<Result<Option<FoundCredential>, String>>,
+    challenge: Mutex<Option<Challenge>>,
+    tokens: Mutex<HashMap<String, (Secret, Instant)>>,
+    /// Set when a request exhausted its attempts: later ones fail at once with the same
+    /// error instead of each waiting out its own retries.
+    down: OnceLock<RegistryError>,
+}
+
+impl Registry {
+    pub fn new(options: RegistryOptions) -> Registry {
+        // reqwest is built without a default crypto provider (ring compiles in seconds where
+        // aws-lc takes minutes); install ring once. A second install fails harmlessly.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let permits = Semaphore::new(options.concurrency.max(1));
+        Registry {
+            options,
+            hosts: Mutex::new(HashMap::new()),
+            permits,
+        }
+    }
+
+    fn host(&self, name: &str) -> Result<Arc<Host>, RegistryError> {
+        let mut hosts = self.hosts.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(h) = hosts.get(name) {
+            return Ok(h.clone());
+        }
+        let settings = self.options.hosts.get(name).cloned().unwrap_or_default();
+        let host = Arc::new(Host::new(name, &settings, &self.options)?);
+        hosts.insert(name.to_string(), host.clone());
+        Ok(host)
+    }
+
+    /// HEAD of a manifest: `Ok(None)` when the registry says it does not exist.
+    pub async fn head_manifest(&self, image: &Reference) -> Result<Option<Fetched>, RegistryError> {
+        let host = self.host(endpoint_host(image.domain()))?;
+        let path = manifest_path(image);
+        let f = self
+            .fetch(
+                &host,
+                &pull_scope(image),
+                Method::HEAD,
+                &path,
+                Some(MANIFEST_ACCEPT),
+                0,
+            )
+            .await?;
+        match f.status.as_u16() {
+            200..=299 => Ok(Some(f)),
+            404 => Ok(None),
+            // Some registries and proxies answer HEAD badly; the caller falls back to GET.
+            405 | 501 | 400 => Err(RegistryError::Protocol {
+                host: host.name.clone(),
+                what: format!("HEAD {path} answered HTTP {}", f.status.as_u16()),
+            }),
+            _ => Err(unexpected(&host, &path, &f)),
+        }
+    }
+
+    /// GET of a manifest, its digest verified against `Docker-Content-Digest` and the digest in
+    /// the reference: `Ok(None)` when the registry says it does not exist.
+    pub async fn get_manifest(&self, image: &Reference) -> Result<Option<Manifest>, RegistryError> {
+        let host = self.host(endpoint_host(image.domain()))?;
+        let path = manifest_path(image);
+        let accept = Some(MANIFEST_ACCEPT);
+        let Some(f) = self
+            .get_found(&host, image, &path, accept, MAX_MANIFEST_BYTES)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let digest = sha256_digest(&f.body);
+        for (claimed, by) in [
+            (f.digest_header(), "its Docker-Content-Digest header"),
+            (image.digest(), "the reference"),
+        ] {
+            if let Some(claimed) = claimed
+                && claimed.starts_with("sha256:")
+                && claimed != digest
+            {
+                return Err(RegistryError::Protocol {
+                    host: host.name.clone(),
+                    what: format!(
+                        "the manifest at {path} has digest {digest}, but {by} says {claimed}; the registry returned corrupt data"
+                    ),
+                });
+            }
+        }
+        let media_type = f
+            .content_type()
+            .map(str::to_string)
+            .or_else(|| media_type_in(&f.body))
+            .unwrap_or_default();
+        Ok(Some(Manifest {
+            bytes: f.body,
+            media_type,
+            digest,
+        }))
+    }
+
+    /// GET of a small blob (an image config), verified against its digest.
+    pub async fn get_small_blob(
+        &self,
+        image: &Reference,
+        digest: &str,
+    ) -> Result<Option<Vec<u8>>, RegistryError> {
+        let host = self.host(endpoint_host(image.domain()))?;
+        let path = format!("/v2/{}/blobs/{digest}", image.path());
+        let Some(f) = self
+            .get_found(&host, image, &path, None, MAX_SMALL_BODY)
+            .await?
+        else {
+            return Ok(None);
+        };
+        if digest.starts_with("sha256:") && sha256_digest(&f.body) != digest {
+            return Err(RegistryError::Protocol {
+                host: host.name.clone(),
+                what: format!(
+                    "blob {digest} does not match its digest; the registry returned corrupt data"
+                ),
+            });
+        }
+        Ok(Some(f.body))
+    }
+
+    /// A GET that expects 200, or 404 for "not there" (`None`).
+    async fn get_found(
+        &self,
+        host: &Host,
+        image: &Reference,
+        path: &str,
+        accept: Option<&str>,
+        limit: usize,
+    ) -> Result<Option<Fetched>, RegistryError> {
+        let f = self
+            .fetch(host, &pull_scope(image), Method::GET, path, accept, limit)
+            .await?;
+        match f.status.as_u16() {
+            200 => Ok(Some(f)),
+            404 => Ok(None),
+            _ => Err(unexpected(host, path, &f)),
+        }
+    }
+
+    /// One request with authentication, retries and the bound on requests in flight. A 401 is
+    /// answered once (by logging in as the challenge asks); 429, 5xx and dropped connections are
+    /// retried per the policy. Any other status is returned to the caller.
+    async fn fetch(
+        &self,
+        host: &Host,
+        scope: &str,
+        method: Method,
+        path: &str,
+        accept: Option<&str>,
+        limit: usize,
+    ) -> Result<Fetched, RegistryError> {
+        let policy = self.options.retry;
+        let mut attempt = 1;
+        let mut answered_challenge = false;
+        loop {
+            if let Some(e) = host.down.get() {
+                return Err(e.clone());
+            }
+            let outcome = {
+                let _permit =
+                    self.permits
+                        .acquire()
+                        .await
+                        .map_err(|_| RegistryError::Protocol {
+                            host: host.name.clone(),
+                            what: "the request pool was closed".into(),
+                        })?;
+                let auth = self.authorization(host, scope).await?;
+                let mut req = host
+                    .http
+                    .request(method.clone(), format!("{}{path}", host.base));
+                if let Some(a) = accept {
+                    req = req.header(ACCEPT, a);
+                }
+                if let Some(a) = auth {
+                    req = req.header(AUTHORIZATION, a);
+                }
+                match req.send().await {
+                    Ok(resp) => {
+                        read_bounded(resp, if method == Method::HEAD { 0 } else { limit }).await
+                    }
+                    Err(e) => Err(Transport::Http(e)),
+                }
+            };
+            let (retry_after, failure) = match outcome {
+                Ok(f) if f.status == StatusCode::UNAUTHORIZED => {
+                    if answered_challenge {
+                        return Err(self.refusal(host));
+                    }
+                    answered_challenge = true;
+                    self.learn_challenge(host, scope, &f)?;
+                    continue;
+                }
+                Ok(f) if f.status == StatusCode::FORBIDDEN => {
+                    return Err(RegistryError::Denied {
+                        host: host.name.clone(),
+                        scope: scope.to_string(),
+                        origin: self.origin(host),
+                    });
+                }
+                Ok(f) if is_retryable_status(f.status.as_u16()) => {
+                    let after = f.header("retry-after").and_then(parse_retry_after);
+                    let error = if f.status == StatusCode::TOO_MANY_REQUESTS {
+                        RegistryError::RateLimited {
+                            host: host.name.clone(),
+                            attempts: attempt,
+                        }
+                    } else {
+                        RegistryError::Server {
+                            host: host.name.clone(),
+                            status: f.status.as_u16(),
+                            attempts: attempt,
+                            detail: error_detail(&f.body),
+                        }
+                    };
+                    (after, error)
+                }
+                Ok(f) => return Ok(f),
+                Err(Transport::TooLarge) => {
+                    return Err(RegistryError::Protocol {
+                        host: host.name.clone(),
+                        what: format!(
+                            "the answer to {method} {path} is larger than {limit} bytes; refusing to read it"
+                        ),
+                    });
+                }
+                Err(Transport::Http(e)) => {
+                    let cause = error_chain(&e);
+                    if looks_like_tls(&cause) {
+                        let error = RegistryError::Tls {
+                            host: host.name.clone(),
+                            cause,
+                        };
+                        let _ = host.down.set(error.clone());
+                        return Err(error);
+                    }
+                    let error = RegistryError::Unreachable {
+                        host: host.name.clone(),
+                        cause: if e.is_body() || e.is_decode() {
+                            format!("connection dropped mid-response: {cause}")
+                        } else {
+                            cause
+                        },
+                        attempts: attempt,
+                    };
+                    (None, error)
+                }
+            };
+            if attempt >= policy.attempts {
+                let _ = host.down.set(failure.clone());
+                return Err(failure);
+            }
+            attempt += 1;
+            tokio::time::sleep(policy.delay(attempt, retry_after)).await;
+        }
+    }
+
+    /// The `Authorization` header for a request in `scope`, if the host has asked for one.
+    async fn authorization(
+        &self,
+        host: &Host,
+        scope: &str,
+    ) -> Result<Option<String>, RegistryError> {
+        let challenge = host
+            .challenge
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        match challenge {
+            None => Ok(None),
+            Some(Challenge::Basic) => match self.credential(host)? {
+                Some(FoundCredential {
+                    credential: Credential::Password { username, password },
+                    ..
+                }) => Ok(Some(basic_header(&username, &password))),
+                _ => Err(RegistryError::AuthRequired {
+                    host: host.name.clone(),
+                }),
+            },
+            Some(Challenge::Bearer { realm, service }) => {
+                {
+                    let tokens = host.tokens.lock().unwrap_or_else(|p| p.into_inner());
+                    if let Some((token, until)) = tokens.get(scope)
+                        && Instant::now() < *until
+                    {
+                        return Ok(Some(format!("Bearer {}", token.expose())));
+                    }
+                }
+                let (token, until) = self
+                    .request_token(host, &realm, service.as_deref(), scope)
+                    .await?;
+                let header = format!("Bearer {}", token.expose());
+                host.tokens
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(scope.to_string(), (token, until));
+                Ok(Some(header))
+            }
+        }
+    }
+
+    /// Asks the token service named by a Bearer challenge for a token for `scope`.
+    async fn request_token(
+        &self,
+        host: &Host,
+        realm: &str,
+        service: Option<&str>,
+        scope: &str,
+    ) -> Result<(Secret, Instant), RegistryError> {
+        let credential = self.credential(host)?;
+        let mut url = reqwest::Url::parse(realm).map_err(|e| RegistryError::Protocol {
+            host: host.name.clone(),
+            what: format!("the token service address {realm:?} in its challenge is not a URL: {e}"),
+        })?;
+        let req = match credential.as_ref().map(|c| &c.credential) {
+            Some(Credential::IdentityToken(refresh)) => {
+                // OAuth2 refresh-token grant, as docker does with an identity token.
+                let mut form = reqwest::Url::parse("http://form/").expect("static URL");
+                form.query_pairs_mut()
+                    .append_pair("grant_type", "refresh_token")
+                    .append_pair("refresh_token", refresh.expose())
+                    .append_pair("service", service.unwrap_or_default())
+                    .append_pair("scope", scope)
+                    .append_pair("client_id", "kubectl-airgap");
+                host.http
+                    .post(url)
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body(form.query().unwrap_or_default().to_string())
+            }
+            other => {
+                {
+                    let mut q = url.query_pairs_mut();
+                    if let Some(s) = service {
+                        q.append_pair("service", s);
+                    }
+                    q.append_pair("scope", scope);
+                }
+                let req = host.http.get(url);
+                match other {
+                    Some(Credential::Password { username, password }) => {
+                        req.header(AUTHORIZATION, basic_header(username, password))
+                    }
+                    _ => req,
+                }
+            }
+        };
+        let realm_host = realm.to_string();
+        let f = match req.send().await {
+            Ok(resp) => read_bounded(resp, MAX_SMALL_BODY).await,
+            Err(e) => Err(Transport::Http(e)),
+        };
+        let f = match f {
+            Ok(f) => f,
+            Err(Transport::Http(e)) => {
+                return Err(RegistryError::Unreachable {
+                    host: format!("{} (token service {realm_host})", host.name),
+                    cause: error_chain(&e),
+                    attempts: 1,
+                });
+            }
+            Err(Transport::TooLarge) => {
+                return Err(RegistryError::Protocol {
+                    host: host.name.clone(),
+                    what: "the token service's answer is too large".into(),
+                });
+            }
+        };
+        match f.status.as_u16() {
+            200 => {}
+            401 | 403 => return Err(self.refusal(host)),
+            status => {
+                return Err(RegistryError::Protocol {
+                    host: host.name.clone(),
+                    what: format!("the token service {realm_host} answered HTTP {status}"),
+                });
+            }
+        }
+        let answer: TokenResponse =
+            serde_json::from_slice(&f.body).map_err(|e| RegistryError::Protocol {
+                host: host.name.clone(),
+                what: format!(
+                    "the token service {realm_host} answered something that is not a token: {e}"
+                ),
+            })?;
+        let token = answer
+            .token
+            .or(answer.access_token)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| RegistryError::Protocol {
+                host: host.name.clone(),
+                what: format!("the token service {realm_host} answered without a token"),
+            })?;
+        // The spec's default lifetime is 60 s; renew a little early.
+        let lifetime = Duration::from_secs(answer.expires_in.unwrap_or(60).max(10) - 5);
+        Ok((Secret::new(token), Instant::now() + lifetime))
+    }
+
+    /// Records what a 401 asked for. A second 401 for the same request is a refusal.
+    fn learn_challenge(&self, host: &Host, scope: &str, f: &Fetched) -> Result<(), RegistryError> {
+        let challenge = f
+            .headers
+            .get_all(WWW_AUTHENTICATE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .filter_map(Challenge::parse)
+            .next()
+            .ok_or_else(|| RegistryError::Protocol {
+                host: host.name.clone(),
+                what: "answered 401 without a Basic or Bearer challenge".into(),
+            })?;
+        if challenge == Challenge::Basic && self.credential(host)?.is_none() {
+            return Err(RegistryError::AuthRequired {
+                host: host.name.clone(),
+            });
+        }
+        host.tokens
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(scope);
+        *host.challenge.lock().unwrap_or_else(|p| p.into_inner()) = Some(challenge);
+        Ok(())
+    }
+
+    fn credential(&self, host: &Host) -> Result<Option<FoundCredential>, RegistryError> {
+        host.credential
+            .get_or_init(|| auth::find_credential(&host.name, self.options.login.as_ref()))
+            .clone()
+            .map_err(|why| RegistryError::Credentials {
+                host: host.name.clone(),
+                why,
+            })
+    }
+
+    fn origin(&self, host: &Host) -> String {
+        match self.credential(host) {
+            Ok(Some(c)) => c.origin,
+            _ => "no credentials (anonymous)".to_string(),
+        }
+    }
+
+    fn refusal(&self, host: &Host) -> RegistryError {
+        match self.credential(host) {
+            Ok(Some(c)) => RegistryError::AuthRefused {
+                host: host.name.clone(),
+                origin: c.origin,
+            },
+            Ok(None) => RegistryError::AuthRequired {
+                host: host.name.clone(),
+            },
+            Err(e) => e,
+        }
+    }
+}
+
+impl Host {
+    fn new(
+        name: &str,
+        settings: &HostOptions,
+        options: &RegistryOptions,
+    ) -> Result<Host, RegistryError> {
+        let bad = |why: String| RegistryError::Settings {
+            host: name.to_string(),
+            why,
+        };
+        let read = |what: &str, p: &PathBuf| {
+            std::fs::read(p).map_err(|e| bad(format!("reading {what} {}: {e}", p.display())))
+        };
+        let mut builder = reqwest::Client::builder()
+            .connect_timeout(options.connect_timeout)
+            .timeout(options.request_timeout)
+            .user_agent(concat!("kubectl-airgap/", env!("CARGO_PKG_VERSION")))
+            .pool_max_idle_per_host(options.concurrency.max(1));
+        if let Some(ca) = &settings.ca_file {
+            let pem = read("CA file", ca)?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                bad(format!(
+                    "CA file {} holds no PEM certificate: {e}",
+                    ca.display()
+                ))
+            })?;
+            if certs.is_empty() {
+                return Err(bad(format!(
+                    "CA file {} holds no PEM certificate",
+                    ca.display()
+                )));
+            }
+            builder = builder.tls_certs_merge(certs);
+        }
+        match (&settings.cert_file, &settings.key_file) {
+            (Some(cert), Some(key)) => {
+                let mut pem = read("client certificate", cert)?;
+                pem.push(b'\n');
+                pem.extend(read("client key", key)?);
+                let identity = reqwest::Identity::from_pem(&pem).map_err(|e| {
+                    bad(format!(
+                        "client certificate {} with key {}: {e}",
+                        cert.display(),
+                        key.display()
+                    ))
+                })?;
+                builder = builder.identity(identity);
+            }
+            (None, None) => {}
+            _ => {
+                return Err(bad(
+                    "a client certificate needs both --cert-file and --key-file".into(),
+                ));
+            }
+        }
+        let http = builder
+            .build()
+            .map_err(|e| bad(format!("building the HTTP client: {}", error_chain(&e))))?;
+        let scheme = if settings.insecure { "http" } else { "https" };
+        Ok(Host {
+            name: name.to_string(),
+            base: format!("{scheme}://{name}"),
+            http,
+            credential: OnceLock::new(),
+            challenge: Mutex::new(None),
+            tokens: Mutex::new(HashMap::new()),
+            down: OnceLock::new(),
+        })
+    }
+}
+
+enum Transport {
+    Http(reqwest::Error),
+    TooLarge,
+}
+
+/// Reads an answer's body, refusing more than `limit` bytes.
+async fn read_bounded(mut resp: reqwest::Response, limit: usize) -> Result<Fetched, Transport> {
+    let status = resp.status();
+    let headers = std::mem::take(resp.headers_mut());
+    // Error bodies are read for their message only; a page of it is enough.
+    let limit = if status.is_success() {
+        limit
+    } else {
+        limit.max(64 << 10)
+    };
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(Transport::Http)? {
+        if body.len() + chunk.len() > limit {
+            if status.is_success() {
+                return Err(Transport::TooLarge);
+            }
+            break;
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Fetched {
+        status,
+        headers,
+        body,
+    })
+}
+
+/// Docker Hub's API lives at another host than its name.
+fn endpoint_host(domain: &str) -> &str {
+    match domain {
+        "docker.io" | "index.docker.io" => "registry-1.docker.io",
+        d => d,
+    }
+}
+
+fn manifest_path(image: &Reference) -> String {
+    let what = image.digest().or(image.tag()).unwrap_or("latest");
+    format!("/v2/{}/manifests/{what}", image.path())
+}
+
+fn pull_scope(image: &Reference) -> String {
+    format!("repository:{}:pull", image.path())
+}
+
+fn basic_header(username: &str, password: &Secret) -> String {
+    use base64::Engine as _;
+    let raw = format!("{username}:{}", password.expose());
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(raw)
+    )
+}
+
+/// `sha256:<hex>` of some bytes.
+pub fn sha256_digest(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+}
+
+fn media_type_in(body: &[u8]) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Typed {
+        #[serde(rename = "mediaType")]
+        media_type: Option<String>,
+    }
+    serde_json::from_slice::<Typed>(body).ok()?.media_type
+}
+
+/// The first message of a distribution error body, for a report.
+fn error_detail(body: &[u8]) -> String {
+    #[derive(Deserialize)]
+    struct Envelope {
+        errors: Vec<Item>,
+    }
+    #[derive(Deserialize)]
+    struct Item {
+        code: Option<String>,
+        message: Option<String>,
+    }
+    match serde_json::from_slice::<Envelope>(body) {
+        Ok(e) => e
+            .errors
+            .first()
+            .map(|i| {
+                format!(
+                    " ({})",
+                    [i.code.as_deref(), i.message.as_deref()]
+                        .into_iter()
+                        .flatten()
+                        .collect::<Vec<_>>()
+                        .join(": ")
+                )
+            })
+            .unwrap_or_default(),
+        Err(_) => String::new(),
+    }
+}
+
+fn unexpected(host: &Host, path: &str, f: &Fetched) -> RegistryError {
+    RegistryError::Protocol {
+        host: host.name.clone(),
+        what: format!(
+            "{path} answered HTTP {}{}",
+            f.status.as_u16(),
+            error_detail(&f.body)
+        ),
+    }
+}
+
+/// An error and its causes on one line. reqwest errors name the URL, which never holds a
+/// credential here (credentials travel in headers only).
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = s.source();
+    }
+    parts.join(": ")
+}
+
+/// Whether a transport failure is about TLS, which waiting will not fix.
+fn looks_like_tls(cause: &str) -> bool {
+    let c = cause.to_ascii_lowercase();
+    [
+        "certificate",
+        "tls",
+        "handshake",
+        "invalidcontenttype",
+        "ssl",
+    ]
+    .iter()
+    .any(|w| c.contains(w))
+}

@@ -1,0 +1,625 @@
+//! Real registries for tests: Debian's `docker-registry` on a free loopback port, in plain, TLS,
+//! htpasswd and token-auth variants; images generated here and pushed with `skopeo`; a token
+//! issuer and a fault-injecting proxy written for the tests. Everything listens on 127.0.0.1
+//! and is stopped and deleted on drop.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use sha2::{Digest as _, Sha256};
+
+pub const USER: &str = "tester";
+pub const PASSWORD: &str = "s3cret-Pa55word";
+
+/// A tool the tests need, or a failure that says how to get it.
+pub fn require_tool(name: &str) -> PathBuf {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join(name))
+            .find(|p| p.is_file())
+    });
+    found.unwrap_or_else(|| {
+        panic!(
+            "`{name}` is not installed; run scripts/install-test-deps (Debian: apt-get install docker-registry skopeo openssl apache2-utils)"
+        )
+    })
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_for_port(port: u16, child: &mut Child, log: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!(
+                "docker-registry exited ({status}) before listening: {}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("docker-registry did not listen on 127.0.0.1:{port} within 20 s");
+}
+
+/// Runs openssl in `dir`, failing the test with its message; returns what it printed.
+fn openssl(dir: &Path, args: &[&str]) -> Vec<u8> {
+    require_tool("openssl");
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// `<stem>.key` and a self-signed `<stem>.crt` for `cn`, valid two days.
+fn self_signed(dir: &Path, cn: &str, stem: &str) {
+    let (subject, key, cert) = (
+        format!("/CN={cn}"),
+        format!("{stem}.key"),
+        format!("{stem}.crt"),
+    );
+    openssl(
+        dir,
+        &[
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", &subject,
+            "-keyout", &key, "-out", &cert,
+        ],
+    );
+}
+
+/// Test CA and a server certificate for 127.0.0.1, made with openssl.
+pub struct Pki {
+    pub dir: PathBuf,
+    pub ca: PathBuf,
+    pub server_cert: PathBuf,
+    pub server_key: PathBuf,
+}
+
+impl Pki {
+    pub fn new(dir: &Path) -> Pki {
+        let run = |args: &[&str]| openssl(dir, args);
+        self_signed(dir, "airgap test CA", "ca");
+        std::fs::write(
+            dir.join("san.ext"),
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n",
+        )
+        .unwrap();
+        run(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ]);
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "san.ext",
+            "-out",
+            "server.crt",
+        ]);
+        Pki {
+            dir: dir.to_path_buf(),
+            ca: dir.join("ca.crt"),
+            server_cert: dir.join("server.crt"),
+            server_key: dir.join("server.key"),
+        }
+    }
+}
+
+pub enum Auth {
+    None,
+    Htpasswd,
+    Token(TokenIssuer),
+}
+
+/// A running `docker-registry`.
+pub struct TestRegistry {
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+    pub pki: Option<Pki>,
+    pub auth: Auth,
+    child: Child,
+}
+
+impl TestRegistry {
+    pub fn plain() -> TestRegistry {
+        Self::start(false, Auth::None)
+    }
+
+    pub fn tls() -> TestRegistry {
+        Self::start(true, Auth::None)
+    }
+
+    pub fn htpasswd() -> TestRegistry {
+        Self::start(false, Auth::Htpasswd)
+    }
+
+    pub fn token() -> TestRegistry {
+        Self::start(false, Auth::Token(TokenIssuer::start()))
+    }
+
+    fn start(tls: bool, auth: Auth) -> TestRegistry {
+        let registry = require_tool("docker-registry");
+        require_tool("skopeo");
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let mut config = format!(
+            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            dir.path().join("storage").display()
+        );
+        let pki = tls.then(|| Pki::new(dir.path()));
+        if let Some(p) = &pki {
+            config.push_str(&format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                p.server_cert.display(),
+                p.server_key.display()
+            ));
+        }
+        match &auth {
+            Auth::None => {}
+            Auth::Htpasswd => {
+                require_tool("htpasswd");
+                let file = dir.path().join("htpasswd");
+                let out = Command::new("htpasswd")
+                    .args(["-Bbc"])
+                    .arg(&file)
+                    .args([USER, PASSWORD])
+                    .output()
+                    .unwrap();
+                assert!(out.status.success());
+                config.push_str(&format!(
+                    "auth:\n  htpasswd:\n    realm: airgap-test\n    path: {}\n",
+                    file.display()
+                ));
+            }
+            Auth::Token(issuer) => config.push_str(&format!(
+                "auth:\n  token:\n    realm: http://127.0.0.1:{}/token\n    service: airgap-test-registry\n    issuer: airgap-test-issuer\n    rootcertbundle: {}\n",
+                issuer.port,
+                issuer.cert.display()
+            )),
+        }
+        let config_path = dir.path().join("config.yml");
+        std::fs::write(&config_path, config).unwrap();
+        let log = dir.path().join("registry.log");
+        let mut child = Command::new(registry)
+            .arg("serve")
+            .arg(&config_path)
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(std::fs::File::create(dir.path().join("registry.err")).unwrap())
+            .spawn()
+            .unwrap();
+        wait_for_port(port, &mut child, &dir.path().join("registry.err"));
+        TestRegistry {
+            port,
+            dir,
+            pki,
+            auth,
+            child,
+        }
+    }
+
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Pushes an OCI layout's image to `repo:tag` with skopeo (every platform of an index).
+    pub fn push(&self, layout: &Path, repo: &str, tag: &str) {
+        let mut cmd = Command::new("skopeo");
+        cmd.args(["copy", "--quiet", "--all", "--preserve-digests"]);
+        match &self.pki {
+            Some(p) => {
+                let certs = self.dir.path().join("skopeo-certs");
+                std::fs::create_dir_all(&certs).unwrap();
+                std::fs::copy(&p.ca, certs.join("ca.crt")).unwrap();
+                cmd.arg("--dest-cert-dir").arg(certs);
+            }
+            None => {
+                cmd.arg("--dest-tls-verify=false");
+            }
+        }
+        if !matches!(self.auth, Auth::None) {
+            cmd.arg(format!("--dest-creds={USER}:{PASSWORD}"));
+        }
+        let out = cmd
+            .arg(format!("oci:{}:latest", layout.display()))
+            .arg(format!("docker://{}/{repo}:{tag}", self.host()))
+            .env(
+                "REGISTRY_AUTH_FILE",
+                self.dir.path().join("skopeo-auth.json"),
+            )
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "skopeo copy to {repo}:{tag}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for TestRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An OCI image layout with generated content: one image, or an index of several platforms.
+pub struct Layout {
+    pub dir: tempfile::TempDir,
+    /// The digest skopeo will push as the tag's manifest (the index for multi-platform).
+    pub digest: String,
+}
+
+fn write_blob(dir: &Path, bytes: &[u8]) -> (String, usize) {
+    let hex = hex::encode(Sha256::digest(bytes));
+    let path = dir.join("blobs/sha256").join(&hex);
+    std::fs::write(path, bytes).unwrap();
+    (format!("sha256:{hex}"), bytes.len())
+}
+
+/// A tar with one file of random bytes: a real layer skopeo can carry.
+fn random_layer(seed: u64) -> Vec<u8> {
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    let data: Vec<u8> = (0..4096)
+        .map(|_| {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1);
+            (state >> 33) as u8
+        })
+        .collect();
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(data.len() as u64);
+    h.set_mode(0o644);
+    h.set_cksum();
+    b.append_data(&mut h, format!("data-{seed}.bin"), &data[..])
+        .unwrap();
+    b.into_inner().unwrap()
+}
+
+fn image_manifest(dir: &Path, seed: u64, os: &str, arch: &str) -> (String, usize) {
+    let layer = random_layer(seed);
+    let (layer_digest, layer_size) = write_blob(dir, &layer);
+    let diff_id = format!("sha256:{}", hex::encode(Sha256::digest(&layer)));
+    let config = serde_json::json!({
+        "architecture": arch, "os": os,
+        "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+        "config": {}
+    });
+    let (config_digest, config_size) = write_blob(dir, config.to_string().as_bytes());
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config_size},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer_digest, "size": layer_size}]
+    });
+    write_blob(dir, manifest.to_string().as_bytes())
+}
+
+impl Layout {
+    fn empty() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("blobs/sha256")).unwrap();
+        std::fs::write(
+            dir.path().join("oci-layout"),
+            r#"{"imageLayoutVersion":"1.0.0"}"#,
+        )
+        .unwrap();
+        dir
+    }
+
+    fn finish(dir: tempfile::TempDir, media_type: &str, digest: String, size: usize) -> Layout {
+        let index = serde_json::json!({
+            "schemaVersion": 2,
+            "manifests": [{"mediaType": media_type, "digest": digest, "size": size,
+                "annotations": {"org.opencontainers.image.ref.name": "latest"}}]
+        });
+        std::fs::write(dir.path().join("index.json"), index.to_string()).unwrap();
+        Layout { dir, digest }
+    }
+
+    /// One linux/amd64 image whose content depends on `seed`.
+    pub fn single(seed: u64) -> Layout {
+        let dir = Self::empty();
+        let (digest, size) = image_manifest(dir.path(), seed, "linux", "amd64");
+        Self::finish(
+            dir,
+            "application/vnd.oci.image.manifest.v1+json",
+            digest,
+            size,
+        )
+    }
+
+    /// An index of linux/amd64 and linux/arm64 images.
+    pub fn multi_arch(seed: u64) -> Layout {
+        let dir = Self::empty();
+        let mut entries = Vec::new();
+        for (i, arch) in ["amd64", "arm64"].iter().enumerate() {
+            let (digest, size) = image_manifest(dir.path(), seed * 10 + i as u64, "linux", arch);
+            entries.push(serde_json::json!({
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "digest": digest, "size": size,
+                "platform": {"os": "linux", "architecture": arch}
+            }));
+        }
+        let index = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": entries
+        });
+        let (digest, size) = write_blob(dir.path(), index.to_string().as_bytes());
+        Self::finish(dir, "application/vnd.oci.image.index.v1+json", digest, size)
+    }
+}
+
+/// A token service for `auth: token`: checks Basic credentials and signs JWTs (RS256, with
+/// the certificate in `x5c`) with a key whose certificate the registry trusts.
+pub struct TokenIssuer {
+    pub port: u16,
+    pub cert: PathBuf,
+    pub requests: Arc<AtomicUsize>,
+    _dir: tempfile::TempDir,
+}
+
+impl TokenIssuer {
+    pub fn start() -> TokenIssuer {
+        let dir = tempfile::tempdir().unwrap();
+        self_signed(dir.path(), "airgap test token issuer", "issuer");
+        let der = openssl(
+            dir.path(),
+            &["x509", "-in", "issuer.crt", "-outform", "DER"],
+        );
+        let x5c = STANDARD.encode(der);
+        let key = dir.path().join("issuer.key");
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let requests = Arc::new(AtomicUsize::new(0));
+        let counter = requests.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { break };
+                counter.fetch_add(1, Ordering::SeqCst);
+                let (x5c, key) = (x5c.clone(), key.clone());
+                std::thread::spawn(move || serve_token(stream, &x5c, &key));
+            }
+        });
+        TokenIssuer {
+            port,
+            cert: dir.path().join("issuer.crt"),
+            requests,
+            _dir: dir,
+        }
+    }
+}
+
+/// Reads a request head: the request line and headers.
+fn read_head(reader: &mut BufReader<TcpStream>) -> Option<(String, Vec<(String, String)>)> {
+    let mut line = String::new();
+    if reader.read_line(&mut line).ok()? == 0 {
+        return None;
+    }
+    let request_line = line.trim_end().to_string();
+    let mut headers = Vec::new();
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h).ok()? == 0 {
+            return None;
+        }
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = h.split_once(':') {
+            headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+        }
+    }
+    Some((request_line, headers))
+}
+
+fn serve_token(stream: TcpStream, x5c: &str, key: &Path) {
+    let mut writer = stream.try_clone().unwrap();
+    let mut reader = BufReader::new(stream);
+    let Some((request_line, headers)) = read_head(&mut reader) else {
+        return;
+    };
+    let expected = format!("Basic {}", STANDARD.encode(format!("{USER}:{PASSWORD}")));
+    let authorized = headers
+        .iter()
+        .any(|(k, v)| k == "authorization" && *v == expected);
+    if !authorized {
+        let _ = writer.write_all(
+            b"HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\nContent-Length: 28\r\nConnection: close\r\n\r\n{\"details\":\"bad credentials\"}",
+        );
+        return;
+    }
+    let target = request_line.split(' ').nth(1).unwrap_or("");
+    let query = target.split_once('?').map(|(_, q)| q).unwrap_or("");
+    let mut access = Vec::new();
+    for pair in query.split('&') {
+        if let Some(scope) = pair.strip_prefix("scope=") {
+            let scope = scope
+                .replace("%3A", ":")
+                .replace("%2F", "/")
+                .replace("%2C", ",");
+            let parts: Vec<&str> = scope.split(':').collect();
+            if parts.len() == 3 {
+                access.push(serde_json::json!({
+                    "type": parts[0], "name": parts[1],
+                    "actions": parts[2].split(',').collect::<Vec<_>>()
+                }));
+            }
+        }
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let header = serde_json::json!({"typ": "JWT", "alg": "RS256", "x5c": [x5c]});
+    let claims = serde_json::json!({
+        "iss": "airgap-test-issuer", "sub": USER, "aud": "airgap-test-registry",
+        "exp": now + 300, "nbf": now - 10, "iat": now, "jti": format!("{now}-{}", access.len()),
+        "access": access
+    });
+    let signing_input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    );
+    let mut openssl = Command::new("openssl")
+        .args(["dgst", "-sha256", "-sign"])
+        .arg(key)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    openssl
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(signing_input.as_bytes())
+        .unwrap();
+    let signature = openssl.wait_with_output().unwrap().stdout;
+    let token = format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(signature));
+    let body = serde_json::json!({"token": token, "expires_in": 300}).to_string();
+    let _ = write!(
+        writer,
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+}
+
+/// What the fault proxy does with each request, in order; when the script runs out, it
+/// forwards.
+#[derive(Debug, Clone)]
+pub enum Fault {
+    Status500,
+    TooManyRequests {
+        retry_after_secs: u64,
+    },
+    /// Half a status line, then the connection closes.
+    Drop,
+}
+
+/// A proxy in front of a registry that answers from a script of faults, then forwards.
+pub struct FaultProxy {
+    pub port: u16,
+    pub requests: Arc<AtomicUsize>,
+}
+
+impl FaultProxy {
+    /// `always`: repeat the last fault forever instead of recovering.
+    pub fn start(upstream: u16, script: Vec<Fault>, always: bool) -> FaultProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let requests = Arc::new(AtomicUsize::new(0));
+        let counter = requests.clone();
+        let script = Arc::new(Mutex::new(script));
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { break };
+                let (counter, script) = (counter.clone(), script.clone());
+                std::thread::spawn(move || {
+                    proxy_connection(stream, upstream, &counter, &script, always)
+                });
+            }
+        });
+        FaultProxy { port, requests }
+    }
+}
+
+fn proxy_connection(
+    stream: TcpStream,
+    upstream: u16,
+    counter: &AtomicUsize,
+    script: &Mutex<Vec<Fault>>,
+    always: bool,
+) {
+    let mut writer = stream.try_clone().unwrap();
+    let mut reader = BufReader::new(stream);
+    // One request per connection: every answer closes it, so each request meets the script.
+    let Some((request_line, headers)) = read_head(&mut reader) else {
+        return;
+    };
+    counter.fetch_add(1, Ordering::SeqCst);
+    let fault = {
+        let mut s = script.lock().unwrap();
+        match s.len() {
+            0 => None,
+            1 if always => s.first().cloned(),
+            _ => Some(s.remove(0)),
+        }
+    };
+    match fault {
+        Some(Fault::Status500) => {
+            let body = r#"{"errors":[{"code":"UNKNOWN","message":"injected failure"}]}"#;
+            let _ = write!(
+                writer,
+                "HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+        Some(Fault::TooManyRequests { retry_after_secs }) => {
+            let _ = write!(
+                writer,
+                "HTTP/1.1 429 Too Many Requests\r\nRetry-After: {retry_after_secs}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+        }
+        Some(Fault::Drop) => {
+            let _ = writer.write_all(b"HTTP/1.1 200 O");
+            let _ = writer.shutdown(Shutdown::Both);
+        }
+        None => {
+            let mut up = TcpStream::connect(("127.0.0.1", upstream)).unwrap();
+            let mut head = format!("{request_line}\r\n");
+            for (k, v) in headers.iter().filter(|(k, _)| k != "connection") {
+                head.push_str(&format!("{k}: {v}\r\n"));
+            }
+            head.push_str("connection: close\r\n\r\n");
+            up.write_all(head.as_bytes()).unwrap();
+            let mut answer = Vec::new();
+            let _ = up.read_to_end(&mut answer);
+            let _ = writer.write_all(&answer);
+        }
+    }
+}
