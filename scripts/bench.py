@@ -8,6 +8,8 @@ distinct image). Kustomize refuses the concatenated corpus (two charts share res
 """
 import json, os, platform, shutil, statistics, subprocess, sys, tempfile, time
 
+import check_bench
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "target/release/kubectl-airgap")
 KUBECTL = os.path.join(ROOT, ".tools/helm4/kubectl/kubectl")
@@ -123,7 +125,7 @@ def kustomize_ok(d):
                           stderr=subprocess.DEVNULL).returncode == 0
 
 
-def main():
+def post_render_section():
     work = tempfile.mkdtemp(prefix="airgap-bench-")
     rows = []
     try:
@@ -189,13 +191,10 @@ def main():
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
-    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
-    mem = next((l.split()[1] for l in open("/proc/meminfo") if l.startswith("MemTotal")), "0")
     lines = [
-        "# Benchmark results",
+        "## post-render (issue 3)",
         "",
-        f"Machine: {cpu}, {os.cpu_count()} cores, {int(mem) >> 20} GiB RAM, {platform.system()} {platform.release()}.",
-        f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. Median of {RUNS} runs (kustomize: 3, or 1 on 20,000 Deployments; the 1 GB stream: 1).",
+        f"Median of {RUNS} runs (kustomize: 3, or 1 on 20,000 Deployments; the 1 GB stream: 1).",
         "Peak memory is the maximum resident set size of the process (GNU time %M).",
         "",
         "| input | bytes | tool | median s | MB/s | peak RSS MiB | note |",
@@ -208,8 +207,32 @@ def main():
         if ratio:
             bound = ">" if "did not finish" in tools[-1][4] else ""
             lines.append(f"| {label} | | **kubectl-airgap / kustomize** | | **{bound}{ratio:.0f}x** | | |")
-    text = "\n".join(lines) + "\n"
+    return lines
+
+
+SECTIONS = {"post-render": post_render_section, "check": check_bench.check_section}
+
+
+def main():
+    """Runs the sections named in BENCH_SECTIONS (default: all), keeps the last results of the
+    others, and writes bench/results.md."""
+    wanted = os.environ.get("BENCH_SECTIONS", ",".join(SECTIONS)).split(",")
     os.makedirs(os.path.join(ROOT, "bench"), exist_ok=True)
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    mem = next((l.split()[1] for l in open("/proc/meminfo") if l.startswith("MemTotal")), "0")
+    machine = (f"Machine: {cpu}, {os.cpu_count()} cores, {int(mem) >> 20} GiB RAM, "
+               f"{platform.system()} {platform.release()}. "
+               f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.")
+    for name in wanted:
+        lines = SECTIONS[name]()
+        with open(os.path.join(ROOT, f"bench/{name}.md"), "w") as f:
+            f.write("\n".join([*lines, "", machine]) + "\n")
+    parts = ["# Benchmark results", "", "Written by scripts/bench; each section names the machine and date it ran on.", ""]
+    for name in SECTIONS:
+        path = os.path.join(ROOT, f"bench/{name}.md")
+        if os.path.exists(path):
+            parts.append(open(path).read())
+    text = "\n".join(parts)
     with open(os.path.join(ROOT, "bench/results.md"), "w") as f:
         f.write(text)
     print(text)

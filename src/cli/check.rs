@@ -19,7 +19,7 @@ use super::{EXIT_ERROR, EXIT_NO, EXIT_OK, ExitStatus, MirrorArgs, settings};
 use crate::lock::LockFile;
 use crate::mirror::{Collisions, canonical_reference};
 use crate::reference::Reference;
-use crate::registry::exists::{Platform, Status, Verdict, check_image};
+use crate::registry::exists::{Platform, Status, Verdict, check_repository};
 use crate::registry::{Registry, RegistryError};
 
 #[derive(Debug, Args)]
@@ -114,24 +114,30 @@ pub fn run(args: &CheckArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus
         .enable_all()
         .build()
         .context("starting the async runtime")?;
+    // One task per mirror repository, so that a tag list can stand in for many HEADs.
+    let mut groups: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for (i, w) in wanted.iter().enumerate() {
+        groups.entry(w.mirror.name()).or_default().push(i);
+    }
+    let platforms: Arc<[Platform]> = args.platforms.clone().into();
     let verdicts = runtime.block_on(async {
         let mut tasks = tokio::task::JoinSet::new();
-        for (i, w) in wanted.iter().enumerate() {
-            let registry = registry.clone();
-            let mirror = w.mirror.clone();
-            let digest = w.digest.clone();
-            let platforms = args.platforms.clone();
-            tasks.spawn(async move {
-                (
-                    i,
-                    check_image(&registry, &mirror, digest.as_deref(), &platforms).await,
-                )
-            });
+        for members in groups.into_values() {
+            let images = members
+                .iter()
+                .map(|&i| (wanted[i].mirror.clone(), wanted[i].digest.clone()))
+                .collect();
+            let (registry, platforms) = (registry.clone(), platforms.clone());
+            tasks.spawn(
+                async move { (members, check_repository(registry, images, platforms).await) },
+            );
         }
         let mut verdicts = vec![None; wanted.len()];
         while let Some(joined) = tasks.join_next().await {
-            let (i, v) = joined.context("a check task failed")?;
-            verdicts[i] = Some(v);
+            let (members, found) = joined.context("a check task failed")?;
+            for (i, v) in members.into_iter().zip(found) {
+                verdicts[i] = Some(v);
+            }
         }
         anyhow::Ok(verdicts.into_iter().flatten().collect::<Vec<Verdict>>())
     })?;

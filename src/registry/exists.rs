@@ -1,6 +1,8 @@
 //! Whether a registry holds an image as expected: the one question `check` asks per image.
 
+use std::collections::HashSet;
 use std::fmt;
+use std::sync::Arc;
 
 use oci_client::manifest::{OciImageIndex, OciImageManifest};
 use serde::Deserialize;
@@ -112,6 +114,65 @@ impl Verdict {
     }
 }
 
+/// Checks images of one repository, in order. With two or more tags to look for, one tag list
+/// says which are absent, so only the present ones cost a request each; a registry that will
+/// not list tags gets a HEAD per image instead.
+pub async fn check_repository(
+    registry: Arc<Registry>,
+    images: Vec<(Reference, Option<String>)>,
+    platforms: Arc<[Platform]>,
+) -> Vec<Verdict> {
+    let by_tag = images.iter().filter(|(r, _)| r.digest().is_none()).count();
+    let mut listed: Option<HashSet<String>> = None;
+    if by_tag >= 2 {
+        match registry.list_tags(&images[0].0).await {
+            Ok(tags) => listed = Some(tags.unwrap_or_default().into_iter().collect()),
+            Err(RegistryError::Protocol { .. } | RegistryError::Denied { .. }) => {}
+            Err(e) => return images.iter().map(|_| Verdict::error(e.clone())).collect(),
+        }
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut verdicts: Vec<Option<Verdict>> = vec![None; images.len()];
+    for (i, (image, digest)) in images.into_iter().enumerate() {
+        let tag = image.tag().unwrap_or("latest");
+        if image.digest().is_none() && listed.as_ref().is_some_and(|l| !l.contains(tag)) {
+            verdicts[i] = Some(missing(&image));
+            continue;
+        }
+        let (registry, platforms) = (registry.clone(), platforms.clone());
+        tasks.spawn(async move {
+            let v = check_image(&registry, &image, digest.as_deref(), &platforms).await;
+            (i, v)
+        });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok((i, v)) => verdicts[i] = Some(v),
+            Err(e) => {
+                let error = RegistryError::Protocol {
+                    host: "-".into(),
+                    what: format!("a check task failed: {e}"),
+                };
+                for v in verdicts.iter_mut().filter(|v| v.is_none()) {
+                    *v = Some(Verdict::error(error.clone()));
+                }
+            }
+        }
+    }
+    verdicts.into_iter().flatten().collect()
+}
+
+fn missing(image: &Reference) -> Verdict {
+    Verdict::new(
+        Status::Missing,
+        None,
+        match image.digest() {
+            Some(d) => format!("the mirror has no manifest {d}"),
+            None => format!("the mirror has no tag {}", image.tag().unwrap_or("latest")),
+        },
+    )
+}
+
 /// Checks that `image` exists in its registry; that it has `digest` when one is expected (a
 /// lock file's, for a reference by tag); and that it serves each of `platforms`.
 pub async fn check_image(
@@ -132,16 +193,7 @@ async fn check(
     expected: Option<&str>,
     platforms: &[Platform],
 ) -> Result<Verdict, RegistryError> {
-    let missing = || {
-        Verdict::new(
-            Status::Missing,
-            None,
-            match image.digest() {
-                Some(d) => format!("the mirror has no manifest {d}"),
-                None => format!("the mirror has no tag {}", image.tag().unwrap_or("latest")),
-            },
-        )
-    };
+    let missing = || missing(image);
     // A HEAD answers existence and digest in one round trip; the body is needed only to look
     // at platforms, or when the registry answers HEAD badly.
     let mut held = None;

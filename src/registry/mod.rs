@@ -36,6 +36,8 @@ application/vnd.docker.distribution.manifest.v1+prettyjws;q=0.5";
 
 /// The largest manifest we read; containerd uses the same 4 MiB limit.
 pub const MAX_MANIFEST_BYTES: usize = 4 << 20;
+/// Bounds a paginated tag list (registries page at 100 to 1,000 tags).
+const MAX_TAG_PAGES: usize = 200;
 /// The largest token answer or image config read for a check.
 const MAX_SMALL_BODY: usize = 1 << 20;
 
@@ -302,6 +304,44 @@ impl Registry {
             });
         }
         Ok(Some(f.body))
+    }
+
+    /// The tags of a repository (following `Link` pages), or `None` when the registry does not
+    /// know the repository. One request answers for every tag of a repository, where a HEAD
+    /// per tag costs one each.
+    pub async fn list_tags(&self, image: &Reference) -> Result<Option<Vec<String>>, RegistryError> {
+        #[derive(Deserialize)]
+        struct TagList {
+            tags: Option<Vec<String>>,
+        }
+        let host = self.host(endpoint_host(image.domain()))?;
+        let mut path = format!("/v2/{}/tags/list", image.path());
+        let mut tags = Vec::new();
+        for _ in 0..MAX_TAG_PAGES {
+            let Some(f) = self
+                .get_found(&host, image, &path, None, MAX_MANIFEST_BYTES)
+                .await?
+            else {
+                return Ok(None);
+            };
+            let page: TagList =
+                serde_json::from_slice(&f.body).map_err(|e| RegistryError::Protocol {
+                    host: host.name.clone(),
+                    what: format!("{path} answered something that is not a tag list: {e}"),
+                })?;
+            tags.extend(page.tags.unwrap_or_default());
+            match f.header("link").and_then(next_link) {
+                Some(next) => path = next,
+                None => return Ok(Some(tags)),
+            }
+        }
+        Err(RegistryError::Protocol {
+            host: host.name.clone(),
+            what: format!(
+                "the tag list of {} runs past {MAX_TAG_PAGES} pages",
+                image.path()
+            ),
+        })
     }
 
     /// A GET that expects 200, or 404 for "not there" (`None`).
@@ -739,6 +779,17 @@ async fn read_bounded(mut resp: reqwest::Response, limit: usize) -> Result<Fetch
         headers,
         body,
     })
+}
+
+/// `</v2/x/tags/list?last=a&n=100>; rel="next"` → the path to fetch next.
+fn next_link(header: &str) -> Option<String> {
+    let (target, params) = header.split_once(';')?;
+    if !params.contains("rel=\"next\"") {
+        return None;
+    }
+    let target = target.trim().strip_prefix('<')?.strip_suffix('>')?;
+    // Only a path on the same registry is followed, never another host.
+    target.starts_with("/v2/").then(|| target.to_string())
 }
 
 /// Docker Hub's API lives at another host than its name.
