@@ -275,6 +275,58 @@ fn tls_with_a_test_ca() {
     assert!(started.elapsed() < Duration::from_secs(20));
 }
 
+#[test]
+fn mutual_tls_client_certificate() {
+    let reg = TestRegistry::mutual_tls();
+    let host = reg.host();
+    reg.push(Layout::single(10).dir.path(), "ghcr.io/o/mtls", "1");
+    let dir = tempfile::tempdir().unwrap();
+    let m = manifests(dir.path(), &["ghcr.io/o/mtls:1"], None);
+    let pki = reg.pki.as_ref().unwrap();
+
+    let out = check(&host, &["--ca-file"])
+        .arg(&pki.ca)
+        .arg("--cert-file")
+        .arg(&pki.client_cert)
+        .arg("--key-file")
+        .arg(&pki.client_key)
+        .arg("-f")
+        .arg(&m)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+
+    // Without the client certificate the registry ends the handshake.
+    let out = check(&host, &["--ca-file"])
+        .arg(&pki.ca)
+        .arg("-f")
+        .arg(&m)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    eprintln!("{err}");
+    assert!(err.contains(&host), "{err}");
+
+    // A key file that is not a key is a settings error naming the file.
+    let out = check(&host, &["--ca-file"])
+        .arg(&pki.ca)
+        .arg("--cert-file")
+        .arg(&pki.client_cert)
+        .arg("--key-file")
+        .arg(&m)
+        .arg("-f")
+        .arg(&m)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("client certificate"),
+        "{}",
+        stderr(&out)
+    );
+}
+
 fn assert_no_password(out: &std::process::Output) {
     let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(out));
     assert!(!all.contains(PASSWORD), "password leaked: {all}");

@@ -90,15 +90,16 @@ pub const DEFAULT_CONCURRENCY: u16 = 16;
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum RegistryError {
     #[error(
-        "cannot reach {host} ({cause}) after {attempts} attempts; check that the registry is running at that address and port"
+        "cannot reach {host} ({cause}) after {attempts} attempts; check that the registry is running at that address and port{hint}"
     )]
     Unreachable {
         host: String,
         cause: String,
         attempts: u32,
+        hint: &'static str,
     },
     #[error(
-        "TLS with {host} failed: {cause}; if the registry's certificate comes from a private CA, pass --ca-file (or caFile under registries.\"{host}\" in the config file); if the registry speaks plain HTTP, pass --insecure-registry {host}"
+        "TLS with {host} failed: {cause}; if the registry's certificate comes from a private CA, pass --ca-file (or caFile under registries.\"{host}\" in the config file); if it demands a client certificate, pass --cert-file and --key-file; if it speaks plain HTTP, pass --insecure-registry {host}"
     )]
     Tls { host: String, cause: String },
     #[error(
@@ -188,6 +189,8 @@ struct Host {
     /// Set when a request exhausted its attempts: later ones fail at once with the same
     /// error instead of each waiting out its own retries.
     down: OnceLock<RegistryError>,
+    /// Whether a client certificate is configured, for advice on a refused handshake.
+    has_identity: bool,
 }
 
 impl Registry {
@@ -452,7 +455,7 @@ impl Registry {
                 }
                 Err(Transport::Http(e)) => {
                     let cause = error_chain(&e);
-                    if looks_like_tls(&cause) {
+                    if is_tls_failure(&e) {
                         let error = RegistryError::Tls {
                             host: host.name.clone(),
                             cause,
@@ -468,6 +471,13 @@ impl Registry {
                             cause
                         },
                         attempts: attempt,
+                        // A registry that wants a client certificate may just hang up after
+                        // the handshake, which looks like any dropped connection.
+                        hint: if host.base.starts_with("https:") && !host.has_identity {
+                            "; if it demands a client certificate, pass --cert-file and --key-file"
+                        } else {
+                            ""
+                        },
                     };
                     (None, error)
                 }
@@ -582,6 +592,7 @@ impl Registry {
                     host: format!("{} (token service {realm_host})", host.name),
                     cause: error_chain(&e),
                     attempts: 1,
+                    hint: "",
                 });
             }
             Err(Transport::TooLarge) => {
@@ -745,6 +756,7 @@ impl Host {
             challenge: Mutex::new(None),
             tokens: Mutex::new(HashMap::new()),
             down: OnceLock::new(),
+            has_identity: settings.cert_file.is_some(),
         })
     }
 }
@@ -888,16 +900,31 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     parts.join(": ")
 }
 
-/// Whether a transport failure is about TLS, which waiting will not fix.
-fn looks_like_tls(cause: &str) -> bool {
-    let c = cause.to_ascii_lowercase();
-    [
-        "certificate",
-        "tls",
-        "handshake",
-        "invalidcontenttype",
-        "ssl",
-    ]
-    .iter()
-    .any(|w| c.contains(w))
+/// Whether a transport failure is a TLS verdict (a certificate refused, a handshake failed),
+/// which waiting will not change. Judged by the error types in the chain, never by the text,
+/// which holds the URL.
+fn is_tls_failure(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(e);
+    while let Some(s) = source {
+        if is_rustls(s) {
+            return true;
+        }
+        source = s.source();
+    }
+    false
+}
+
+/// A rustls error, bare or inside the `io::Error`s that the TLS stream layers wrap it in
+/// (`io::Error::source` skips the wrapped error, so the chain alone does not reach it).
+fn is_rustls(e: &(dyn std::error::Error + 'static)) -> bool {
+    if e.downcast_ref::<rustls::Error>().is_some() {
+        return true;
+    }
+    match e
+        .downcast_ref::<std::io::Error>()
+        .and_then(|io| io.get_ref())
+    {
+        Some(inner) => is_rustls(inner),
+        None => false,
+    }
 }

@@ -95,6 +95,9 @@ pub struct Pki {
     pub ca: PathBuf,
     pub server_cert: PathBuf,
     pub server_key: PathBuf,
+    /// A client certificate the same CA signed, for mutual TLS.
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
 }
 
 impl Pki {
@@ -106,42 +109,51 @@ impl Pki {
             "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n",
         )
         .unwrap();
-        run(&[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-        ]);
-        run(&[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.crt",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-extfile",
-            "san.ext",
-            "-out",
-            "server.crt",
-        ]);
+        for (stem, cn) in [("server", "127.0.0.1"), ("client", "airgap test client")] {
+            let (subject, key, csr, cert) = (
+                format!("/CN={cn}"),
+                format!("{stem}.key"),
+                format!("{stem}.csr"),
+                format!("{stem}.crt"),
+            );
+            run(&[
+                "req", "-newkey", "rsa:2048", "-nodes", "-subj", &subject, "-keyout", &key, "-out",
+                &csr,
+            ]);
+            run(&[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.crt",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-extfile",
+                "san.ext",
+                "-out",
+                &cert,
+            ]);
+        }
         Pki {
             dir: dir.to_path_buf(),
             ca: dir.join("ca.crt"),
             server_cert: dir.join("server.crt"),
             server_key: dir.join("server.key"),
+            client_cert: dir.join("client.crt"),
+            client_key: dir.join("client.key"),
         }
     }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Tls {
+    Off,
+    Server,
+    Mutual,
 }
 
 pub enum Auth {
@@ -161,22 +173,27 @@ pub struct TestRegistry {
 
 impl TestRegistry {
     pub fn plain() -> TestRegistry {
-        Self::start(false, Auth::None)
+        Self::start(Tls::Off, Auth::None)
     }
 
     pub fn tls() -> TestRegistry {
-        Self::start(true, Auth::None)
+        Self::start(Tls::Server, Auth::None)
+    }
+
+    /// TLS that also demands a client certificate signed by the test CA.
+    pub fn mutual_tls() -> TestRegistry {
+        Self::start(Tls::Mutual, Auth::None)
     }
 
     pub fn htpasswd() -> TestRegistry {
-        Self::start(false, Auth::Htpasswd)
+        Self::start(Tls::Off, Auth::Htpasswd)
     }
 
     pub fn token() -> TestRegistry {
-        Self::start(false, Auth::Token(TokenIssuer::start()))
+        Self::start(Tls::Off, Auth::Token(TokenIssuer::start()))
     }
 
-    fn start(tls: bool, auth: Auth) -> TestRegistry {
+    fn start(tls: Tls, auth: Auth) -> TestRegistry {
         let registry = require_tool("docker-registry");
         require_tool("skopeo");
         let dir = tempfile::tempdir().unwrap();
@@ -185,13 +202,16 @@ impl TestRegistry {
             "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
             dir.path().join("storage").display()
         );
-        let pki = tls.then(|| Pki::new(dir.path()));
+        let pki = (tls != Tls::Off).then(|| Pki::new(dir.path()));
         if let Some(p) = &pki {
             config.push_str(&format!(
                 "  tls:\n    certificate: {}\n    key: {}\n",
                 p.server_cert.display(),
                 p.server_key.display()
             ));
+            if tls == Tls::Mutual {
+                config.push_str(&format!("    clientcas:\n      - {}\n", p.ca.display()));
+            }
         }
         match &auth {
             Auth::None => {}
@@ -250,6 +270,9 @@ impl TestRegistry {
                 let certs = self.dir.path().join("skopeo-certs");
                 std::fs::create_dir_all(&certs).unwrap();
                 std::fs::copy(&p.ca, certs.join("ca.crt")).unwrap();
+                // skopeo (containers/image) reads a client pair as <name>.cert + <name>.key.
+                std::fs::copy(&p.client_cert, certs.join("client.cert")).unwrap();
+                std::fs::copy(&p.client_key, certs.join("client.key")).unwrap();
                 cmd.arg("--dest-cert-dir").arg(certs);
             }
             None => {
