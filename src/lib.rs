@@ -10,3 +10,4 @@ pub mod manifest;
 pub mod mirror;
 pub mod reference;
 pub mod registry;
+pub mod transfer;

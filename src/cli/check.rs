@@ -6,14 +6,14 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
 use serde::Serialize;
 
-use super::images::collect;
+use super::images::{ImageListArgs, collect};
 use super::registry_args::RegistryArgs;
 use super::{EXIT_ERROR, EXIT_NO, EXIT_OK, ExitStatus, MirrorArgs, settings};
 use crate::lock::LockFile;
@@ -24,15 +24,8 @@ use crate::registry::{Registry, RegistryError};
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// Manifests: a file, a directory (its .yaml/.yml/.json files), or - for stdin; repeatable
-    #[arg(short = 'f', long = "filename", value_name = "FILE|DIR|-")]
-    pub files: Vec<PathBuf>,
-    /// Read directories recursively
-    #[arg(short = 'R', long)]
-    pub recursive: bool,
-    /// An images lock file: its images are checked too, and their digests must match
-    #[arg(long, value_name = "FILE")]
-    pub lock: Option<PathBuf>,
+    #[command(flatten)]
+    pub images: ImageListArgs,
     /// Require these platforms of every image, OS/ARCH[/VARIANT] (repeatable)
     #[arg(long = "platform", value_name = "OS/ARCH[/VARIANT]", value_parser = Platform::parse)]
     pub platforms: Vec<Platform>,
@@ -90,12 +83,12 @@ struct Summary {
 }
 
 pub fn run(args: &CheckArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus> {
-    if args.files.is_empty() && args.lock.is_none() {
+    if args.images.is_empty() {
         anyhow::bail!(
             "nothing to check: give manifests with -f FILE|DIR|- (e.g. `helm template ... | kubectl airgap check -f -`) or a lock file with --lock"
         );
     }
-    if args.registry.password_stdin && args.files.iter().any(|f| f.as_os_str() == "-") {
+    if args.registry.password_stdin && args.images.reads_stdin() {
         anyhow::bail!(
             "--password-stdin and -f - cannot both read stdin; put the manifests in a file"
         );
@@ -239,8 +232,8 @@ fn wanted_images(
         Ok(key)
     };
     let mut hook_notes: Vec<(String, Option<String>)> = Vec::new();
-    if !args.files.is_empty() {
-        for (_, uses, _) in collect(&args.files, args.recursive, rules, false)? {
+    if !args.images.files.is_empty() {
+        for (_, uses, _) in collect(&args.images.files, args.images.recursive, rules, false)? {
             for u in uses {
                 let key = add(&u.reference)?;
                 let note = u
@@ -253,7 +246,7 @@ fn wanted_images(
         }
     }
     let mut locked = Vec::new();
-    if let Some(path) = &args.lock {
+    if let Some(path) = &args.images.lock {
         for entry in LockFile::load(path)? {
             let key = add(&entry.source)?;
             locked.push((key, entry.digest));

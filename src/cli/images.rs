@@ -69,6 +69,31 @@ struct LocationReport {
     line: usize,
 }
 
+/// Where a command that acts on images (`check`, `push`, `save`) learns which: manifests, a
+/// lock file, or both.
+#[derive(Debug, Clone, Args)]
+pub struct ImageListArgs {
+    /// Manifests: a file, a directory (its .yaml/.yml/.json files), or - for stdin; repeatable
+    #[arg(short = 'f', long = "filename", value_name = "FILE|DIR|-")]
+    pub files: Vec<PathBuf>,
+    /// Read directories recursively
+    #[arg(short = 'R', long)]
+    pub recursive: bool,
+    /// An images lock file: its images are included, and their digests must match
+    #[arg(long, value_name = "FILE")]
+    pub lock: Option<PathBuf>,
+}
+
+impl ImageListArgs {
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty() && self.lock.is_none()
+    }
+
+    pub fn reads_stdin(&self) -> bool {
+        self.files.iter().any(|f| f.as_os_str() == "-")
+    }
+}
+
 /// The manifest files that `-f` arguments name, in a stable order.
 pub fn expand_inputs(files: &[PathBuf], recursive: bool) -> anyhow::Result<Vec<PathBuf>> {
     let mut out = Vec::new();

@@ -6,6 +6,7 @@
 mod check;
 mod images;
 mod post_render;
+mod push;
 mod ref_cmd;
 mod registry_args;
 
@@ -50,7 +51,7 @@ pub enum Command {
     /// Verify that the mirror holds every needed image
     Check(check::CheckArgs),
     /// Copy the images that the mirror lacks into it
-    Push(NotYet),
+    Push(push::PushArgs),
     /// Pull every needed image into an offline bundle (OCI image layout)
     Save(NotYet),
     /// Show how image references parse and what they become in the mirror
@@ -165,7 +166,7 @@ pub fn run(argv: Vec<OsString>) -> ExitStatus {
             Ok(EXIT_OK)
         }
         Command::Check(args) => check::run(&args, cli.config.as_deref()),
-        Command::Push(_) => not_yet("push"),
+        Command::Push(args) => push::run(&args, cli.config.as_deref()),
         Command::Save(_) => not_yet("save"),
         Command::Completion(_) => not_yet("completion"),
     };

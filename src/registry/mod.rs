@@ -8,6 +8,7 @@
 //! types are used to read what the registry returns.
 
 pub mod auth;
+pub mod blobs;
 pub mod exists;
 pub mod retry;
 
@@ -16,7 +17,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, WWW_AUTHENTICATE};
+use reqwest::header::{
+    ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, WWW_AUTHENTICATE,
+};
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
@@ -143,6 +146,32 @@ pub struct Fetched {
     pub status: StatusCode,
     pub headers: HeaderMap,
     pub body: Vec<u8>,
+    /// The unread answer, for a call that asked to stream a successful body.
+    pub stream: Option<reqwest::Response>,
+}
+
+/// One request's parts, for [`Registry::exchange`].
+#[derive(Default)]
+struct Call<'a> {
+    method: Method,
+    /// A path on the host (`/v2/...`), or an absolute URL (an upload `Location`).
+    path: &'a str,
+    accept: Option<&'a str>,
+    content_type: Option<&'a str>,
+    /// Sent for a streamed body, whose length reqwest cannot know.
+    content_length: Option<u64>,
+    body: Option<CallBody>,
+    /// Bound on a body read whole.
+    limit: usize,
+    /// Leave a successful answer's body unread, in `Fetched::stream`.
+    stream: bool,
+}
+
+enum CallBody {
+    /// Sent again on a retry.
+    Bytes(bytes::Bytes),
+    /// Sent once: a retry after it went out is an error for the caller to handle.
+    Once(Option<reqwest::Body>),
 }
 
 impl Fetched {
@@ -378,6 +407,39 @@ impl Registry {
         accept: Option<&str>,
         limit: usize,
     ) -> Result<Fetched, RegistryError> {
+        let call = Call {
+            method,
+            path,
+            accept,
+            limit,
+            ..Call::default()
+        };
+        self.exchange(host, scope, call).await
+    }
+
+    /// [`Registry::fetch`] with everything a write needs: a body (replayable bytes, or a
+    /// stream that can be sent once), a content type, and an answer left unread for streaming.
+    async fn exchange(
+        &self,
+        host: &Host,
+        scope: &str,
+        call: Call<'_>,
+    ) -> Result<Fetched, RegistryError> {
+        let Call {
+            method,
+            path,
+            accept,
+            limit,
+            content_type,
+            content_length,
+            mut body,
+            stream,
+        } = call;
+        let url = if path.starts_with('/') {
+            format!("{}{path}", host.base)
+        } else {
+            path.to_string()
+        };
         let policy = self.options.retry;
         let mut attempt = 1;
         let mut answered_challenge = false;
@@ -395,16 +457,41 @@ impl Registry {
                             what: "the request pool was closed".into(),
                         })?;
                 let auth = self.authorization(host, scope).await?;
-                let mut req = host
-                    .http
-                    .request(method.clone(), format!("{}{path}", host.base));
+                let mut req = host.http.request(method.clone(), &url);
                 if let Some(a) = accept {
                     req = req.header(ACCEPT, a);
                 }
                 if let Some(a) = auth {
                     req = req.header(AUTHORIZATION, a);
                 }
+                if let Some(t) = content_type {
+                    req = req.header(CONTENT_TYPE, t);
+                }
+                if let Some(n) = content_length {
+                    req = req.header(CONTENT_LENGTH, n);
+                }
+                match &mut body {
+                    Some(CallBody::Bytes(b)) => req = req.body(b.clone()),
+                    Some(CallBody::Once(once)) => match once.take() {
+                        Some(b) => req = req.body(b),
+                        None => {
+                            return Err(RegistryError::Protocol {
+                                host: host.name.clone(),
+                                what: format!(
+                                    "{method} {path} needed a second attempt, but its streamed body was already sent"
+                                ),
+                            });
+                        }
+                    },
+                    None => {}
+                }
                 match req.send().await {
+                    Ok(resp) if stream && resp.status().is_success() => Ok(Fetched {
+                        status: resp.status(),
+                        headers: resp.headers().clone(),
+                        body: Vec::new(),
+                        stream: Some(resp),
+                    }),
                     Ok(resp) => {
                         read_bounded(resp, if method == Method::HEAD { 0 } else { limit }).await
                     }
@@ -569,7 +656,10 @@ impl Registry {
                     if let Some(s) = service {
                         q.append_pair("service", s);
                     }
-                    q.append_pair("scope", scope);
+                    // A mount asks for two repositories at once: one scope parameter each.
+                    for one in scope.split(' ') {
+                        q.append_pair("scope", one);
+                    }
                 }
                 let req = host.http.get(url);
                 match other {
@@ -790,6 +880,7 @@ async fn read_bounded(mut resp: reqwest::Response, limit: usize) -> Result<Fetch
         status,
         headers,
         body,
+        stream: None,
     })
 }
 

@@ -1,0 +1,81 @@
+//! Where images come from and where they go, and the one copier between any two such ends.
+//!
+//! The go-containerregistry idea: a registry, an OCI image layout and a docker archive are
+//! interchangeable ends, so `push` (bundle or registry → mirror) and `save` (registry → bundle)
+//! are the same copy. This release has the registry end; layouts and archives implement the same
+//! two traits.
+
+pub mod copy;
+pub mod registry;
+pub mod verify;
+
+use std::future::Future;
+
+use bytes::Bytes;
+
+use crate::reference::Reference;
+pub use crate::registry::blobs::ByteStream;
+
+/// A manifest's bytes as stored, its media type and digest.
+#[derive(Debug, Clone)]
+pub struct RawManifest {
+    pub bytes: Bytes,
+    pub media_type: String,
+    pub digest: String,
+}
+
+/// Something images can be read from.
+pub trait ImageSource: Send + Sync + 'static {
+    /// The manifest `image` names (by tag or digest), `None` when there is none.
+    fn manifest(
+        &self,
+        image: &Reference,
+    ) -> impl Future<Output = anyhow::Result<Option<RawManifest>>> + Send;
+
+    /// A blob of `image`'s repository, streamed.
+    fn blob(
+        &self,
+        image: &Reference,
+        digest: &str,
+    ) -> impl Future<Output = anyhow::Result<ByteStream>> + Send;
+}
+
+/// Something images can be written to. Writers put blobs before the manifests that name them,
+/// and children before their index, so a reader never meets a manifest whose parts are missing.
+pub trait ImageSink: Send + Sync + 'static {
+    /// The digest of the manifest `image` names, if the sink has one.
+    fn manifest_digest(
+        &self,
+        image: &Reference,
+    ) -> impl Future<Output = anyhow::Result<Option<String>>> + Send;
+
+    fn has_blob(
+        &self,
+        image: &Reference,
+        digest: &str,
+    ) -> impl Future<Output = anyhow::Result<bool>> + Send;
+
+    /// Links a blob the sink holds in repository `from` into `image`'s repository without
+    /// moving bytes; `false` when it cannot.
+    fn mount_blob(
+        &self,
+        image: &Reference,
+        digest: &str,
+        from: &str,
+    ) -> impl Future<Output = anyhow::Result<bool>> + Send;
+
+    /// Stores a blob; `body` is verified against `digest` and `size` as it streams.
+    fn put_blob(
+        &self,
+        image: &Reference,
+        digest: &str,
+        size: u64,
+        body: ByteStream,
+    ) -> impl Future<Output = anyhow::Result<()>> + Send;
+
+    fn put_manifest(
+        &self,
+        image: &Reference,
+        manifest: &RawManifest,
+    ) -> impl Future<Output = anyhow::Result<()>> + Send;
+}

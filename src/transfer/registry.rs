@@ -1,0 +1,70 @@
+//! The registry end, read and write.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::{ByteStream, ImageSink, ImageSource, RawManifest};
+use crate::reference::Reference;
+use crate::registry::Registry;
+
+impl ImageSource for Arc<Registry> {
+    async fn manifest(&self, image: &Reference) -> anyhow::Result<Option<RawManifest>> {
+        Ok(self.get_manifest(image).await?.map(|m| RawManifest {
+            bytes: Bytes::from(m.bytes),
+            media_type: m.media_type,
+            digest: m.digest,
+        }))
+    }
+
+    async fn blob(&self, image: &Reference, digest: &str) -> anyhow::Result<ByteStream> {
+        Ok(self.open_blob(image, digest).await?)
+    }
+}
+
+impl ImageSink for Arc<Registry> {
+    async fn manifest_digest(&self, image: &Reference) -> anyhow::Result<Option<String>> {
+        match self.head_manifest(image).await {
+            Ok(None) => Ok(None),
+            Ok(Some(f)) => match f.digest_header() {
+                Some(d) => Ok(Some(d.to_string())),
+                None => Ok(self.get_manifest(image).await?.map(|m| m.digest)),
+            },
+            // A registry that answers HEAD badly: read the manifest instead.
+            Err(crate::registry::RegistryError::Protocol { .. }) => {
+                Ok(self.get_manifest(image).await?.map(|m| m.digest))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn has_blob(&self, image: &Reference, digest: &str) -> anyhow::Result<bool> {
+        Ok(self.blob_size(image, digest).await?.is_some())
+    }
+
+    async fn mount_blob(
+        &self,
+        image: &Reference,
+        digest: &str,
+        from: &str,
+    ) -> anyhow::Result<bool> {
+        Ok(Registry::mount_blob(self, image, digest, from).await?)
+    }
+
+    async fn put_blob(
+        &self,
+        image: &Reference,
+        digest: &str,
+        size: u64,
+        body: ByteStream,
+    ) -> anyhow::Result<()> {
+        Ok(self.upload_blob(image, digest, size, body).await?)
+    }
+
+    async fn put_manifest(&self, image: &Reference, manifest: &RawManifest) -> anyhow::Result<()> {
+        Ok(
+            Registry::put_manifest(self, image, manifest.bytes.clone(), &manifest.media_type)
+                .await?,
+        )
+    }
+}

@@ -1,0 +1,112 @@
+//! A blob stream that checks its own digest and size as it passes, so that a corrupt or short
+//! blob fails its upload instead of landing in the mirror.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use futures_util::Stream;
+use sha2::{Digest as _, Sha256};
+
+use super::ByteStream;
+
+struct Verified {
+    inner: ByteStream,
+    hasher: Option<Sha256>,
+    seen: u64,
+    digest: String,
+    size: u64,
+    what: String,
+}
+
+/// Wraps `inner`: it ends with an error instead of its last `None` when the bytes were not
+/// `size` long or did not hash to `digest` (sha256 only; other algorithms pass through).
+pub fn verified(inner: ByteStream, digest: &str, size: u64, what: String) -> ByteStream {
+    Box::pin(Verified {
+        inner,
+        hasher: digest.starts_with("sha256:").then(Sha256::new),
+        seen: 0,
+        digest: digest.to_string(),
+        size,
+        what,
+    })
+}
+
+impl Stream for Verified {
+    type Item = Result<Bytes, std::io::Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        match this.inner.as_mut().poll_next(cx) {
+            Poll::Ready(Some(Ok(chunk))) => {
+                this.seen += chunk.len() as u64;
+                if this.seen > this.size {
+                    return Poll::Ready(Some(Err(invalid(format!(
+                        "{}: more than the {} bytes its descriptor gives",
+                        this.what, this.size
+                    )))));
+                }
+                if let Some(h) = &mut this.hasher {
+                    h.update(&chunk);
+                }
+                Poll::Ready(Some(Ok(chunk)))
+            }
+            Poll::Ready(None) => {
+                if this.seen != this.size {
+                    return Poll::Ready(Some(Err(invalid(format!(
+                        "{}: {} bytes, its descriptor gives {}",
+                        this.what, this.seen, this.size
+                    )))));
+                }
+                if let Some(h) = this.hasher.take() {
+                    let got = format!("sha256:{}", hex::encode(h.finalize()));
+                    if got != this.digest {
+                        return Poll::Ready(Some(Err(invalid(format!(
+                            "{}: content hashes to {got}, not {}",
+                            this.what, this.digest
+                        )))));
+                    }
+                }
+                Poll::Ready(None)
+            }
+            other => other,
+        }
+    }
+}
+
+fn invalid(message: String) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::StreamExt as _;
+
+    fn stream(parts: &[&'static [u8]]) -> ByteStream {
+        let items: Vec<Result<Bytes, std::io::Error>> =
+            parts.iter().map(|p| Ok(Bytes::from_static(p))).collect();
+        Box::pin(futures_util::stream::iter(items))
+    }
+
+    async fn drain(mut s: ByteStream) -> Result<usize, String> {
+        let mut n = 0;
+        while let Some(item) = s.next().await {
+            n += item.map_err(|e| e.to_string())?.len();
+        }
+        Ok(n)
+    }
+
+    #[tokio::test]
+    async fn good_bad_and_short_blobs() {
+        let digest = crate::registry::sha256_digest(b"hello world");
+        let ok = verified(stream(&[b"hello ", b"world"]), &digest, 11, "blob".into());
+        assert_eq!(drain(ok).await, Ok(11));
+        let bad = verified(stream(&[b"hello ", b"WORLD"]), &digest, 11, "blob".into());
+        assert!(drain(bad).await.unwrap_err().contains("hashes to"));
+        let short = verified(stream(&[b"hello"]), &digest, 11, "blob".into());
+        assert!(drain(short).await.unwrap_err().contains("5 bytes"));
+        let long = verified(stream(&[b"hello world!"]), &digest, 11, "blob".into());
+        assert!(drain(long).await.unwrap_err().contains("more than"));
+    }
+}
