@@ -43,6 +43,9 @@ pub struct LockedImage {
     pub media_type: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub platforms: Vec<String>,
+    /// Where the image lands in the mirror, when the mirror was known at `save` time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mirror: Option<String>,
 }
 
 /// A lock entry, read and checked.
@@ -125,6 +128,7 @@ mod tests {
             digest: Some(format!("sha256:{}", "a".repeat(64))),
             media_type: None,
             platforms: vec!["linux/amd64".into()],
+            mirror: None,
         }]);
         std::fs::write(&path, lock.to_yaml().unwrap()).unwrap();
         let read = LockFile::load(&path).unwrap();

@@ -181,7 +181,7 @@ fn push_usage_errors() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("later release"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a directory"));
     let out = airgap()
         .args([
             "push",
@@ -196,4 +196,180 @@ fn push_usage_errors() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("HOST=URL"));
+}
+
+#[test]
+fn save_a_bundle_then_push_it() {
+    let source = TestRegistry::plain();
+    let mirror = TestRegistry::plain();
+    let multi = Layout::multi_arch(31);
+    let single = Layout::single(32);
+    source.push(multi.dir.path(), "org/multi", "v1");
+    source.push(single.dir.path(), "org/single", "v1");
+    let dir = tempfile::tempdir().unwrap();
+    let m = manifests(
+        dir.path(),
+        &["quay.io/org/multi:v1", "quay.io/org/single:v1"],
+    );
+    let bundle = dir.path().join("bundle");
+
+    let out = airgap()
+        .args(["save", "--registry", "reg.local:5000", "-o"])
+        .arg(&bundle)
+        .arg("--source-mirror")
+        .arg(format!("quay.io=http://{}", source.host()))
+        .arg("-f")
+        .arg(&m)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("2 images: 2 copied"), "{stdout}");
+
+    // The bundle names each image by its full source reference, digests unchanged.
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(bundle.join("index.json")).unwrap()).unwrap();
+    let names: Vec<&str> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            d["annotations"]["io.containerd.image.name"]
+                .as_str()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(names.len(), 2);
+    assert!(names.contains(&"quay.io/org/multi:v1"), "{names:?}");
+    let lock = std::fs::read_to_string(bundle.join("images.lock.yaml")).unwrap();
+    assert!(
+        lock.contains(&multi.digest) && lock.contains(&single.digest),
+        "{lock}"
+    );
+    assert!(
+        lock.contains("mirror: reg.local:5000/quay.io/org/multi:v1"),
+        "{lock}"
+    );
+
+    // No -f: everything in the bundle goes to the mirror, digests intact.
+    let host = mirror.host();
+    let push = || {
+        airgap()
+            .args([
+                "push",
+                "--registry",
+                &host,
+                "--insecure-registry",
+                &host,
+                "--from",
+            ])
+            .arg(&bundle)
+            .output()
+            .unwrap()
+    };
+    let out = push();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("2 images: 2 copied"), "{stdout}");
+    assert_eq!(
+        skopeo_digest(&format!("{host}/quay.io/org/multi:v1")),
+        Some(multi.digest.clone())
+    );
+    assert_eq!(
+        skopeo_digest(&format!("{host}/quay.io/org/single:v1")),
+        Some(single.digest.clone())
+    );
+    let out = push();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("0 copied, 2 already present"));
+
+    // check against the bundle's own lock file.
+    let out = airgap()
+        .args([
+            "check",
+            "--registry",
+            &host,
+            "--insecure-registry",
+            &host,
+            "--lock",
+        ])
+        .arg(bundle.join("images.lock.yaml"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    // A tampered blob in the bundle is refused; the image never reaches the mirror.
+    let mirror2 = TestRegistry::plain();
+    let blobs = bundle.join("blobs/sha256");
+    for entry in std::fs::read_dir(&blobs).unwrap() {
+        let path = entry.unwrap().path();
+        let mut bytes = std::fs::read(&path).unwrap();
+        if bytes.len() > 4096 {
+            bytes[100] ^= 0xff;
+            std::fs::write(&path, bytes).unwrap();
+        }
+    }
+    let host2 = mirror2.host();
+    let out = airgap()
+        .args([
+            "push",
+            "--registry",
+            &host2,
+            "--insecure-registry",
+            &host2,
+            "--from",
+        ])
+        .arg(&bundle)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{stdout}");
+    assert!(
+        stdout.contains("hashes to") || stdout.contains("DIGEST_INVALID"),
+        "{stdout}"
+    );
+    assert_eq!(
+        skopeo_digest(&format!("{host2}/quay.io/org/single:v1")),
+        None
+    );
+    assert_eq!(
+        skopeo_digest(&format!("{host2}/quay.io/org/multi:v1")),
+        None
+    );
+
+    // A bundle whose index names a digest that is not a digest is refused before any read.
+    let evil = dir.path().join("evil");
+    std::fs::create_dir_all(&evil).unwrap();
+    std::fs::write(
+        evil.join("index.json"),
+        r#"{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:../../../etc/passwd","size":1}]}"#,
+    )
+    .unwrap();
+    let out = airgap()
+        .args([
+            "push",
+            "--registry",
+            &host2,
+            "--insecure-registry",
+            &host2,
+            "--from",
+        ])
+        .arg(&evil)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not a sha256 digest"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -4,11 +4,13 @@
 //! missing image), 2 usage or runtime error.
 
 mod check;
+mod copy_run;
 mod images;
 mod post_render;
 mod push;
 mod ref_cmd;
 mod registry_args;
+mod save;
 
 use std::ffi::OsString;
 use std::io::IsTerminal;
@@ -53,7 +55,7 @@ pub enum Command {
     /// Copy the images that the mirror lacks into it
     Push(push::PushArgs),
     /// Pull every needed image into an offline bundle (OCI image layout)
-    Save(NotYet),
+    Save(save::SaveArgs),
     /// Show how image references parse and what they become in the mirror
     Ref(ref_cmd::RefArgs),
     /// Print a shell completion script
@@ -167,7 +169,7 @@ pub fn run(argv: Vec<OsString>) -> ExitStatus {
         }
         Command::Check(args) => check::run(&args, cli.config.as_deref()),
         Command::Push(args) => push::run(&args, cli.config.as_deref()),
-        Command::Save(_) => not_yet("save"),
+        Command::Save(args) => save::run(&args, cli.config.as_deref()),
         Command::Completion(_) => not_yet("completion"),
     };
     match result {

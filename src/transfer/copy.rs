@@ -81,7 +81,7 @@ impl<S: ImageSource, D: ImageSink> Copier<S, D> {
         }
         self.copy_parts(from, to, &manifest).await?;
         self.sink
-            .put_manifest(to, &manifest)
+            .put_image(to, &manifest)
             .await
             .with_context(|| format!("storing the manifest of {}", to.familiar()))?;
         Ok((Outcome::Copied, manifest.digest))

@@ -2,10 +2,11 @@
 //!
 //! The go-containerregistry idea: a registry, an OCI image layout and a docker archive are
 //! interchangeable ends, so `push` (bundle or registry → mirror) and `save` (registry → bundle)
-//! are the same copy. This release has the registry end; layouts and archives implement the same
-//! two traits.
+//! are the same copy. This release has the registry end and the OCI layout directory; layout
+//! tars and docker archives implement the same two traits.
 
 pub mod copy;
+pub mod layout;
 pub mod registry;
 pub mod verify;
 
@@ -78,4 +79,14 @@ pub trait ImageSink: Send + Sync + 'static {
         image: &Reference,
         manifest: &RawManifest,
     ) -> impl Future<Output = anyhow::Result<()>> + Send;
+
+    /// Stores the top manifest of an image under the image's name: the last step of a copy. A
+    /// registry tags it; a layout also lists it in its index.
+    fn put_image(
+        &self,
+        image: &Reference,
+        manifest: &RawManifest,
+    ) -> impl Future<Output = anyhow::Result<()>> + Send {
+        self.put_manifest(image, manifest)
+    }
 }

@@ -1,0 +1,276 @@
+//! The OCI image layout end (a directory), read and write: the offline bundle.
+//!
+//! Each image is an entry of `index.json` annotated with its full source reference
+//! (`io.containerd.image.name`, which containerd and nerdctl read; `org.opencontainers.image.ref.name`
+//! holds the tag, as the spec suggests). Blobs live once under `blobs/sha256/`, shared by every
+//! image. Paths are built only from digests checked to be `sha256:<64 hex>`, so nothing in a
+//! bundle can name a file outside it.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use anyhow::Context;
+use bytes::Bytes;
+use futures_util::StreamExt as _;
+use serde::{Deserialize, Serialize};
+use tokio::io::AsyncWriteExt as _;
+
+use super::{ByteStream, ImageSink, ImageSource, RawManifest};
+use crate::mirror::canonical_reference;
+use crate::reference::Reference;
+
+/// The annotation holding an image's full source reference.
+pub const IMAGE_NAME: &str = "io.containerd.image.name";
+/// The OCI annotation for the tag.
+pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Descriptor {
+    pub media_type: String,
+    pub digest: String,
+    pub size: u64,
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub annotations: std::collections::BTreeMap<String, String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Index {
+    schema_version: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    media_type: Option<String>,
+    #[serde(default)]
+    manifests: Vec<Descriptor>,
+}
+
+pub struct OciLayout {
+    root: PathBuf,
+    /// The images named in `index.json`, and those written since.
+    images: Mutex<Vec<Descriptor>>,
+}
+
+/// `blobs/sha256/<hex>` for a checked digest.
+fn blob_path(root: &Path, digest: &str) -> anyhow::Result<PathBuf> {
+    let hex = digest
+        .strip_prefix("sha256:")
+        .filter(|h| {
+            h.len() == 64
+                && h.bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        })
+        .with_context(|| {
+            format!("{digest:?} is not a sha256 digest; refusing to use it as a path")
+        })?;
+    Ok(root.join("blobs").join("sha256").join(hex))
+}
+
+impl OciLayout {
+    /// Opens an existing layout.
+    pub fn open(root: &Path) -> anyhow::Result<OciLayout> {
+        let index_path = root.join("index.json");
+        let text = std::fs::read(&index_path).with_context(|| {
+            format!(
+                "{} is not an OCI image layout (no readable index.json)",
+                root.display()
+            )
+        })?;
+        let index: Index = serde_json::from_slice(&text)
+            .with_context(|| format!("{} is not a valid OCI index", index_path.display()))?;
+        for d in &index.manifests {
+            blob_path(root, &d.digest).with_context(|| format!("in {}", index_path.display()))?;
+        }
+        Ok(OciLayout {
+            root: root.to_path_buf(),
+            images: Mutex::new(index.manifests),
+        })
+    }
+
+    /// Creates an empty layout in `root` (which may exist, but must not hold a layout).
+    pub fn create(root: &Path) -> anyhow::Result<OciLayout> {
+        if root.join("index.json").exists() {
+            anyhow::bail!(
+                "{} already holds an OCI image layout; choose a new directory",
+                root.display()
+            );
+        }
+        std::fs::create_dir_all(root.join("blobs").join("sha256"))
+            .with_context(|| format!("creating {}", root.display()))?;
+        std::fs::write(root.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#)
+            .with_context(|| format!("writing {}/oci-layout", root.display()))?;
+        Ok(OciLayout {
+            root: root.to_path_buf(),
+            images: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The source references of the images the layout holds, in index order.
+    pub fn image_names(&self) -> anyhow::Result<Vec<Reference>> {
+        let images = self.images.lock().unwrap_or_else(|p| p.into_inner());
+        images
+            .iter()
+            .filter_map(|d| d.annotations.get(IMAGE_NAME))
+            .map(|n| {
+                Reference::parse(n).with_context(|| {
+                    format!(
+                        "{}/index.json names an image {n:?} that does not parse",
+                        self.root.display()
+                    )
+                })
+            })
+            .collect()
+    }
+
+    fn find(&self, image: &Reference) -> Option<Descriptor> {
+        let want = canonical_reference(image);
+        let images = self.images.lock().unwrap_or_else(|p| p.into_inner());
+        images
+            .iter()
+            .find(|d| {
+                d.annotations
+                    .get(IMAGE_NAME)
+                    .and_then(|n| Reference::parse(n).ok())
+                    .is_some_and(|r| canonical_reference(&r) == want)
+            })
+            .cloned()
+    }
+
+    /// Writes `index.json` (atomically: a reader sees the old index or the new one).
+    pub fn finish(&self) -> anyhow::Result<()> {
+        let images = self.images.lock().unwrap_or_else(|p| p.into_inner());
+        let index = Index {
+            schema_version: 2,
+            media_type: Some("application/vnd.oci.image.index.v1+json".into()),
+            manifests: images.clone(),
+        };
+        let tmp = self.root.join(".index.json.tmp");
+        std::fs::write(&tmp, serde_json::to_vec_pretty(&index)?)?;
+        std::fs::rename(&tmp, self.root.join("index.json"))
+            .with_context(|| format!("writing {}/index.json", self.root.display()))
+    }
+}
+
+impl ImageSource for std::sync::Arc<OciLayout> {
+    async fn manifest(&self, image: &Reference) -> anyhow::Result<Option<RawManifest>> {
+        let (digest, media_type) = match image.digest() {
+            Some(d) => (d.to_string(), None),
+            None => match self.find(image) {
+                Some(d) => (d.digest, Some(d.media_type)),
+                None => return Ok(None),
+            },
+        };
+        let path = blob_path(&self.root, &digest)?;
+        let bytes = match tokio::fs::read(&path).await {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        };
+        let actual = crate::registry::sha256_digest(&bytes);
+        if actual != digest {
+            anyhow::bail!(
+                "{}: the manifest hashes to {actual}, not {digest}; the bundle is corrupt",
+                path.display()
+            );
+        }
+        let media_type = media_type
+            .or_else(|| {
+                serde_json::from_slice::<serde_json::Value>(&bytes)
+                    .ok()?
+                    .get("mediaType")?
+                    .as_str()
+                    .map(str::to_string)
+            })
+            .unwrap_or_else(|| "application/vnd.oci.image.manifest.v1+json".into());
+        Ok(Some(RawManifest {
+            bytes: Bytes::from(bytes),
+            media_type,
+            digest,
+        }))
+    }
+
+    async fn blob(&self, _image: &Reference, digest: &str) -> anyhow::Result<ByteStream> {
+        let path = blob_path(&self.root, digest)?;
+        let file = tokio::fs::File::open(&path)
+            .await
+            .with_context(|| format!("the bundle lacks blob {digest} ({})", path.display()))?;
+        Ok(Box::pin(tokio_util::io::ReaderStream::with_capacity(
+            file,
+            1 << 16,
+        )))
+    }
+}
+
+impl ImageSink for std::sync::Arc<OciLayout> {
+    async fn manifest_digest(&self, image: &Reference) -> anyhow::Result<Option<String>> {
+        Ok(match image.digest() {
+            Some(d) => blob_path(&self.root, d)?.exists().then(|| d.to_string()),
+            None => self.find(image).map(|d| d.digest),
+        })
+    }
+
+    async fn has_blob(&self, _image: &Reference, digest: &str) -> anyhow::Result<bool> {
+        Ok(blob_path(&self.root, digest)?.exists())
+    }
+
+    async fn mount_blob(&self, _: &Reference, _: &str, _: &str) -> anyhow::Result<bool> {
+        // One blob store serves every image: a blob present is present for all.
+        Ok(false)
+    }
+
+    async fn put_blob(
+        &self,
+        _image: &Reference,
+        digest: &str,
+        _size: u64,
+        mut body: ByteStream,
+    ) -> anyhow::Result<()> {
+        let path = blob_path(&self.root, digest)?;
+        // Written beside its final name and renamed once whole and verified: an interrupted
+        // save never leaves a blob that looks complete.
+        let tmp = path.with_extension(format!("partial-{}", std::process::id()));
+        let result = async {
+            let mut file = tokio::fs::File::create(&tmp).await?;
+            while let Some(chunk) = body.next().await {
+                file.write_all(&chunk?).await?;
+            }
+            file.sync_all().await?;
+            tokio::fs::rename(&tmp, &path).await
+        }
+        .await;
+        if result.is_err() {
+            let _ = tokio::fs::remove_file(&tmp).await;
+        }
+        result.with_context(|| format!("writing blob {digest} to {}", self.root.display()))
+    }
+
+    async fn put_manifest(&self, _image: &Reference, manifest: &RawManifest) -> anyhow::Result<()> {
+        let path = blob_path(&self.root, &manifest.digest)?;
+        tokio::fs::write(&path, &manifest.bytes)
+            .await
+            .with_context(|| format!("writing {}", path.display()))
+    }
+
+    async fn put_image(&self, image: &Reference, manifest: &RawManifest) -> anyhow::Result<()> {
+        self.put_manifest(image, manifest).await?;
+        let mut annotations = std::collections::BTreeMap::new();
+        annotations.insert(IMAGE_NAME.to_string(), image.to_string());
+        if let Some(tag) = image.tag() {
+            annotations.insert(REF_NAME.to_string(), tag.to_string());
+        }
+        let mut images = self.images.lock().unwrap_or_else(|p| p.into_inner());
+        let want = canonical_reference(image);
+        images.retain(|d| {
+            d.annotations
+                .get(IMAGE_NAME)
+                .and_then(|n| Reference::parse(n).ok())
+                .is_none_or(|r| canonical_reference(&r) != want)
+        });
+        images.push(Descriptor {
+            media_type: manifest.media_type.clone(),
+            digest: manifest.digest.clone(),
+            size: manifest.bytes.len() as u64,
+            annotations,
+        });
+        Ok(())
+    }
+}
