@@ -4,28 +4,11 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::airgap;
+use common::registry::pod_manifests as manifests;
 use common::registry::{Fault, FaultProxy, Layout, PASSWORD, TestRegistry, USER, free_port};
-
-/// A Pod using `images`, and, when `hook_image` is given, a pre-install hook Job using it.
-fn manifests(dir: &Path, images: &[&str], hook_image: Option<&str>) -> std::path::PathBuf {
-    let mut text =
-        String::from("apiVersion: v1\nkind: Pod\nmetadata:\n  name: app\nspec:\n  containers:\n");
-    for (i, image) in images.iter().enumerate() {
-        text.push_str(&format!("  - name: c{i}\n    image: {image}\n"));
-    }
-    if let Some(image) = hook_image {
-        text.push_str(&format!(
-            "---\napiVersion: batch/v1\nkind: Job\nmetadata:\n  name: migrate\n  annotations:\n    helm.sh/hook: pre-install\nspec:\n  template:\n    spec:\n      containers:\n      - name: m\n        image: {image}\n"
-        ));
-    }
-    let path = dir.join("manifests.yaml");
-    std::fs::write(&path, text).unwrap();
-    path
-}
 
 fn check(registry: &str, args: &[&str]) -> assert_cmd::Command {
     let mut c = airgap();

@@ -11,14 +11,7 @@ use common::registry::{Layout, TestRegistry};
 use sha2::{Digest as _, Sha256};
 
 fn manifests(dir: &Path, images: &[&str]) -> std::path::PathBuf {
-    let mut text =
-        String::from("apiVersion: v1\nkind: Pod\nmetadata:\n  name: app\nspec:\n  containers:\n");
-    for (i, image) in images.iter().enumerate() {
-        text.push_str(&format!("  - name: c{i}\n    image: {image}\n"));
-    }
-    let path = dir.join("manifests.yaml");
-    std::fs::write(&path, text).unwrap();
-    path
+    common::registry::pod_manifests(dir, images, None)
 }
 
 /// The digest of what skopeo reads at `reference`, or None when it cannot read it.
