@@ -40,17 +40,22 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-fn wait_for_port(port: u16, child: &mut Child, log: &Path) {
+/// Waits until the registry says it listens (`true`), or exits (`false`: the port was taken
+/// between `free_port` and its bind, by another test's listener; the caller retries). A TCP
+/// connect alone would be answered by that other listener.
+fn wait_for_registry(port: u16, child: &mut Child, log: &Path) -> bool {
     let deadline = Instant::now() + Duration::from_secs(20);
+    let listening = format!("listening on 127.0.0.1:{port}");
     while Instant::now() < deadline {
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return;
+        if std::fs::read_to_string(log).is_ok_and(|l| l.contains(&listening)) {
+            return true;
         }
         if let Ok(Some(status)) = child.try_wait() {
-            panic!(
-                "docker-registry exited ({status}) before listening: {}",
-                std::fs::read_to_string(log).unwrap_or_default()
-            );
+            let text = std::fs::read_to_string(log).unwrap_or_default();
+            if text.contains("address already in use") {
+                return false;
+            }
+            panic!("docker-registry exited ({status}) before listening: {text}");
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -197,9 +202,8 @@ impl TestRegistry {
         let registry = require_tool("docker-registry");
         require_tool("skopeo");
         let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
         let mut config = format!(
-            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:PORT\n",
             dir.path().join("storage").display()
         );
         let pki = (tls != Tls::Off).then(|| Pki::new(dir.path()));
@@ -237,24 +241,33 @@ impl TestRegistry {
             )),
         }
         let config_path = dir.path().join("config.yml");
-        std::fs::write(&config_path, config).unwrap();
-        let log = dir.path().join("registry.log");
-        let mut child = Command::new(registry)
-            .arg("serve")
-            .arg(&config_path)
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&log).unwrap())
-            .stderr(std::fs::File::create(dir.path().join("registry.err")).unwrap())
-            .spawn()
+        let log = dir.path().join("registry.err");
+        for _ in 0..5 {
+            let port = free_port();
+            std::fs::write(
+                &config_path,
+                config.replace("127.0.0.1:PORT", &format!("127.0.0.1:{port}")),
+            )
             .unwrap();
-        wait_for_port(port, &mut child, &dir.path().join("registry.err"));
-        TestRegistry {
-            port,
-            dir,
-            pki,
-            auth,
-            child,
+            let mut child = Command::new(&registry)
+                .arg("serve")
+                .arg(&config_path)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&log).unwrap())
+                .spawn()
+                .unwrap();
+            if wait_for_registry(port, &mut child, &log) {
+                return TestRegistry {
+                    port,
+                    dir,
+                    pki,
+                    auth,
+                    child,
+                };
+            }
         }
+        panic!("docker-registry found no free port in 5 tries");
     }
 
     pub fn host(&self) -> String {
