@@ -7,12 +7,20 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::airgap;
+use common::registry::against;
 use common::registry::pod_manifests as manifests;
 use common::registry::{Fault, FaultProxy, Layout, PASSWORD, TestRegistry, USER};
 
 fn check(registry: &str, args: &[&str]) -> assert_cmd::Command {
     let mut c = airgap();
     c.args(["check", "--registry", registry]).args(args);
+    c
+}
+
+/// `check` against a plain-HTTP registry.
+fn check_plain(host: &str, args: &[&str]) -> assert_cmd::Command {
+    let mut c = against("check", host);
+    c.args(args);
     c
 }
 
@@ -52,7 +60,7 @@ fn plain_registry_present_missing_and_exit_codes() {
         None,
     );
 
-    let out = check(&host, &["--insecure-registry", &host, "-o", "json", "-f"])
+    let out = check_plain(&host, &["-o", "json", "-f"])
         .arg(&both)
         .output()
         .unwrap();
@@ -76,10 +84,7 @@ fn plain_registry_present_missing_and_exit_codes() {
 
     // All present: exit 0, and the table names status, mirror and source.
     let one = manifests(dir.path(), &["example.com/team/app:1.0"], None);
-    let out = check(&host, &["--insecure-registry", &host, "-f"])
-        .arg(&one)
-        .output()
-        .unwrap();
+    let out = check_plain(&host, &["-f"]).arg(&one).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let table = String::from_utf8(out.stdout).unwrap();
     assert!(
@@ -93,7 +98,7 @@ fn plain_registry_present_missing_and_exit_codes() {
     let by_digest = format!("example.com/team/app@{}", layout.digest);
     let wrong = format!("example.com/team/app@sha256:{}", "0".repeat(64));
     let refs = manifests(dir.path(), &[&by_digest, &wrong], None);
-    let out = check(&host, &["--insecure-registry", &host, "-o", "json", "-f"])
+    let out = check_plain(&host, &["-o", "json", "-f"])
         .arg(&refs)
         .output()
         .unwrap();
@@ -123,9 +128,9 @@ fn lock_digests_and_platforms() {
         &["quay.io/org/multi:v1", "quay.io/org/single:v1"],
         None,
     );
-    let base = ["--insecure-registry", host.as_str(), "-o", "json"];
+    let base = ["-o", "json"];
 
-    let out = check(&host, &base)
+    let out = check_plain(&host, &base)
         .args([
             "--platform",
             "linux/arm64",
@@ -147,7 +152,7 @@ fn lock_digests_and_platforms() {
     );
     assert_eq!(out.status.code(), Some(1));
 
-    let out = check(&host, &base)
+    let out = check_plain(&host, &base)
         .args(["--platform", "linux/s390x", "-f"])
         .arg(&m)
         .output()
@@ -172,7 +177,7 @@ fn lock_digests_and_platforms() {
         ),
     )
     .unwrap();
-    let out = check(&host, &base)
+    let out = check_plain(&host, &base)
         .arg("--lock")
         .arg(&lock)
         .output()
@@ -201,7 +206,7 @@ fn lock_digests_and_platforms() {
         "apiVersion: kubectl-airgap/v1\nkind: ImageLock\nimages:\n- source: 'nginx:bad tag!'\n",
     )
     .unwrap();
-    let out = check(&host, &base)
+    let out = check_plain(&host, &base)
         .arg("--lock")
         .arg(&lock)
         .output()
@@ -327,9 +332,9 @@ fn htpasswd_right_wrong_and_missing_credentials() {
     );
     let dir = tempfile::tempdir().unwrap();
     let m = manifests(dir.path(), &["nginx:1.27"], None);
-    let base = ["--insecure-registry", host.as_str(), "-f"];
+    let base = ["-f"];
 
-    let out = check(&host, &base)
+    let out = check_plain(&host, &base)
         .arg(&m)
         .args(["--username", USER, "--password-stdin"])
         .write_stdin(format!("{PASSWORD}\n"))
@@ -338,7 +343,7 @@ fn htpasswd_right_wrong_and_missing_credentials() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_no_password(&out);
 
-    let out = check(&host, &base)
+    let out = check_plain(&host, &base)
         .arg(&m)
         .args(["--username", USER, "--password-stdin"])
         .write_stdin("wrong-password\n")
@@ -352,7 +357,7 @@ fn htpasswd_right_wrong_and_missing_credentials() {
     );
     assert_no_password(&out);
 
-    let out = check(&host, &base).arg(&m).output().unwrap();
+    let out = check_plain(&host, &base).arg(&m).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(
         stderr(&out).contains("requires credentials and none were found"),
@@ -370,7 +375,7 @@ fn htpasswd_right_wrong_and_missing_credentials() {
         format!(r#"{{"auths":{{"{host}":{{"auth":"{auth}"}}}}}}"#),
     )
     .unwrap();
-    let out = check(&host, &base)
+    let out = check_plain(&host, &base)
         .arg(&m)
         .env("DOCKER_CONFIG", &docker)
         .output()
@@ -396,7 +401,7 @@ fn htpasswd_right_wrong_and_missing_credentials() {
     )
     .unwrap();
     let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
-    let out = check(&host, &base)
+    let out = check_plain(&host, &base)
         .arg(&m)
         .env("DOCKER_CONFIG", &docker)
         .env("PATH", &path)
@@ -431,7 +436,7 @@ fn bearer_token_registry() {
         _ => unreachable!(),
     };
     let before = issuer_requests.load(std::sync::atomic::Ordering::SeqCst);
-    let out = check(&host, &["--insecure-registry", &host, "-o", "json", "-f"])
+    let out = check_plain(&host, &["-o", "json", "-f"])
         .arg(&m)
         .args(["--username", USER, "--password-stdin"])
         .write_stdin(PASSWORD)
@@ -443,7 +448,7 @@ fn bearer_token_registry() {
     let after = issuer_requests.load(std::sync::atomic::Ordering::SeqCst);
     assert_eq!(after - before, 2);
 
-    let out = check(&host, &["--insecure-registry", &host, "-f"])
+    let out = check_plain(&host, &["-f"])
         .arg(&m)
         .args(["--username", USER, "--password-stdin"])
         .write_stdin("wrong-password")
@@ -469,7 +474,7 @@ fn through_faults(
     let dir = tempfile::tempdir().unwrap();
     let m = manifests(dir.path(), &["example.com/f/app:1"], None);
     let started = Instant::now();
-    let out = check(&host, &["--insecure-registry", &host, "-f"])
+    let out = check_plain(&host, &["-f"])
         .arg(&m)
         .timeout(Duration::from_secs(60))
         .output()
@@ -551,7 +556,7 @@ fn registry_down_fails_fast_for_every_image() {
     let refs: Vec<&str> = images.iter().map(String::as_str).collect();
     let m = manifests(dir.path(), &refs, None);
     let started = Instant::now();
-    let out = check(&host, &["--insecure-registry", &host, "-o", "json", "-f"])
+    let out = check_plain(&host, &["-o", "json", "-f"])
         .arg(&m)
         .timeout(Duration::from_secs(60))
         .output()
@@ -579,7 +584,7 @@ fn helm3_hook_images_are_named() {
         &["example.com/shop/web:1"],
         Some("example.com/shop/migrate:1"),
     );
-    let out = check(&host, &["--insecure-registry", &host, "-o", "json", "-f"])
+    let out = check_plain(&host, &["-o", "json", "-f"])
         .arg(&m)
         .output()
         .unwrap();

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Command;
 
 use common::airgap;
-use common::registry::{Layout, TestRegistry};
+use common::registry::{Layout, TestRegistry, against};
 use sha2::{Digest as _, Sha256};
 
 fn manifests(dir: &Path, images: &[&str]) -> std::path::PathBuf {
@@ -27,14 +27,7 @@ fn skopeo_digest(reference: &str) -> Option<String> {
 }
 
 fn push(source: &TestRegistry, mirror: &TestRegistry, m: &Path) -> std::process::Output {
-    airgap()
-        .args([
-            "push",
-            "--registry",
-            &mirror.host(),
-            "--insecure-registry",
-            &mirror.host(),
-        ])
+    against("push", &mirror.host())
         .arg("--source-mirror")
         .arg(format!("quay.io=http://{}", source.host()))
         .arg("-f")
@@ -76,7 +69,17 @@ fn push_from_registry_copies_once_with_digests_intact() {
     );
     // 2 platforms x (config + layer) + single's config and layer, once each; `again` shares
     // them (uploaded again, mounted, or found, depending on which copy ran first).
-    assert!(stdout.contains("blobs: "), "{stdout}");
+    let count = |label: &str| -> u64 {
+        let before = stdout.split(label).next().unwrap();
+        before.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    let (uploaded, mounted, there) = (
+        count(" uploaded,"),
+        count(" mounted,"),
+        count(" already there;"),
+    );
+    assert_eq!(uploaded + mounted + there, 8, "{stdout}");
+    assert!(uploaded >= 6, "{stdout}");
 
     let host = mirror.host();
     assert_eq!(
@@ -102,18 +105,7 @@ fn push_from_registry_copies_once_with_digests_intact() {
     );
 
     // The mirror answers check with every image present.
-    let out = airgap()
-        .args([
-            "check",
-            "--registry",
-            &host,
-            "--insecure-registry",
-            &host,
-            "-f",
-        ])
-        .arg(&m)
-        .output()
-        .unwrap();
+    let out = against("check", &host).arg("-f").arg(&m).output().unwrap();
     assert_eq!(out.status.code(), Some(0));
 }
 
@@ -252,15 +244,8 @@ fn save_a_bundle_then_push_it() {
     // No -f: everything in the bundle goes to the mirror, digests intact.
     let host = mirror.host();
     let push = || {
-        airgap()
-            .args([
-                "push",
-                "--registry",
-                &host,
-                "--insecure-registry",
-                &host,
-                "--from",
-            ])
+        against("push", &host)
+            .arg("--from")
             .arg(&bundle)
             .output()
             .unwrap()
@@ -281,15 +266,8 @@ fn save_a_bundle_then_push_it() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("0 copied, 2 already present"));
 
     // check against the bundle's own lock file.
-    let out = airgap()
-        .args([
-            "check",
-            "--registry",
-            &host,
-            "--insecure-registry",
-            &host,
-            "--lock",
-        ])
+    let out = against("check", &host)
+        .arg("--lock")
         .arg(bundle.join("images.lock.yaml"))
         .output()
         .unwrap();
@@ -312,15 +290,8 @@ fn save_a_bundle_then_push_it() {
         }
     }
     let host2 = mirror2.host();
-    let out = airgap()
-        .args([
-            "push",
-            "--registry",
-            &host2,
-            "--insecure-registry",
-            &host2,
-            "--from",
-        ])
+    let out = against("push", &host2)
+        .arg("--from")
         .arg(&bundle)
         .output()
         .unwrap();
@@ -347,15 +318,8 @@ fn save_a_bundle_then_push_it() {
         r#"{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:../../../etc/passwd","size":1}]}"#,
     )
     .unwrap();
-    let out = airgap()
-        .args([
-            "push",
-            "--registry",
-            &host2,
-            "--insecure-registry",
-            &host2,
-            "--from",
-        ])
+    let out = against("push", &host2)
+        .arg("--from")
         .arg(&evil)
         .output()
         .unwrap();

@@ -19,8 +19,8 @@ use super::{EXIT_ERROR, EXIT_NO, EXIT_OK, ExitStatus, MirrorArgs, settings};
 use crate::lock::LockFile;
 use crate::mirror::{Collisions, canonical_reference};
 use crate::reference::Reference;
+use crate::registry::Registry;
 use crate::registry::exists::{Platform, Status, Verdict, check_repository};
-use crate::registry::{Registry, RegistryError};
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
@@ -186,14 +186,13 @@ pub fn run(args: &CheckArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus
     out.flush()?;
 
     // Say once, on stderr, what to do about each distinct failure.
-    let mut errors: Vec<&RegistryError> =
-        verdicts.iter().filter_map(|v| v.error.as_ref()).collect();
-    errors.dedup_by_key(|e| e.to_string());
-    let mut seen = std::collections::BTreeSet::new();
-    for e in errors {
-        if seen.insert(e.to_string()) {
-            eprintln!("error: {e}");
-        }
+    let distinct: std::collections::BTreeSet<String> = verdicts
+        .iter()
+        .filter(|v| v.status == Status::Error)
+        .map(|v| v.detail.clone())
+        .collect();
+    for e in distinct {
+        eprintln!("error: {e}");
     }
     let s = &report.summary;
     Ok(if s.error > 0 {

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use futures_util::Stream;
 use reqwest::Method;
 
-use super::{Call, CallBody, Registry, RegistryError, endpoint_host, unexpected};
+use super::{Call, CallBody, Registry, RegistryError, blob_path, endpoint_host, unexpected};
 use crate::reference::Reference;
 
 /// A blob's bytes as they arrive.
@@ -26,7 +26,7 @@ impl Registry {
         digest: &str,
     ) -> Result<Option<u64>, RegistryError> {
         let host = self.host(endpoint_host(image.domain()))?;
-        let path = format!("/v2/{}/blobs/{digest}", image.path());
+        let path = blob_path(image, digest);
         // Blobs are looked for in the repository about to be pushed to: asking for push
         // access now saves a second token per repository.
         let f = self
@@ -51,7 +51,7 @@ impl Registry {
     ) -> Result<ByteStream, RegistryError> {
         use futures_util::TryStreamExt as _;
         let host = self.host(endpoint_host(image.domain()))?;
-        let path = format!("/v2/{}/blobs/{digest}", image.path());
+        let path = blob_path(image, digest);
         let call = Call {
             method: Method::GET,
             path: &path,

@@ -88,10 +88,9 @@ pub struct Verdict {
     pub status: Status,
     /// The digest the registry holds, when it holds the image.
     pub digest: Option<String>,
-    /// Why, for anything but a plain `present`.
+    /// Why, for anything but a plain `present`; for `error`, the registry error's message,
+    /// which says what to do.
     pub detail: String,
-    /// The registry error behind an `error` verdict, for the exit message.
-    pub error: Option<RegistryError>,
 }
 
 impl Verdict {
@@ -100,17 +99,11 @@ impl Verdict {
             status,
             digest,
             detail: detail.into(),
-            error: None,
         }
     }
 
     fn error(e: RegistryError) -> Verdict {
-        Verdict {
-            status: Status::Error,
-            digest: None,
-            detail: e.to_string(),
-            error: Some(e),
-        }
+        Verdict::new(Status::Error, None, e.to_string())
     }
 }
 
@@ -122,6 +115,10 @@ pub async fn check_repository(
     images: Vec<(Reference, Option<String>)>,
     platforms: Arc<[Platform]>,
 ) -> Vec<Verdict> {
+    let host = images
+        .first()
+        .map(|(r, _)| r.domain().to_string())
+        .unwrap_or_default();
     let by_tag = images.iter().filter(|(r, _)| r.digest().is_none()).count();
     let mut listed: Option<HashSet<String>> = None;
     if by_tag >= 2 {
@@ -150,7 +147,7 @@ pub async fn check_repository(
             Ok((i, v)) => verdicts[i] = Some(v),
             Err(e) => {
                 let error = RegistryError::Protocol {
-                    host: "-".into(),
+                    host: host.clone(),
                     what: format!("a check task failed: {e}"),
                 };
                 for v in verdicts.iter_mut().filter(|v| v.is_none()) {
@@ -193,36 +190,26 @@ async fn check(
     expected: Option<&str>,
     platforms: &[Platform],
 ) -> Result<Verdict, RegistryError> {
-    let missing = || missing(image);
-    // A HEAD answers existence and digest in one round trip; the body is needed only to look
-    // at platforms, or when the registry answers HEAD badly.
-    let mut held = None;
-    let mut manifest = None;
-    if platforms.is_empty() {
-        match registry.head_manifest(image).await {
-            Ok(None) => return Ok(missing()),
-            Ok(Some(f)) => held = f.digest_header().map(str::to_string),
-            Err(RegistryError::Protocol { .. }) => {}
-            Err(e) => return Err(e),
+    // Existence and digest need only a HEAD; the body is read to look at platforms.
+    let (held, manifest) = if platforms.is_empty() {
+        match registry.manifest_digest(image).await? {
+            None => return Ok(missing(image)),
+            Some(digest) => (digest, None),
         }
-    }
-    if held.is_none() || !platforms.is_empty() {
+    } else {
         match registry.get_manifest(image).await? {
-            None => return Ok(missing()),
-            Some(m) => {
-                held = Some(m.digest.clone());
-                manifest = Some(m);
-            }
+            None => return Ok(missing(image)),
+            Some(m) => (m.digest.clone(), Some(m)),
         }
-    }
-    if let (Some(want), Some(have)) = (expected, held.as_deref())
-        && want != have
+    };
+    if let Some(want) = expected
+        && want != held
     {
         return Ok(Verdict::new(
             Status::Mismatch,
-            held.clone(),
+            Some(held.clone()),
             format!(
-                "the mirror's {} is {have}, the lock file says {want}",
+                "the mirror's {} is {held}, the lock file says {want}",
                 image.tag().unwrap_or("latest")
             ),
         ));
@@ -230,10 +217,10 @@ async fn check(
     if let Some(m) = manifest {
         let lacking = lacking_platforms(registry, image, &m.bytes, platforms).await?;
         if !lacking.is_empty() {
-            return Ok(Verdict::new(Status::Mismatch, held, lacking));
+            return Ok(Verdict::new(Status::Mismatch, Some(held), lacking));
         }
     }
-    Ok(Verdict::new(Status::Present, held, ""))
+    Ok(Verdict::new(Status::Present, Some(held), ""))
 }
 
 /// Which wanted platforms the manifest does not serve, as a sentence (empty when none).

@@ -272,6 +272,25 @@ impl Registry {
         }
     }
 
+    /// The digest of the manifest `image` names, `None` when there is none: a HEAD, or a GET
+    /// where the registry answers HEAD badly or without `Docker-Content-Digest`.
+    pub async fn manifest_digest(
+        &self,
+        image: &Reference,
+    ) -> Result<Option<String>, RegistryError> {
+        match self.head_manifest(image).await {
+            Ok(None) => return Ok(None),
+            Ok(Some(f)) => {
+                if let Some(d) = f.digest_header() {
+                    return Ok(Some(d.to_string()));
+                }
+            }
+            Err(RegistryError::Protocol { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        Ok(self.get_manifest(image).await?.map(|m| m.digest))
+    }
+
     /// GET of a manifest, its digest verified against `Docker-Content-Digest` and the digest in
     /// the reference: `Ok(None)` when the registry says it does not exist.
     pub async fn get_manifest(&self, image: &Reference) -> Result<Option<Manifest>, RegistryError> {
@@ -320,7 +339,7 @@ impl Registry {
         digest: &str,
     ) -> Result<Option<Vec<u8>>, RegistryError> {
         let host = self.host(endpoint_host(image.domain()))?;
-        let path = format!("/v2/{}/blobs/{digest}", image.path());
+        let path = blob_path(image, digest);
         let Some(f) = self
             .get_found(&host, image, &path, None, MAX_SMALL_BODY)
             .await?
@@ -670,7 +689,6 @@ impl Registry {
                 }
             }
         };
-        let realm_host = realm.to_string();
         let f = match req.send().await {
             Ok(resp) => read_bounded(resp, MAX_SMALL_BODY).await,
             Err(e) => Err(Transport::Http(e)),
@@ -679,7 +697,7 @@ impl Registry {
             Ok(f) => f,
             Err(Transport::Http(e)) => {
                 return Err(RegistryError::Unreachable {
-                    host: format!("{} (token service {realm_host})", host.name),
+                    host: format!("{} (token service {realm})", host.name),
                     cause: error_chain(&e),
                     attempts: 1,
                     hint: "",
@@ -698,7 +716,7 @@ impl Registry {
             status => {
                 return Err(RegistryError::Protocol {
                     host: host.name.clone(),
-                    what: format!("the token service {realm_host} answered HTTP {status}"),
+                    what: format!("the token service {realm} answered HTTP {status}"),
                 });
             }
         }
@@ -706,7 +724,7 @@ impl Registry {
             serde_json::from_slice(&f.body).map_err(|e| RegistryError::Protocol {
                 host: host.name.clone(),
                 what: format!(
-                    "the token service {realm_host} answered something that is not a token: {e}"
+                    "the token service {realm} answered something that is not a token: {e}"
                 ),
             })?;
         let token = answer
@@ -715,7 +733,7 @@ impl Registry {
             .filter(|t| !t.is_empty())
             .ok_or_else(|| RegistryError::Protocol {
                 host: host.name.clone(),
-                what: format!("the token service {realm_host} answered without a token"),
+                what: format!("the token service {realm} answered without a token"),
             })?;
         // The spec's default lifetime is 60 s; renew a little early.
         let lifetime = Duration::from_secs(answer.expires_in.unwrap_or(60).max(10) - 5);
@@ -906,6 +924,10 @@ fn endpoint_host(domain: &str) -> &str {
 fn manifest_path(image: &Reference) -> String {
     let what = image.digest().or(image.tag()).unwrap_or("latest");
     format!("/v2/{}/manifests/{what}", image.path())
+}
+
+fn blob_path(image: &Reference, digest: &str) -> String {
+    format!("/v2/{}/blobs/{digest}", image.path())
 }
 
 fn pull_scope(image: &Reference) -> String {

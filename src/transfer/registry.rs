@@ -24,18 +24,7 @@ impl ImageSource for Arc<Registry> {
 
 impl ImageSink for Arc<Registry> {
     async fn manifest_digest(&self, image: &Reference) -> anyhow::Result<Option<String>> {
-        match self.head_manifest(image).await {
-            Ok(None) => Ok(None),
-            Ok(Some(f)) => match f.digest_header() {
-                Some(d) => Ok(Some(d.to_string())),
-                None => Ok(self.get_manifest(image).await?.map(|m| m.digest)),
-            },
-            // A registry that answers HEAD badly: read the manifest instead.
-            Err(crate::registry::RegistryError::Protocol { .. }) => {
-                Ok(self.get_manifest(image).await?.map(|m| m.digest))
-            }
-            Err(e) => Err(e.into()),
-        }
+        Ok(Registry::manifest_digest(self, image).await?)
     }
 
     async fn has_blob(&self, image: &Reference, digest: &str) -> anyhow::Result<bool> {

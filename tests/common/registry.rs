@@ -18,6 +18,14 @@ use sha2::{Digest as _, Sha256};
 pub const USER: &str = "tester";
 pub const PASSWORD: &str = "s3cret-Pa55word";
 
+/// `kubectl-airgap COMMAND --registry HOST --insecure-registry HOST`: a command against a
+/// plain-HTTP test registry.
+pub fn against(command: &str, host: &str) -> assert_cmd::Command {
+    let mut c = super::airgap();
+    c.args([command, "--registry", host, "--insecure-registry", host]);
+    c
+}
+
 /// A tool the tests need, or a failure that says how to get it.
 pub fn require_tool(name: &str) -> PathBuf {
     let found = std::env::var_os("PATH").and_then(|paths| {
