@@ -1,4 +1,5 @@
-//! The OCI image layout end (a directory), read and write: the offline bundle.
+//! The OCI image layout end, the offline bundle: a directory (read and write) or a tar of one,
+//! plain or compressed (read; `save` writes a directory and tars it when done).
 //!
 //! Each image is an entry of `index.json` annotated with its full source reference
 //! (`io.containerd.image.name`, which containerd and nerdctl read; `org.opencontainers.image.ref.name`
@@ -15,12 +16,16 @@ use futures_util::StreamExt as _;
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt as _;
 
+use super::archive::TarFiles;
 use super::{ByteStream, ImageSink, ImageSource, RawManifest};
 use crate::mirror::canonical_reference;
 use crate::reference::Reference;
 
 /// The annotation holding an image's full source reference.
 pub const IMAGE_NAME: &str = "io.containerd.image.name";
+/// Manifests are small; a bigger "manifest" is a damaged or hostile bundle.
+const MANIFEST_LIMIT: u64 = 4 << 20;
+
 /// The OCI annotation for the tag.
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
 
@@ -44,14 +49,27 @@ struct Index {
     manifests: Vec<Descriptor>,
 }
 
+/// Where a layout's files are.
+enum Store {
+    Dir,
+    Tar(TarFiles),
+}
+
 pub struct OciLayout {
+    /// The directory, or the tar file.
     root: PathBuf,
+    store: Store,
     /// The images named in `index.json`, and those written since.
     images: Mutex<Vec<Descriptor>>,
 }
 
 /// `blobs/sha256/<hex>` for a checked digest.
 fn blob_path(root: &Path, digest: &str) -> anyhow::Result<PathBuf> {
+    Ok(root.join(blob_name(digest)?))
+}
+
+/// `blobs/sha256/<hex>` for a checked digest, as a name inside the layout.
+fn blob_name(digest: &str) -> anyhow::Result<String> {
     let hex = digest
         .strip_prefix("sha256:")
         .filter(|h| {
@@ -62,26 +80,47 @@ fn blob_path(root: &Path, digest: &str) -> anyhow::Result<PathBuf> {
         .with_context(|| {
             format!("{digest:?} is not a sha256 digest; refusing to use it as a path")
         })?;
-    Ok(root.join("blobs").join("sha256").join(hex))
+    Ok(format!("blobs/sha256/{hex}"))
 }
 
 impl OciLayout {
-    /// Opens an existing layout.
+    /// Opens an existing layout: a directory, or a tar (plain, gzip, bzip2, xz or zstd).
     pub fn open(root: &Path) -> anyhow::Result<OciLayout> {
         let index_path = root.join("index.json");
-        let text = std::fs::read(&index_path).with_context(|| {
-            format!(
-                "{} is not an OCI image layout (no readable index.json)",
-                root.display()
-            )
-        })?;
+        let (store, text) = if root.is_dir() {
+            let text = std::fs::read(&index_path).with_context(|| {
+                format!(
+                    "{} is not an OCI image layout (no readable index.json)",
+                    root.display()
+                )
+            })?;
+            (Store::Dir, text)
+        } else {
+            let files = TarFiles::open(root, false)?;
+            let Some(text) = files.read("index.json", 64 << 20)? else {
+                let hint = if files.contains("manifest.json") {
+                    format!(
+                        "; it looks like a `docker save` archive: use --from docker-archive:{}",
+                        root.display()
+                    )
+                } else {
+                    String::new()
+                };
+                anyhow::bail!(
+                    "{} is not an OCI image layout (no index.json in it){hint}",
+                    root.display()
+                );
+            };
+            (Store::Tar(files), text)
+        };
         let index: Index = serde_json::from_slice(&text)
             .with_context(|| format!("{} is not a valid OCI index", index_path.display()))?;
         for d in &index.manifests {
-            blob_path(root, &d.digest).with_context(|| format!("in {}", index_path.display()))?;
+            blob_name(&d.digest).with_context(|| format!("in {}", index_path.display()))?;
         }
         Ok(OciLayout {
             root: root.to_path_buf(),
+            store,
             images: Mutex::new(index.manifests),
         })
     }
@@ -100,6 +139,7 @@ impl OciLayout {
             .with_context(|| format!("writing {}/oci-layout", root.display()))?;
         Ok(OciLayout {
             root: root.to_path_buf(),
+            store: Store::Dir,
             images: Mutex::new(Vec::new()),
         })
     }
@@ -135,8 +175,50 @@ impl OciLayout {
             .cloned()
     }
 
+    /// `os/arch[/variant]` of a single-platform image the (directory) layout holds, read from
+    /// its config; `None` for an index or anything unreadable.
+    pub fn image_platform(&self, manifest_digest: &str) -> Option<String> {
+        #[derive(Deserialize)]
+        struct Manifest {
+            config: Option<Descriptor>,
+        }
+        #[derive(Deserialize)]
+        struct Config {
+            os: String,
+            architecture: String,
+            #[serde(default)]
+            variant: Option<String>,
+        }
+        let read = |digest: &str| std::fs::read(blob_path(&self.root, digest).ok()?).ok();
+        let manifest: Manifest = serde_json::from_slice(&read(manifest_digest)?).ok()?;
+        let config: Config = serde_json::from_slice(&read(&manifest.config?.digest)?).ok()?;
+        Some(match config.variant {
+            Some(v) => format!("{}/{}/{v}", config.os, config.architecture),
+            None => format!("{}/{}", config.os, config.architecture),
+        })
+    }
+
+    fn has(&self, digest: &str) -> anyhow::Result<bool> {
+        let name = blob_name(digest)?;
+        Ok(match &self.store {
+            Store::Dir => self.root.join(name).exists(),
+            Store::Tar(files) => files.contains(&name),
+        })
+    }
+
+    fn writable(&self) -> anyhow::Result<()> {
+        match self.store {
+            Store::Dir => Ok(()),
+            Store::Tar(_) => anyhow::bail!(
+                "{} is a tar; bundles are written as directories (save -o DIR or -o FILE.tar)",
+                self.root.display()
+            ),
+        }
+    }
+
     /// Writes `index.json` (atomically: a reader sees the old index or the new one).
     pub fn finish(&self) -> anyhow::Result<()> {
+        self.writable()?;
         let images = self.images.lock().unwrap_or_else(|p| p.into_inner());
         let index = Index {
             schema_version: 2,
@@ -160,10 +242,16 @@ impl ImageSource for std::sync::Arc<OciLayout> {
             },
         };
         let path = blob_path(&self.root, &digest)?;
-        let bytes = match tokio::fs::read(&path).await {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        let bytes = match &self.store {
+            Store::Tar(files) => match files.read(&blob_name(&digest)?, MANIFEST_LIMIT)? {
+                Some(b) => b,
+                None => return Ok(None),
+            },
+            Store::Dir => match tokio::fs::read(&path).await {
+                Ok(b) => b,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+            },
         };
         let actual = crate::registry::sha256_digest(&bytes);
         if actual != digest {
@@ -189,6 +277,9 @@ impl ImageSource for std::sync::Arc<OciLayout> {
     }
 
     async fn blob(&self, _image: &Reference, digest: &str) -> anyhow::Result<ByteStream> {
+        if let Store::Tar(files) = &self.store {
+            return files.stream(&blob_name(digest)?).await;
+        }
         let path = blob_path(&self.root, digest)?;
         let file = tokio::fs::File::open(&path)
             .await
@@ -203,13 +294,13 @@ impl ImageSource for std::sync::Arc<OciLayout> {
 impl ImageSink for std::sync::Arc<OciLayout> {
     async fn manifest_digest(&self, image: &Reference) -> anyhow::Result<Option<String>> {
         Ok(match image.digest() {
-            Some(d) => blob_path(&self.root, d)?.exists().then(|| d.to_string()),
+            Some(d) => self.has(d)?.then(|| d.to_string()),
             None => self.find(image).map(|d| d.digest),
         })
     }
 
     async fn has_blob(&self, _image: &Reference, digest: &str) -> anyhow::Result<bool> {
-        Ok(blob_path(&self.root, digest)?.exists())
+        self.has(digest)
     }
 
     async fn mount_blob(&self, _: &Reference, _: &str, _: &str) -> anyhow::Result<bool> {
@@ -224,6 +315,7 @@ impl ImageSink for std::sync::Arc<OciLayout> {
         _size: u64,
         mut body: ByteStream,
     ) -> anyhow::Result<()> {
+        self.writable()?;
         let path = blob_path(&self.root, digest)?;
         // Written beside its final name and renamed once whole and verified: an interrupted
         // save never leaves a blob that looks complete.
@@ -244,6 +336,7 @@ impl ImageSink for std::sync::Arc<OciLayout> {
     }
 
     async fn put_manifest(&self, _image: &Reference, manifest: &RawManifest) -> anyhow::Result<()> {
+        self.writable()?;
         let path = blob_path(&self.root, &manifest.digest)?;
         tokio::fs::write(&path, &manifest.bytes)
             .await

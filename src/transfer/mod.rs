@@ -2,10 +2,12 @@
 //!
 //! The go-containerregistry idea: a registry, an OCI image layout and a docker archive are
 //! interchangeable ends, so `push` (bundle or registry → mirror) and `save` (registry → bundle)
-//! are the same copy. This release has the registry end and the OCI layout directory; layout
-//! tars and docker archives implement the same two traits.
+//! are the same copy. Ends: a registry (read and write), an OCI image layout as a directory
+//! (read and write) or a tar of one (read), and docker archives (read).
 
+pub mod archive;
 pub mod copy;
+pub mod docker_archive;
 pub mod layout;
 pub mod registry;
 pub mod verify;

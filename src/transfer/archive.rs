@@ -1,0 +1,516 @@
+//! A tar file as a read-only set of named files: the common ground of layout tars and docker
+//! archives.
+//!
+//! A plain tar is read in place: one pass over its headers records where each file's bytes
+//! start, and a read seeks there. A compressed tar cannot be read at random, so it is unpacked
+//! once into a private temporary directory, each file under a number of ours (never a name from
+//! the archive), and read from there; memory stays bounded either way.
+//!
+//! Every entry name is checked while indexing: an absolute path, a `..` component, or a link
+//! whose target leaves the archive fails the whole archive with the file and entry named, before
+//! a single byte of it is copied anywhere.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, BufReader, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use sha2::{Digest as _, Sha256};
+
+use super::ByteStream;
+
+/// How a file is compressed, told by its first bytes (not by its name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    None,
+    Gzip,
+    Bzip2,
+    Xz,
+    Zstd,
+}
+
+impl Compression {
+    /// Sniffs the magic number at the start of `head`.
+    pub fn sniff(head: &[u8]) -> Compression {
+        match head {
+            [0x1f, 0x8b, ..] => Compression::Gzip,
+            [b'B', b'Z', b'h', ..] => Compression::Bzip2,
+            [0xfd, b'7', b'z', b'X', b'Z', 0, ..] => Compression::Xz,
+            [0x28, 0xb5, 0x2f, 0xfd, ..] => Compression::Zstd,
+            _ => Compression::None,
+        }
+    }
+
+    /// The compression a file name asks for when writing (`.tar.gz`/`.tgz`, `.tar.zst`).
+    pub fn for_output(path: &Path) -> Option<Compression> {
+        let name = path.file_name()?.to_str()?;
+        if name.ends_with(".tar") {
+            Some(Compression::None)
+        } else if name.ends_with(".tar.gz") || name.ends_with(".tgz") {
+            Some(Compression::Gzip)
+        } else if name.ends_with(".tar.zst") || name.ends_with(".tar.zstd") {
+            Some(Compression::Zstd)
+        } else {
+            None
+        }
+    }
+
+    fn decoder<'a>(self, file: impl Read + 'a) -> io::Result<Box<dyn Read + 'a>> {
+        let file = BufReader::with_capacity(1 << 16, file);
+        Ok(match self {
+            Compression::None => Box::new(file),
+            Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(file)),
+            Compression::Bzip2 => Box::new(bzip2::read::MultiBzDecoder::new(file)),
+            Compression::Xz => Box::new(liblzma::read::XzDecoder::new_multi_decoder(file)),
+            Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(file)?),
+        })
+    }
+}
+
+/// Where a file's bytes are.
+#[derive(Debug, Clone)]
+enum At {
+    /// At this offset of the (plain) archive itself.
+    Offset(u64),
+    /// In the unpacked file with this number.
+    Unpacked(usize),
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    at: At,
+    size: u64,
+    /// `sha256:<hex>` of the content, when the archive was opened with hashing.
+    digest: Option<String>,
+}
+
+/// An archive's files by name.
+pub struct TarFiles {
+    path: PathBuf,
+    /// Keeps the unpacked files of a compressed archive for as long as they are read.
+    unpacked: Option<tempfile::TempDir>,
+    entries: HashMap<String, Entry>,
+}
+
+/// An entry name made relative and clean (`./a//b` → `a/b`), or why it is refused.
+fn clean_name(raw: &str) -> Result<String, &'static str> {
+    if raw.starts_with('/') || raw.starts_with('\\') || raw.get(1..2) == Some(":") {
+        return Err("is an absolute path");
+    }
+    let mut parts = Vec::new();
+    for part in raw.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => return Err("has a `..` component"),
+            p => parts.push(p),
+        }
+    }
+    Ok(parts.join("/"))
+}
+
+/// A link target resolved against the directory of the link (`None` if it leaves the archive).
+fn resolve_link(link: &str, target: &str, hard: bool) -> Option<String> {
+    if target.starts_with('/') {
+        return None;
+    }
+    // A hard link names its target from the archive root, a symbolic one from its own directory.
+    let mut parts: Vec<&str> = if hard {
+        Vec::new()
+    } else {
+        let mut p: Vec<&str> = link.split('/').collect();
+        p.pop();
+        p
+    };
+    for part in target.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            p => parts.push(p),
+        }
+    }
+    Some(parts.join("/"))
+}
+
+impl TarFiles {
+    /// Indexes `path`, unpacking it first when it is compressed; with `hash`, every file's
+    /// sha256 is computed on the way (docker archives name layers by path, not digest).
+    pub fn open(path: &Path, hash: bool) -> anyhow::Result<TarFiles> {
+        let mut file =
+            File::open(path).with_context(|| format!("opening archive {}", path.display()))?;
+        let mut head = [0u8; 6];
+        let n = read_up_to(&mut file, &mut head)
+            .with_context(|| format!("reading archive {}", path.display()))?;
+        file.seek(SeekFrom::Start(0))?;
+        let compression = Compression::sniff(&head[..n]);
+        let result = if compression == Compression::None {
+            Self::index_in_place(path, file, hash)
+        } else {
+            Self::unpack(path, file, compression, hash)
+        };
+        result.with_context(|| format!("archive {}", path.display()))
+    }
+
+    fn index_in_place(path: &Path, file: File, hash: bool) -> anyhow::Result<TarFiles> {
+        let mut archive = tar::Archive::new(BufReader::with_capacity(1 << 16, file));
+        let mut index = Indexer::default();
+        let entries = if hash {
+            // Hashing reads every byte anyway; seeking would not save anything.
+            archive.entries()
+        } else {
+            archive.entries_with_seek()
+        };
+        for (n, entry) in entries.map_err(truncated)?.enumerate() {
+            let mut entry = entry.map_err(truncated)?;
+            let offset = entry.raw_file_position();
+            index.add(n, &mut entry, hash, |_| Ok(At::Offset(offset)))?;
+        }
+        Ok(TarFiles {
+            path: path.to_path_buf(),
+            unpacked: None,
+            entries: index.finish()?,
+        })
+    }
+
+    fn unpack(
+        path: &Path,
+        file: File,
+        compression: Compression,
+        hash: bool,
+    ) -> anyhow::Result<TarFiles> {
+        let dir = tempfile::Builder::new()
+            .prefix("kubectl-airgap-unpacked-")
+            .tempdir()
+            .context(
+                "creating a temporary directory to unpack into (set TMPDIR to a disk with room)",
+            )?;
+        let mut archive = tar::Archive::new(compression.decoder(file).map_err(truncated)?);
+        let mut index = Indexer::default();
+        let mut count = 0;
+        for (n, entry) in archive.entries().map_err(truncated)?.enumerate() {
+            let mut entry = entry.map_err(truncated)?;
+            let out_dir = dir.path();
+            index.add(n, &mut entry, hash, |content| {
+                let number = count;
+                count += 1;
+                let mut out = File::create(out_dir.join(number.to_string()))?;
+                io::copy(content, &mut out)?;
+                Ok(At::Unpacked(number))
+            })?;
+        }
+        Ok(TarFiles {
+            path: path.to_path_buf(),
+            unpacked: Some(dir),
+            entries: index.finish()?,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.entry(name).is_some()
+    }
+
+    fn entry(&self, name: &str) -> Option<&Entry> {
+        self.entries.get(&clean_name(name).ok()?)
+    }
+
+    pub fn size(&self, name: &str) -> Option<u64> {
+        self.entry(name).map(|e| e.size)
+    }
+
+    pub fn digest(&self, name: &str) -> Option<&str> {
+        self.entry(name)?.digest.as_deref()
+    }
+
+    fn open_at(&self, entry: &Entry) -> io::Result<File> {
+        match entry.at {
+            At::Offset(offset) => {
+                let mut f = File::open(&self.path)?;
+                f.seek(SeekFrom::Start(offset))?;
+                Ok(f)
+            }
+            At::Unpacked(n) => {
+                let dir = self
+                    .unpacked
+                    .as_ref()
+                    .expect("unpacked archives keep their dir");
+                File::open(dir.path().join(n.to_string()))
+            }
+        }
+    }
+
+    /// A whole file of at most `limit` bytes (`None` when the archive has no such file).
+    pub fn read(&self, name: &str, limit: u64) -> anyhow::Result<Option<Vec<u8>>> {
+        let Some(entry) = self.entry(name) else {
+            return Ok(None);
+        };
+        if entry.size > limit {
+            bail!(
+                "{}: {name} is {} bytes, more than the {limit} expected",
+                self.path.display(),
+                entry.size
+            );
+        }
+        let mut bytes = Vec::with_capacity(entry.size as usize);
+        self.open_at(entry)
+            .and_then(|f| f.take(entry.size).read_to_end(&mut bytes))
+            .with_context(|| format!("reading {name} in {}", self.path.display()))?;
+        Ok(Some(bytes))
+    }
+
+    /// The first bytes of a file (for sniffing compression).
+    pub fn head(&self, name: &str, n: usize) -> anyhow::Result<Vec<u8>> {
+        let entry = self
+            .entry(name)
+            .with_context(|| format!("{} has no {name}", self.path.display()))?;
+        let mut buf = vec![0; n.min(entry.size as usize)];
+        self.open_at(entry)
+            .and_then(|mut f| f.read_exact(&mut buf))
+            .with_context(|| format!("reading {name} in {}", self.path.display()))?;
+        Ok(buf)
+    }
+
+    /// A file's bytes, streamed.
+    pub async fn stream(&self, name: &str) -> anyhow::Result<ByteStream> {
+        use tokio::io::AsyncReadExt as _;
+        let entry = self
+            .entry(name)
+            .with_context(|| format!("{} has no {name}", self.path.display()))?;
+        let file = self
+            .open_at(entry)
+            .with_context(|| format!("reading {name} in {}", self.path.display()))?;
+        let file = tokio::fs::File::from_std(file).take(entry.size);
+        Ok(Box::pin(tokio_util::io::ReaderStream::with_capacity(
+            file,
+            1 << 16,
+        )))
+    }
+}
+
+/// Collects entries and links while an archive is read, then resolves the links.
+#[derive(Default)]
+struct Indexer {
+    entries: HashMap<String, Entry>,
+    /// link name → (target name, entry number)
+    links: Vec<(String, String, usize)>,
+}
+
+impl Indexer {
+    fn add<R: Read>(
+        &mut self,
+        n: usize,
+        entry: &mut tar::Entry<'_, R>,
+        hash: bool,
+        store: impl FnOnce(&mut dyn Read) -> io::Result<At>,
+    ) -> anyhow::Result<()> {
+        let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        let name = clean_name(&raw)
+            .map_err(|why| anyhow::anyhow!("entry {n} {raw:?} {why}; refusing the archive"))?;
+        let kind = entry.header().entry_type();
+        match kind {
+            tar::EntryType::Directory => Ok(()),
+            tar::EntryType::Regular | tar::EntryType::Continuous => {
+                let size = entry.size();
+                let mut hasher = hash.then(Sha256::new);
+                let mut reader = HashingReader {
+                    inner: &mut *entry,
+                    hasher: hasher.as_mut(),
+                };
+                let at = store(&mut reader)
+                    .map_err(truncated)
+                    .with_context(|| format!("entry {n} {raw:?}"))?;
+                if hash && !matches!(at, At::Unpacked(_)) {
+                    // In place: read the content through the hasher now.
+                    io::copy(&mut reader, &mut io::sink())
+                        .map_err(truncated)
+                        .with_context(|| format!("entry {n} {raw:?}"))?;
+                }
+                let digest = hasher.map(|h| format!("sha256:{}", hex::encode(h.finalize())));
+                self.entries.insert(name, Entry { at, size, digest });
+                Ok(())
+            }
+            tar::EntryType::Symlink | tar::EntryType::Link => {
+                let target = entry
+                    .link_name_bytes()
+                    .map(|t| String::from_utf8_lossy(&t).into_owned())
+                    .unwrap_or_default();
+                let hard = kind == tar::EntryType::Link;
+                let resolved = resolve_link(&name, &target, hard).with_context(|| {
+                    format!(
+                        "entry {n} {raw:?} links to {target:?}, outside the archive; refusing the archive"
+                    )
+                })?;
+                self.links.push((name, resolved, n));
+                Ok(())
+            }
+            other => bail!(
+                "entry {n} {raw:?} is a {other:?}, which an image archive never holds; refusing the archive"
+            ),
+        }
+    }
+
+    fn finish(mut self) -> anyhow::Result<HashMap<String, Entry>> {
+        // Links may point at links; a few rounds settle any sane chain.
+        for _ in 0..8 {
+            let mut pending = Vec::new();
+            for (name, target, n) in std::mem::take(&mut self.links) {
+                match self.entries.get(&target) {
+                    Some(e) => {
+                        let e = e.clone();
+                        self.entries.insert(name, e);
+                    }
+                    None => pending.push((name, target, n)),
+                }
+            }
+            if pending.is_empty() {
+                return Ok(self.entries);
+            }
+            self.links = pending;
+        }
+        let (name, target, n) = &self.links[0];
+        bail!("entry {n} {name:?} links to {target:?}, which the archive does not hold")
+    }
+}
+
+struct HashingReader<'a, R: Read> {
+    inner: R,
+    hasher: Option<&'a mut Sha256>,
+}
+
+impl<R: Read> Read for HashingReader<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if let Some(h) = &mut self.hasher {
+            h.update(&buf[..n]);
+        }
+        Ok(n)
+    }
+}
+
+/// Read errors inside an archive mean it was cut short or damaged; say so.
+fn truncated(e: io::Error) -> anyhow::Error {
+    anyhow::Error::new(e).context("the archive is truncated or corrupt")
+}
+
+fn read_up_to(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match file.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+/// Writes the directory `dir` as a tar at `out` (compressed as asked), atomically: the tar is
+/// written beside `out` and renamed once complete. Entries are in a fixed order with fixed
+/// owners and times, so the same bundle gives the same bytes.
+pub fn write_tar(dir: &Path, out: &Path, compression: Compression) -> anyhow::Result<()> {
+    let tmp = out.with_file_name(format!(
+        ".{}.partial-{}",
+        out.file_name().and_then(|n| n.to_str()).unwrap_or("bundle"),
+        std::process::id()
+    ));
+    let result = (|| -> anyhow::Result<()> {
+        let file = io::BufWriter::with_capacity(1 << 16, File::create(&tmp)?);
+        let writer: Box<dyn io::Write> = match compression {
+            Compression::None => Box::new(file),
+            Compression::Gzip => Box::new(flate2::write::GzEncoder::new(
+                file,
+                flate2::Compression::default(),
+            )),
+            Compression::Zstd => {
+                Box::new(zstd::stream::write::Encoder::new(file, 3)?.auto_finish())
+            }
+            other => {
+                bail!("writing {other:?} archives is not supported; use .tar, .tar.gz or .tar.zst")
+            }
+        };
+        let mut builder = tar::Builder::new(writer);
+        builder.mode(tar::HeaderMode::Deterministic);
+        builder.follow_symlinks(false);
+        let mut files = Vec::new();
+        collect_files(dir, dir, &mut files)?;
+        // oci-layout first and index.json last: a streaming reader meets the marker at once,
+        // and the index only after every blob it names.
+        files.sort_by_key(|p| {
+            let s = p.to_string_lossy().into_owned();
+            let rank = match s.as_str() {
+                "oci-layout" => 0,
+                "index.json" => 2,
+                _ if s.starts_with("blobs/") => 1,
+                _ => 3,
+            };
+            (rank, s)
+        });
+        for rel in files {
+            builder.append_path_with_name(dir.join(&rel), &rel)?;
+        }
+        builder.into_inner()?.flush()?;
+        Ok(())
+    })();
+    match result {
+        Ok(()) => std::fs::rename(&tmp, out).with_context(|| format!("writing {}", out.display())),
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(e.context(format!("writing {}", out.display())))
+        }
+    }
+}
+
+fn collect_files(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let path = entry.path();
+        if entry.file_type()?.is_dir() {
+            collect_files(root, &path, out)?;
+        } else {
+            out.push(path.strip_prefix(root).expect("under root").to_path_buf());
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_cleaned_or_refused() {
+        assert_eq!(
+            clean_name("./blobs//sha256/ab"),
+            Ok("blobs/sha256/ab".into())
+        );
+        assert!(clean_name("/etc/passwd").is_err());
+        assert!(clean_name("a/../../b").is_err());
+        assert!(clean_name("C:/x").is_err());
+    }
+
+    #[test]
+    fn links_stay_inside() {
+        assert_eq!(
+            resolve_link("a/b/layer.tar", "../c/layer.tar", false),
+            Some("a/c/layer.tar".into())
+        );
+        assert_eq!(resolve_link("a/layer.tar", "../../x", false), None);
+        assert_eq!(resolve_link("a/layer.tar", "/etc/passwd", false), None);
+        assert_eq!(resolve_link("a/x", "b/y", true), Some("b/y".into()));
+    }
+
+    #[test]
+    fn compression_is_sniffed() {
+        assert_eq!(Compression::sniff(&[0x1f, 0x8b, 8]), Compression::Gzip);
+        assert_eq!(Compression::sniff(b"BZh91AY"), Compression::Bzip2);
+        assert_eq!(
+            Compression::sniff(&[0x28, 0xb5, 0x2f, 0xfd]),
+            Compression::Zstd
+        );
+        assert_eq!(Compression::sniff(b"ustar"), Compression::None);
+    }
+}
