@@ -14,7 +14,10 @@ use crate::manifest::rules::RuleSet;
 use crate::mirror::canonical_reference;
 use crate::reference::Reference;
 use crate::registry::RegistryOptions;
-use crate::transfer::copy::{Copier, Outcome};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::registry::exists::Platform;
+use crate::transfer::copy::{Copied, Copier, Outcome, Progress};
 use crate::transfer::{ImageSink, ImageSource};
 
 /// One image to copy.
@@ -27,8 +30,8 @@ pub struct Job {
     pub target: Reference,
 }
 
-/// What one copy came to: the outcome and digest, or why it failed.
-pub type CopyResult = anyhow::Result<(Outcome, String)>;
+/// What one copy came to, or why it failed.
+pub type CopyResult = anyhow::Result<Copied>;
 
 /// The images that `-f` and `--lock` name, each once, in a stable order.
 pub fn listed_images(list: &ImageListArgs, rules: &RuleSet) -> anyhow::Result<Vec<Reference>> {
@@ -98,11 +101,50 @@ impl SourceMirrors {
     }
 }
 
-/// Runs every copy (or, for a dry run, looks each target up), concurrently.
+/// The options every copy takes, shared by `push` and `save`.
+#[derive(Debug, clap::Args)]
+pub struct CopyArgs {
+    /// Fetch a source registry's images from elsewhere, e.g. docker.io=https://proxy.corp:5000
+    /// (repeatable; http:// means plain HTTP)
+    #[arg(long = "source-mirror", value_name = "HOST=URL")]
+    pub source_mirrors: Vec<String>,
+    /// Keep only these platforms of multi-platform images, OS/ARCH[/VARIANT] (repeatable).
+    /// The filtered index gets a new digest; an image pinned by digest is refused
+    #[arg(long = "platform", value_name = "OS/ARCH[/VARIANT]", value_parser = Platform::parse)]
+    pub platforms: Vec<Platform>,
+}
+
+/// A copier with a progress bar on stderr when it is a terminal (hidden otherwise).
+pub fn copier<S: ImageSource, D: ImageSink>(
+    source: S,
+    sink: D,
+    concurrency: usize,
+    platforms: Vec<Platform>,
+) -> (Arc<Copier<S, D>>, ProgressBar) {
+    let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} {bytes}/{total_bytes} {bytes_per_sec} [{elapsed}] {wide_msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let shown = bar.clone();
+    let copier = Copier::new(source, sink, concurrency)
+        .with_platforms(platforms)
+        .with_progress(Arc::new(move |p| match p {
+            Progress::BlobStarted(size) => shown.inc_length(size),
+            Progress::Bytes(n) => shown.inc(n),
+        }));
+    (Arc::new(copier), bar)
+}
+
+/// Runs every copy (or, for a dry run, looks each target up), concurrently, printing a line
+/// per image as it finishes.
 pub fn run_copies<S: ImageSource, D: ImageSink>(
     copier: Arc<Copier<S, D>>,
     jobs: &[Job],
     dry_run: bool,
+    bar: &ProgressBar,
 ) -> anyhow::Result<Vec<CopyResult>> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -115,9 +157,15 @@ pub fn run_copies<S: ImageSource, D: ImageSink>(
             let (fetch, target) = (job.fetch.clone(), job.target.clone());
             tasks.spawn(async move {
                 let result = if dry_run {
-                    copier.sink.manifest_digest(&target).await.map(|d| match d {
-                        Some(d) => (Outcome::Present, d),
-                        None => (Outcome::Copied, String::new()),
+                    copier.sink.manifest_digest(&target).await.map(|d| Copied {
+                        outcome: if d.is_some() {
+                            Outcome::Present
+                        } else {
+                            Outcome::Copied
+                        },
+                        digest: d.unwrap_or_default(),
+                        platforms: Vec::new(),
+                        filtered_from: None,
                     })
                 } else {
                     copier.copy(&fetch, &target).await
@@ -126,42 +174,58 @@ pub fn run_copies<S: ImageSource, D: ImageSink>(
             });
         }
         let mut results: Vec<Option<CopyResult>> = (0..jobs.len()).map(|_| None).collect();
+        let mut done = 0;
         while let Some(joined) = tasks.join_next().await {
             let (i, r) = joined.context("a copy task failed")?;
+            done += 1;
+            bar.set_message(format!("{done}/{} images", jobs.len()));
+            let line = line(&jobs[i], &r, dry_run);
+            bar.suspend(|| {
+                use std::io::Write as _;
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "{line}");
+                let _ = out.flush();
+            });
             results[i] = Some(r);
         }
+        bar.finish_and_clear();
         anyhow::Ok(results.into_iter().flatten().collect())
     })
 }
 
-/// A line per image and a summary; returns the number of failures.
+fn line(job: &Job, result: &CopyResult, dry_run: bool) -> String {
+    let (src, dst) = (job.source.familiar(), job.target.to_string());
+    let filtered = |c: &Copied| match c.filtered_from {
+        Some(n) => format!(
+            ", index filtered to {} of {n} platforms: {}",
+            c.platforms.len(),
+            c.platforms.join(" ")
+        ),
+        None => String::new(),
+    };
+    match result {
+        Ok(c) if c.outcome == Outcome::Copied && dry_run => format!("would copy  {src} -> {dst}"),
+        Ok(c) if c.outcome == Outcome::Copied => {
+            format!("copied   {src} -> {dst} ({}{})", c.digest, filtered(c))
+        }
+        Ok(c) => format!("present  {dst}{}", filtered(c)),
+        Err(e) => format!("failed   {src}: {e:#}"),
+    }
+}
+
+/// The closing summary; returns the number of failures.
 pub fn report<S, D>(
     copier: &Copier<S, D>,
-    jobs: &[Job],
     results: &[CopyResult],
     dry_run: bool,
     started: Instant,
 ) -> usize {
     let (mut copied, mut present, mut failed) = (0, 0, 0);
-    for (job, result) in jobs.iter().zip(results) {
-        let (src, dst) = (job.source.familiar(), job.target.to_string());
+    for result in results {
         match result {
-            Ok((Outcome::Copied, _)) if dry_run => {
-                copied += 1;
-                println!("would copy  {src} -> {dst}");
-            }
-            Ok((Outcome::Copied, digest)) => {
-                copied += 1;
-                println!("copied   {src} -> {dst} ({digest})");
-            }
-            Ok((Outcome::Present, _)) => {
-                present += 1;
-                println!("present  {dst}");
-            }
-            Err(e) => {
-                failed += 1;
-                println!("failed   {src}: {e:#}");
-            }
+            Ok(c) if c.outcome == Outcome::Copied => copied += 1,
+            Ok(_) => present += 1,
+            Err(_) => failed += 1,
         }
     }
     let s = &copier.stats;
@@ -169,7 +233,7 @@ pub fn report<S, D>(
     let bytes = s.bytes_uploaded.load(Ordering::Relaxed);
     println!(
         "{} images: {copied} {}, {present} already present, {failed} failed; blobs: {} uploaded, {} mounted, {} already there; {bytes} bytes in {secs:.1} s ({:.1} MB/s)",
-        jobs.len(),
+        results.len(),
         if dry_run { "to copy" } else { "copied" },
         s.blobs_uploaded.load(Ordering::Relaxed),
         s.blobs_mounted.load(Ordering::Relaxed),

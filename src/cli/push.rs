@@ -1,5 +1,6 @@
-//! `push`: copy into the mirror the images it lacks, from the images' own registries or from
-//! an offline bundle (an OCI image layout directory written by `save`).
+//! `push`: copy into the mirror the images it lacks, from the images' own registries, from an
+//! offline bundle (an OCI image layout, directory or tar, as `save` writes), or from docker
+//! archives.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -8,29 +9,32 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::Args;
 
-use super::copy_run::{Job, SourceMirrors, listed_images, report, run_copies};
+use super::copy_run::{CopyArgs, Job, SourceMirrors, copier, listed_images, report, run_copies};
 use super::images::ImageListArgs;
 use super::registry_args::RegistryArgs;
 use super::{EXIT_ERROR, EXIT_OK, ExitStatus, MirrorArgs, settings};
 use crate::mirror::{Collisions, MirrorNaming};
 use crate::reference::Reference;
 use crate::registry::Registry;
-use crate::transfer::copy::Copier;
+use crate::transfer::ImageSource;
+use crate::transfer::docker_archive::DockerArchives;
 use crate::transfer::layout::OciLayout;
-use crate::transfer::{ImageSink, ImageSource};
 
 #[derive(Debug, Args)]
 pub struct PushArgs {
-    /// Where the images come from: `registry` (their own registries), or a bundle directory
-    /// written by `save` (an OCI image layout)
-    #[arg(long, default_value = "registry", value_name = "registry|DIR")]
+    /// Where the images come from: `registry` (their own registries); a bundle written by
+    /// `save` (an OCI image layout: a directory, or a tar, plain or gz/bz2/xz/zst); or
+    /// `docker-archive:PATH` (`docker save` archives: one file, or a directory of them)
+    #[arg(
+        long,
+        default_value = "registry",
+        value_name = "registry|PATH|docker-archive:PATH"
+    )]
     pub from: String,
     #[command(flatten)]
     pub images: ImageListArgs,
-    /// Fetch a source registry's images from elsewhere, e.g. docker.io=https://proxy.corp:5000
-    /// (repeatable; http:// means plain HTTP)
-    #[arg(long = "source-mirror", value_name = "HOST=URL")]
-    pub source_mirrors: Vec<String>,
+    #[command(flatten)]
+    pub copy: CopyArgs,
     /// Print what would be copied, copy nothing
     #[arg(long)]
     pub dry_run: bool,
@@ -55,7 +59,7 @@ pub fn run(args: &PushArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus>
         if args.images.is_empty() {
             anyhow::bail!("name the images: -f FILE|DIR|- (manifests) or --lock FILE");
         }
-        let remaps = SourceMirrors::parse(&args.source_mirrors)?;
+        let remaps = SourceMirrors::parse(&args.copy.source_mirrors)?;
         let mut source_options = sink_options;
         // The mirror's login and client certificate are never offered to source registries.
         source_options.login = None;
@@ -67,30 +71,35 @@ pub fn run(args: &PushArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus>
         let sources = listed_images(&args.images, &settings.rules)?;
         let jobs = jobs(sources, naming, |s| remaps.fetch(s))?;
         let source = Arc::new(Registry::new(source_options));
-        return copy_all(source, sink, &jobs, args.dry_run, started);
+        return copy_all(source, sink, &jobs, args, started);
     }
 
-    if args.from.starts_with("docker-archive:") {
+    let listed = || listed_images(&args.images, &settings.rules);
+    if let Some(path) = args.from.strip_prefix("docker-archive:") {
+        let archives = Arc::new(DockerArchives::open(Path::new(path))?);
+        let sources = if args.images.is_empty() {
+            archives.image_names()
+        } else {
+            listed()?
+        };
+        let jobs = jobs(sources, naming, |s| Ok(s.clone()))?;
+        return copy_all(archives, sink, &jobs, args, started);
+    }
+    let path = PathBuf::from(&args.from);
+    if !path.exists() {
         anyhow::bail!(
-            "--from {}: docker archives are not read by this version yet; convert with `skopeo copy docker-archive:FILE oci:DIR:NAME` or push from the images' registries",
+            "--from {}: no such file or directory; give `registry`, a bundle written by `kubectl airgap save`, or docker-archive:PATH",
             args.from
         );
     }
-    let dir = PathBuf::from(&args.from);
-    if !dir.is_dir() {
-        anyhow::bail!(
-            "--from {}: not a directory; give `registry` or a bundle directory written by `kubectl airgap save` (layout tars come in a later version)",
-            args.from
-        );
-    }
-    let layout = Arc::new(OciLayout::open(&dir)?);
+    let layout = Arc::new(OciLayout::open(&path)?);
     let sources = if args.images.is_empty() {
         layout.image_names()?
     } else {
-        listed_images(&args.images, &settings.rules)?
+        listed()?
     };
     let jobs = jobs(sources, naming, |s| Ok(s.clone()))?;
-    copy_all(layout, sink, &jobs, args.dry_run, started)
+    copy_all(layout, sink, &jobs, args, started)
 }
 
 /// A job per source not already in the mirror, named per the mirror naming.
@@ -116,15 +125,16 @@ fn jobs(
     Ok(out)
 }
 
-fn copy_all<S: ImageSource, D: ImageSink>(
+fn copy_all<S: ImageSource>(
     source: S,
-    sink: D,
+    sink: Arc<Registry>,
     jobs: &[Job],
-    dry_run: bool,
+    args: &PushArgs,
     started: Instant,
 ) -> anyhow::Result<ExitStatus> {
-    let copier = Arc::new(Copier::new(source, sink));
-    let results = run_copies(copier.clone(), jobs, dry_run)?;
-    let failed = report(&copier, jobs, &results, dry_run, started);
+    let concurrency = sink.concurrency();
+    let (copier, bar) = copier(source, sink, concurrency, args.copy.platforms.clone());
+    let results = run_copies(copier.clone(), jobs, args.dry_run, &bar)?;
+    let failed = report(&copier, &results, args.dry_run, started);
     Ok(if failed > 0 { EXIT_ERROR } else { EXIT_OK })
 }

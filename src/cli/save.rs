@@ -1,5 +1,6 @@
 //! `save`: on the connected side, pull every needed image into one offline bundle: an OCI
-//! image layout directory, blobs shared across images, with `images.lock.yaml` beside it.
+//! image layout (a directory, or a tar of one), blobs shared across images, with
+//! `images.lock.yaml` inside.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -8,13 +9,13 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::Args;
 
-use super::copy_run::{Job, SourceMirrors, listed_images, report, run_copies};
+use super::copy_run::{CopyArgs, Job, SourceMirrors, copier, listed_images, report, run_copies};
 use super::images::ImageListArgs;
 use super::registry_args::RegistryArgs;
 use super::{EXIT_ERROR, EXIT_OK, ExitStatus, MirrorArgs, settings};
 use crate::lock::{LockFile, LockedImage};
 use crate::registry::Registry;
-use crate::transfer::copy::Copier;
+use crate::transfer::archive::{Compression, write_tar};
 use crate::transfer::layout::OciLayout;
 
 /// The lock file's name inside a bundle.
@@ -24,13 +25,12 @@ pub const LOCK_NAME: &str = "images.lock.yaml";
 pub struct SaveArgs {
     #[command(flatten)]
     pub images: ImageListArgs,
-    /// The bundle directory to create (an OCI image layout)
-    #[arg(short = 'o', long = "output", value_name = "DIR")]
+    /// The bundle to create: a directory (an OCI image layout), or a tar of one:
+    /// FILE.tar, FILE.tar.gz (or .tgz), FILE.tar.zst
+    #[arg(short = 'o', long = "output", value_name = "DIR|FILE.tar[.gz|.zst]")]
     pub output: PathBuf,
-    /// Fetch a source registry's images from elsewhere, e.g. docker.io=https://proxy.corp:5000
-    /// (repeatable; http:// means plain HTTP)
-    #[arg(long = "source-mirror", value_name = "HOST=URL")]
-    pub source_mirrors: Vec<String>,
+    #[command(flatten)]
+    pub copy: CopyArgs,
     /// With --registry, the lock file also records each image's mirror name
     #[command(flatten)]
     pub mirror: MirrorArgs,
@@ -42,18 +42,24 @@ pub fn run(args: &SaveArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus>
     if args.images.is_empty() {
         anyhow::bail!("name the images to save: -f FILE|DIR|- (manifests) or --lock FILE");
     }
-    if args
-        .output
-        .extension()
-        .is_some_and(|e| e == "tar" || e == "gz" || e == "zst")
-    {
+    let compression = Compression::for_output(&args.output);
+    let looks_like_file = args.output.extension().is_some_and(|e| {
+        ["gz", "zst", "zstd", "bz2", "xz", "tgz"].contains(&e.to_str().unwrap_or(""))
+    });
+    if compression.is_none() && looks_like_file {
         anyhow::bail!(
-            "-o {}: this version writes a bundle directory; tar it yourself (`tar -C DIR -cf bundle.tar .`) or name a directory",
+            "-o {}: write a directory, FILE.tar, FILE.tar.gz or FILE.tar.zst",
+            args.output.display()
+        );
+    }
+    if compression.is_some() && args.output.exists() {
+        anyhow::bail!(
+            "-o {}: already exists; choose a new name",
             args.output.display()
         );
     }
     let settings = settings(&args.mirror, None, config)?;
-    let remaps = SourceMirrors::parse(&args.source_mirrors)?;
+    let remaps = SourceMirrors::parse(&args.copy.source_mirrors)?;
     let mut options = args.registry.options(None, &settings.registries)?;
     remaps.apply(&mut options);
     let sources = listed_images(&args.images, &settings.rules)?;
@@ -68,24 +74,52 @@ pub fn run(args: &SaveArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus>
         })
         .collect::<anyhow::Result<Vec<Job>>>()?;
 
-    let layout = Arc::new(OciLayout::create(&args.output)?);
+    // A tar is written from a finished directory beside it, so a failed save leaves no tar.
+    let staging = match compression {
+        Some(_) => {
+            let parent = match args.output.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p,
+                _ => Path::new("."),
+            };
+            Some(
+                tempfile::Builder::new()
+                    .prefix(".kubectl-airgap-save-")
+                    .tempdir_in(parent)
+                    .with_context(|| {
+                        format!("creating a staging directory in {}", parent.display())
+                    })?,
+            )
+        }
+        None => None,
+    };
+    let dir = staging.as_ref().map_or(args.output.as_path(), |d| d.path());
+    let layout = Arc::new(OciLayout::create(dir)?);
     let started = Instant::now();
-    let copier = Arc::new(Copier::new(
-        Arc::new(Registry::new(options)),
+    let registry = Arc::new(Registry::new(options));
+    let concurrency = registry.concurrency();
+    let (copier, bar) = copier(
+        registry,
         layout.clone(),
-    ));
-    let results = run_copies(copier.clone(), &jobs, false)?;
-    let failed = report(&copier, &jobs, &results, false, started);
+        concurrency,
+        args.copy.platforms.clone(),
+    );
+    let results = run_copies(copier.clone(), &jobs, false, &bar)?;
+    let failed = report(&copier, &results, false, started);
     layout.finish()?;
 
     let mut locked = Vec::new();
     for (job, result) in jobs.iter().zip(&results) {
-        if let Ok((_, digest)) = result {
+        if let Ok(copied) = result {
+            let platforms = if copied.platforms.is_empty() {
+                layout.image_platform(&copied.digest).into_iter().collect()
+            } else {
+                copied.platforms.clone()
+            };
             locked.push(LockedImage {
                 source: job.source.to_string(),
-                digest: Some(digest.clone()),
+                digest: Some(copied.digest.clone()),
                 media_type: None,
-                platforms: Vec::new(),
+                platforms,
                 mirror: match &settings.naming {
                     Some(n) => Some(n.map(&job.source)?.to_string()),
                     None => None,
@@ -93,8 +127,12 @@ pub fn run(args: &SaveArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus>
             });
         }
     }
-    let lock_path = args.output.join(LOCK_NAME);
+    let lock_path = dir.join(LOCK_NAME);
     std::fs::write(&lock_path, LockFile::new(locked).to_yaml()?)
         .with_context(|| format!("writing {}", lock_path.display()))?;
+    if let Some(compression) = compression {
+        write_tar(dir, &args.output, compression)?;
+        println!("wrote {}", args.output.display());
+    }
     Ok(if failed > 0 { EXIT_ERROR } else { EXIT_OK })
 }

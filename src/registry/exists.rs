@@ -45,7 +45,7 @@ impl Platform {
 
     /// Whether an image's platform serves this wanted one: a wanted platform without a
     /// variant accepts any variant.
-    fn served_by(&self, have: &Platform) -> bool {
+    pub fn served_by(&self, have: &Platform) -> bool {
         self.os == have.os
             && self.architecture == have.architecture
             && (self.variant.is_none() || self.variant == have.variant)

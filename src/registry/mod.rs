@@ -235,6 +235,11 @@ impl Registry {
         }
     }
 
+    /// How many requests may be in flight at once (`--concurrency`).
+    pub fn concurrency(&self) -> usize {
+        self.options.concurrency.max(1)
+    }
+
     fn host(&self, name: &str) -> Result<Arc<Host>, RegistryError> {
         let mut hosts = self.hosts.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(h) = hosts.get(name) {

@@ -5,15 +5,23 @@
 //! parts are missing, so a rerun finishes the job and moves nothing twice.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
+use bytes::Bytes;
+use futures_util::TryStreamExt as _;
 use serde::Deserialize;
+use tokio::sync::Semaphore;
 
-use super::verify::verified;
+use super::verify::verified_with_verdict;
 use super::{ImageSink, ImageSource, RawManifest};
 use crate::reference::Reference;
+use crate::registry::exists::Platform;
+
+/// Attempts per blob: a dropped connection mid-layer costs that layer, not the run.
+const BLOB_ATTEMPTS: u32 = 3;
 
 /// What a copy did, summed over every image.
 #[derive(Debug, Default)]
@@ -22,6 +30,26 @@ pub struct Stats {
     pub blobs_mounted: AtomicU64,
     pub blobs_skipped: AtomicU64,
     pub bytes_uploaded: AtomicU64,
+}
+
+/// What one image's copy came to.
+#[derive(Debug, Clone)]
+pub struct Copied {
+    pub outcome: Outcome,
+    /// The digest of what the sink now holds under the name.
+    pub digest: String,
+    /// The platforms of an index's children (after filtering), `os/arch[/variant]`.
+    pub platforms: Vec<String>,
+    /// Set when `--platform` dropped children: how many the source index had.
+    pub filtered_from: Option<usize>,
+}
+
+/// What a progress display is told.
+#[derive(Debug, Clone, Copy)]
+pub enum Progress {
+    /// A blob of this many bytes starts moving (again, after a failed attempt).
+    BlobStarted(u64),
+    Bytes(u64),
 }
 
 /// Whether an image moved.
@@ -37,13 +65,41 @@ pub struct Copier<S, D> {
     pub sink: D,
     pub stats: Stats,
     /// digest → a sink repository known to hold it, for mounting instead of uploading.
-    holders: Mutex<HashMap<String, String>>,
+    ///
+    /// Set once a blob is in the sink; waited on while its one upload is under way.
+    holders: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<String>>>>,
+    /// Blobs in flight at once, across all images (open files, sockets, buffers).
+    blob_permits: Semaphore,
+    /// `--platform`: keep only these children of an index. Empty: copy indexes whole.
+    platforms: Vec<Platform>,
+    /// Told of every blob started and every chunk copied (a progress bar).
+    progress: Option<Arc<dyn Fn(Progress) + Send + Sync>>,
 }
 
 #[derive(Deserialize)]
 struct Descriptor {
     digest: String,
     size: u64,
+    #[serde(default)]
+    platform: Option<DescriptorPlatform>,
+}
+
+#[derive(Deserialize)]
+struct DescriptorPlatform {
+    os: String,
+    architecture: String,
+    #[serde(default)]
+    variant: Option<String>,
+}
+
+impl DescriptorPlatform {
+    fn platform(&self) -> Platform {
+        Platform {
+            os: self.os.clone(),
+            architecture: self.architecture.clone(),
+            variant: self.variant.clone(),
+        }
+    }
 }
 
 /// The parts of a manifest or index that name other content.
@@ -55,36 +111,139 @@ struct Shape {
     layers: Vec<Descriptor>,
 }
 
+impl Shape {
+    fn of(from: &Reference, manifest: &RawManifest) -> anyhow::Result<Shape> {
+        serde_json::from_slice(&manifest.bytes).with_context(|| {
+            format!(
+                "the manifest {} of {} is not valid",
+                manifest.digest,
+                from.familiar()
+            )
+        })
+    }
+}
+
 impl<S: ImageSource, D: ImageSink> Copier<S, D> {
-    pub fn new(source: S, sink: D) -> Copier<S, D> {
+    /// A copier moving at most `concurrency` blobs at a time.
+    pub fn new(source: S, sink: D, concurrency: usize) -> Copier<S, D> {
         Copier {
             source,
             sink,
             stats: Stats::default(),
             holders: Mutex::new(HashMap::new()),
+            blob_permits: Semaphore::new(concurrency.max(1)),
+            platforms: Vec::new(),
+            progress: None,
         }
     }
 
-    /// Copies `from` (in the source) to `to` (in the sink), the index whole.
-    pub async fn copy(
-        &self,
-        from: &Reference,
-        to: &Reference,
-    ) -> anyhow::Result<(Outcome, String)> {
-        let manifest = self
+    /// Keeps only these platforms of every index (`--platform`).
+    pub fn with_platforms(mut self, platforms: Vec<Platform>) -> Self {
+        self.platforms = platforms;
+        self
+    }
+
+    /// Calls `progress` as blobs start and their bytes pass.
+    pub fn with_progress(mut self, progress: Arc<dyn Fn(Progress) + Send + Sync>) -> Self {
+        self.progress = Some(progress);
+        self
+    }
+
+    /// Copies `from` (in the source) to `to` (in the sink): the index whole, or filtered to
+    /// the wanted platforms.
+    pub async fn copy(&self, from: &Reference, to: &Reference) -> anyhow::Result<Copied> {
+        let source = self
             .source
             .manifest(from)
             .await?
             .with_context(|| format!("the source has no image {}", from.familiar()))?;
+        let (manifest, platforms, filtered_from) = self.filter(from, source)?;
+        let done = |outcome| Copied {
+            outcome,
+            digest: manifest.digest.clone(),
+            platforms: platforms.clone(),
+            filtered_from,
+        };
         if self.sink.manifest_digest(to).await?.as_deref() == Some(manifest.digest.as_str()) {
-            return Ok((Outcome::Present, manifest.digest));
+            return Ok(done(Outcome::Present));
         }
         self.copy_parts(from, to, &manifest).await?;
         self.sink
             .put_image(to, &manifest)
             .await
             .with_context(|| format!("storing the manifest of {}", to.familiar()))?;
-        Ok((Outcome::Copied, manifest.digest))
+        Ok(done(Outcome::Copied))
+    }
+
+    /// Applies `--platform` to an index: a new index of the matching children. The children
+    /// themselves keep their bytes and digests; only the index is new.
+    fn filter(
+        &self,
+        from: &Reference,
+        manifest: RawManifest,
+    ) -> anyhow::Result<(RawManifest, Vec<String>, Option<usize>)> {
+        let shape = Shape::of(from, &manifest)?;
+        let Some(children) = shape.manifests else {
+            return Ok((manifest, Vec::new(), None));
+        };
+        let platform_of = |d: &Descriptor| d.platform.as_ref().map(DescriptorPlatform::platform);
+        let all: Vec<String> = children
+            .iter()
+            .filter_map(platform_of)
+            .filter(|p| p.os != "unknown")
+            .map(|p| p.to_string())
+            .collect();
+        if self.platforms.is_empty() {
+            return Ok((manifest, all, None));
+        }
+        let keep: Vec<bool> = children
+            .iter()
+            .map(|d| platform_of(d).is_some_and(|p| self.platforms.iter().any(|w| w.served_by(&p))))
+            .collect();
+        if keep.iter().all(|k| *k) {
+            return Ok((manifest, all, None));
+        }
+        let wanted: Vec<String> = self.platforms.iter().map(ToString::to_string).collect();
+        if let Some(digest) = from.digest() {
+            bail!(
+                "{} pins the index {digest} by digest; keeping only {} would change that digest, so the cluster could not find it. Drop --platform, or name the image by tag",
+                from.familiar(),
+                wanted.join(", ")
+            );
+        }
+        if !keep.iter().any(|k| *k) {
+            bail!(
+                "{} has none of the platforms {} (it has {})",
+                from.familiar(),
+                wanted.join(", "),
+                all.join(", ")
+            );
+        }
+        let mut value: serde_json::Value = serde_json::from_slice(&manifest.bytes)?;
+        let list = value
+            .get_mut("manifests")
+            .and_then(|m| m.as_array_mut())
+            .context("an index without a manifests list")?;
+        let total = list.len();
+        let mut flags = keep.iter();
+        list.retain(|_| *flags.next().unwrap_or(&false));
+        let kept: Vec<String> = children
+            .iter()
+            .zip(&keep)
+            .filter(|(_, k)| **k)
+            .filter_map(|(d, _)| platform_of(d))
+            .map(|p| p.to_string())
+            .collect();
+        let bytes = serde_json::to_vec(&value)?;
+        Ok((
+            RawManifest {
+                digest: crate::registry::sha256_digest(&bytes),
+                bytes: Bytes::from(bytes),
+                media_type: manifest.media_type,
+            },
+            kept,
+            Some(total),
+        ))
     }
 
     /// Everything `manifest` names, children before their parent.
@@ -94,13 +253,7 @@ impl<S: ImageSource, D: ImageSink> Copier<S, D> {
         to: &Reference,
         manifest: &RawManifest,
     ) -> anyhow::Result<()> {
-        let shape: Shape = serde_json::from_slice(&manifest.bytes).with_context(|| {
-            format!(
-                "the manifest {} of {} is not valid",
-                manifest.digest,
-                from.familiar()
-            )
-        })?;
+        let shape = Shape::of(from, manifest)?;
         if let Some(children) = shape.manifests {
             for child in children {
                 let child_from = by_digest(from, &child.digest)?;
@@ -134,48 +287,106 @@ impl<S: ImageSource, D: ImageSink> Copier<S, D> {
         to: &Reference,
         blob: &Descriptor,
     ) -> anyhow::Result<()> {
-        let repo = to.path().to_string();
-        let remember = |holders: &Mutex<HashMap<String, String>>| {
-            holders
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(blob.digest.clone(), repo.clone());
-        };
+        let repo = to.path();
         if self.sink.has_blob(to, &blob.digest).await? {
             self.stats.blobs_skipped.fetch_add(1, Ordering::Relaxed);
-            remember(&self.holders);
+            // Known now as a holder for mounts, unless an upload of it is under way.
+            let cell = self.holder_cell(&blob.digest);
+            let _ = cell.set(repo.to_string());
             return Ok(());
         }
-        let holder = self
-            .holders
+        // One upload per digest per run: images sharing a layer wait for whichever started it,
+        // then mount it from there.
+        let cell = self.holder_cell(&blob.digest);
+        let mut uploaded_here = false;
+        let holder = cell
+            .get_or_try_init(|| async {
+                self.upload_blob(from, to, blob).await?;
+                uploaded_here = true;
+                anyhow::Ok(repo.to_string())
+            })
+            .await?;
+        if uploaded_here || holder == repo {
+            return Ok(());
+        }
+        if self.sink.mount_blob(to, &blob.digest, holder).await? {
+            self.stats.blobs_mounted.fetch_add(1, Ordering::Relaxed);
+        } else if self.sink.has_blob(to, &blob.digest).await? {
+            // One store for all images (a layout): the other upload put it here too.
+            self.stats.blobs_skipped.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.upload_blob(from, to, blob).await?;
+        }
+        Ok(())
+    }
+
+    fn holder_cell(&self, digest: &str) -> Arc<tokio::sync::OnceCell<String>> {
+        self.holders
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .get(&blob.digest)
-            .filter(|r| **r != repo)
-            .cloned();
-        if let Some(other) = holder
-            && self.sink.mount_blob(to, &blob.digest, &other).await?
-        {
-            self.stats.blobs_mounted.fetch_add(1, Ordering::Relaxed);
-            remember(&self.holders);
-            return Ok(());
-        }
+            .entry(digest.to_string())
+            .or_default()
+            .clone()
+    }
+
+    /// Streams one blob from the source into `to`'s repository, verified, retried on
+    /// transport failures.
+    async fn upload_blob(
+        &self,
+        from: &Reference,
+        to: &Reference,
+        blob: &Descriptor,
+    ) -> anyhow::Result<()> {
         let what = format!("blob {} of {}", blob.digest, from.familiar());
-        let body = self.source.blob(from, &blob.digest).await?;
-        self.sink
-            .put_blob(
-                to,
-                &blob.digest,
-                blob.size,
-                verified(body, &blob.digest, blob.size, what.clone()),
-            )
-            .await
-            .with_context(|| format!("copying {what}"))?;
+        let _permit = self.blob_permits.acquire().await?;
+        let mut attempt = 1;
+        loop {
+            let verdict = Arc::new(OnceLock::new());
+            let result = async {
+                let body = self.source.blob(from, &blob.digest).await?;
+                let body = verified_with_verdict(
+                    body,
+                    &blob.digest,
+                    blob.size,
+                    what.clone(),
+                    Some(verdict.clone()),
+                );
+                let body =
+                    match &self.progress {
+                        Some(progress) => {
+                            progress(Progress::BlobStarted(blob.size));
+                            let progress = progress.clone();
+                            Box::pin(body.inspect_ok(move |chunk| {
+                                progress(Progress::Bytes(chunk.len() as u64))
+                            }))
+                        }
+                        None => body,
+                    };
+                self.sink.put_blob(to, &blob.digest, blob.size, body).await
+            }
+            .await;
+            match result {
+                Ok(()) => break,
+                // Wrong content is wrong on every attempt: say so plainly, once.
+                Err(_) if verdict.get().is_some() => {
+                    bail!(
+                        "copying {}; nothing of this image was stored under its name",
+                        verdict.get().map(String::as_str).unwrap_or_default()
+                    )
+                }
+                Err(e) if attempt >= BLOB_ATTEMPTS => {
+                    return Err(e.context(format!("copying {what} ({attempt} attempts)")));
+                }
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(500 << attempt)).await;
+                    attempt += 1;
+                }
+            }
+        }
         self.stats.blobs_uploaded.fetch_add(1, Ordering::Relaxed);
         self.stats
             .bytes_uploaded
             .fetch_add(blob.size, Ordering::Relaxed);
-        remember(&self.holders);
         Ok(())
     }
 }

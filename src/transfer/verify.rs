@@ -12,6 +12,9 @@ use super::ByteStream;
 
 struct Verified {
     inner: ByteStream,
+    /// Where the verdict goes when the content is wrong, for the caller to report plainly
+    /// (the HTTP client buries a body error under its own).
+    verdict: Option<std::sync::Arc<std::sync::OnceLock<String>>>,
     hasher: Option<Sha256>,
     seen: u64,
     digest: String,
@@ -22,8 +25,20 @@ struct Verified {
 /// Wraps `inner`: it ends with an error instead of its last `None` when the bytes were not
 /// `size` long or did not hash to `digest` (sha256 only; other algorithms pass through).
 pub fn verified(inner: ByteStream, digest: &str, size: u64, what: String) -> ByteStream {
+    verified_with_verdict(inner, digest, size, what, None)
+}
+
+/// As [`verified`], and a failed check is also written to `verdict`.
+pub fn verified_with_verdict(
+    inner: ByteStream,
+    digest: &str,
+    size: u64,
+    what: String,
+    verdict: Option<std::sync::Arc<std::sync::OnceLock<String>>>,
+) -> ByteStream {
     Box::pin(Verified {
         inner,
+        verdict,
         hasher: digest.starts_with("sha256:").then(Sha256::new),
         seen: 0,
         digest: digest.to_string(),
@@ -37,6 +52,30 @@ impl Stream for Verified {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
+        let result = this.check(cx);
+        if let (Poll::Ready(Some(Err(e))), Some(verdict)) = (&result, &this.verdict)
+            && e.kind() == std::io::ErrorKind::InvalidData
+        {
+            let _ = verdict.set(e.to_string());
+        }
+        result
+    }
+}
+
+impl Verified {
+    /// The mismatch error, once, when the content does not hash to the digest.
+    fn finish_hash(&mut self) -> Option<std::io::Error> {
+        let got = format!("sha256:{}", hex::encode(self.hasher.take()?.finalize()));
+        (got != self.digest).then(|| {
+            invalid(format!(
+                "{}: content hashes to {got}, not {}",
+                self.what, self.digest
+            ))
+        })
+    }
+
+    fn check(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, std::io::Error>>> {
+        let this = self;
         match this.inner.as_mut().poll_next(cx) {
             Poll::Ready(Some(Ok(chunk))) => {
                 this.seen += chunk.len() as u64;
@@ -49,6 +88,13 @@ impl Stream for Verified {
                 if let Some(h) = &mut this.hasher {
                     h.update(&chunk);
                 }
+                // Judged on the last byte, not at the end of the stream: an HTTP client stops
+                // reading once Content-Length bytes went out, so the end may never be polled.
+                if this.seen == this.size
+                    && let Some(e) = this.finish_hash()
+                {
+                    return Poll::Ready(Some(Err(e)));
+                }
                 Poll::Ready(Some(Ok(chunk)))
             }
             Poll::Ready(None) => {
@@ -58,16 +104,10 @@ impl Stream for Verified {
                         this.what, this.seen, this.size
                     )))));
                 }
-                if let Some(h) = this.hasher.take() {
-                    let got = format!("sha256:{}", hex::encode(h.finalize()));
-                    if got != this.digest {
-                        return Poll::Ready(Some(Err(invalid(format!(
-                            "{}: content hashes to {got}, not {}",
-                            this.what, this.digest
-                        )))));
-                    }
+                match this.finish_hash() {
+                    Some(e) => Poll::Ready(Some(Err(e))),
+                    None => Poll::Ready(None),
                 }
-                Poll::Ready(None)
             }
             other => other,
         }
