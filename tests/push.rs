@@ -56,13 +56,7 @@ fn push_from_registry_copies_once_with_digests_intact() {
     );
 
     let out = push(&source, &mirror, &m);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = common::stdout_of_success(&out);
     assert!(
         stdout.contains("3 images: 3 copied, 0 already present, 0 failed"),
         "{stdout}"
@@ -166,7 +160,7 @@ fn push_usage_errors() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not a directory"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no such file or directory"));
     let out = airgap()
         .args([
             "push",
@@ -207,13 +201,7 @@ fn save_a_bundle_then_push_it() {
         .arg(&m)
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = common::stdout_of_success(&out);
     assert!(stdout.contains("2 images: 2 copied"), "{stdout}");
 
     // The bundle names each image by its full source reference, digests unchanged.

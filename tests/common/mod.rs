@@ -25,6 +25,18 @@ pub fn airgap() -> assert_cmd::Command {
     c
 }
 
+/// The stdout of a command that must have exited 0 (both streams shown when it did not).
+pub fn stdout_of_success(out: &std::process::Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
 /// `../shared/corpus/rendered`, or a failure under CI (the corpus must be there) and a loud
 /// notice elsewhere.
 pub fn corpus_dir() -> Option<PathBuf> {

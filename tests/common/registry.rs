@@ -284,6 +284,11 @@ impl TestRegistry {
 
     /// Pushes an OCI layout's image to `repo:tag` with skopeo (every platform of an index).
     pub fn push(&self, layout: &Path, repo: &str, tag: &str) {
+        self.push_named(layout, "latest", repo, tag)
+    }
+
+    /// Pushes the image a layout names `ref_name` (`org.opencontainers.image.ref.name`).
+    pub fn push_named(&self, layout: &Path, ref_name: &str, repo: &str, tag: &str) {
         let mut cmd = Command::new("skopeo");
         cmd.args(["copy", "--quiet", "--all", "--preserve-digests"]);
         match &self.pki {
@@ -304,7 +309,7 @@ impl TestRegistry {
             cmd.arg(format!("--dest-creds={USER}:{PASSWORD}"));
         }
         let out = cmd
-            .arg(format!("oci:{}:latest", layout.display()))
+            .arg(format!("oci:{}:{ref_name}", layout.display()))
             .arg(format!("docker://{}/{repo}:{tag}", self.host()))
             .env(
                 "REGISTRY_AUTH_FILE",
@@ -683,4 +688,116 @@ pub fn pod_manifests(dir: &Path, images: &[&str], hook_image: Option<&str>) -> s
     let path = dir.join("manifests.yaml");
     std::fs::write(&path, text).unwrap();
     path
+}
+
+/// `size` pseudo-random bytes from `seed` (xorshift: fast enough for a 200 MB layer).
+pub fn random_bytes(seed: u64, size: usize) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut out = Vec::with_capacity(size + 8);
+    while out.len() < size {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        out.extend_from_slice(&state.to_le_bytes());
+    }
+    out.truncate(size);
+    out
+}
+
+/// A layer tar holding one file of `size` random bytes.
+pub fn sized_layer(seed: u64, size: usize) -> Vec<u8> {
+    let data = random_bytes(seed, size);
+    let mut b = tar::Builder::new(Vec::with_capacity(size + 2048));
+    let mut h = tar::Header::new_gnu();
+    h.set_size(data.len() as u64);
+    h.set_mode(0o644);
+    h.set_cksum();
+    b.append_data(&mut h, format!("layer-{seed}.bin"), &data[..])
+        .unwrap();
+    b.into_inner().unwrap()
+}
+
+/// An OCI layout holding several named images, as `save` writes it: each image a stack of
+/// generated layers `(seed, bytes)`; images that list the same seed share that layer.
+pub struct Bundle {
+    pub dir: tempfile::TempDir,
+    /// (full source reference, manifest digest, config digest)
+    pub images: Vec<(String, String, String)>,
+    /// Distinct blobs (configs and layers).
+    pub blobs: usize,
+    pub blob_digests: std::collections::HashSet<String>,
+}
+
+impl Bundle {
+    pub fn new(images: &[(&str, &[(u64, usize)])]) -> Bundle {
+        let dir = Layout::empty();
+        let mut entries = Vec::new();
+        let mut out = Vec::new();
+        let mut blobs = std::collections::HashSet::new();
+        for (i, (name, layers)) in images.iter().enumerate() {
+            let mut descriptors = Vec::new();
+            let mut diff_ids = Vec::new();
+            for &(seed, size) in layers.iter() {
+                let layer = sized_layer(seed, size);
+                let (digest, size) = write_blob(dir.path(), &layer);
+                blobs.insert(digest.clone());
+                diff_ids.push(digest.clone());
+                descriptors.push(serde_json::json!({
+                    "mediaType": "application/vnd.oci.image.layer.v1.tar",
+                    "digest": digest, "size": size}));
+            }
+            let config = serde_json::json!({
+                "architecture": "amd64", "os": "linux",
+                "rootfs": {"type": "layers", "diff_ids": diff_ids},
+                "config": {"Labels": {"image": name}}
+            });
+            let (config_digest, config_size) =
+                write_blob(dir.path(), config.to_string().as_bytes());
+            blobs.insert(config_digest.clone());
+            let manifest = serde_json::json!({
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                    "digest": config_digest, "size": config_size},
+                "layers": descriptors
+            });
+            let (digest, size) = write_blob(dir.path(), manifest.to_string().as_bytes());
+            entries.push(serde_json::json!({
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "digest": digest, "size": size,
+                "annotations": {
+                    "io.containerd.image.name": name,
+                    // skopeo's oci: transport finds images by this name.
+                    "org.opencontainers.image.ref.name": format!("img{i}")
+                }
+            }));
+            out.push((name.to_string(), digest, config_digest));
+        }
+        let index = serde_json::json!({"schemaVersion": 2, "manifests": entries});
+        std::fs::write(dir.path().join("index.json"), index.to_string()).unwrap();
+        Bundle {
+            dir,
+            images: out,
+            blobs: blobs.len(),
+            blob_digests: blobs,
+        }
+    }
+}
+
+/// The repositories a registry holds (`GET /v2/_catalog`), read with curl.
+pub fn catalog(host: &str) -> Vec<String> {
+    let out = Command::new("curl")
+        .args(["-sf", &format!("http://{host}/v2/_catalog")])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "curl {host}/v2/_catalog failed");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["repositories"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|r| r.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
 }
