@@ -9,6 +9,7 @@ distinct image). Kustomize refuses the concatenated corpus (two charts share res
 import json, os, platform, shutil, statistics, subprocess, sys, tempfile, time
 
 import check_bench
+import push_bench
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "target/release/kubectl-airgap")
@@ -210,7 +211,8 @@ def post_render_section():
     return lines
 
 
-SECTIONS = {"post-render": post_render_section, "check": check_bench.check_section}
+SECTIONS = {"post-render": post_render_section, "check": check_bench.check_section,
+            "push": push_bench.push_section}
 
 
 def main():

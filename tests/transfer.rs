@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::registry::{Bundle, Layout, TestRegistry, against, catalog, require_tool};
+use common::registry::{Bundle, FaultProxy, Layout, TestRegistry, against, catalog, require_tool};
 use sha2::{Digest as _, Sha256};
 
 /// The manifest skopeo reads at `reference` (plain HTTP), or None when it cannot.
@@ -544,6 +544,30 @@ fn a_200_mb_layer_in_bounded_memory_and_a_killed_push_resumes() {
     assert_eq!(mounted, 0);
     assert_eq!(uploaded, bundle.blobs as u64 - landed, "{stdout}");
     assert!(stdout.contains("copied   quay.io/org/big:v1"), "{stdout}");
+    for (name, digest, _) in &bundle.images {
+        assert_eq!(
+            skopeo_digest(&in_mirror(&mirror, name)).as_ref(),
+            Some(digest),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn a_registry_behind_a_1_mib_body_limit_gets_chunked_uploads() {
+    let bundle = Bundle::new(&[
+        ("quay.io/org/chunky:v1", &[(200, 3_500_000), (201, 10_000)]),
+        ("quay.io/org/small:v1", &[(202, 20_000)]),
+    ]);
+    let mirror = TestRegistry::plain();
+    let proxy = FaultProxy::body_limit(mirror.port, 1 << 20);
+    let host = format!("127.0.0.1:{}", proxy.port);
+    let out = against("push", &host)
+        .args(["--from", bundle.dir.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stdout = common::stdout_of_success(&out);
+    assert!(stdout.contains("2 images: 2 copied"), "{stdout}");
     for (name, digest, _) in &bundle.images {
         assert_eq!(
             skopeo_digest(&in_mirror(&mirror, name)).as_ref(),

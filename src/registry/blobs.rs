@@ -1,10 +1,15 @@
 //! Writing to a registry, and reading blobs as streams: what a copy needs beyond `check`.
 //!
-//! Uploads are monolithic (`POST` then one streamed `PUT ?digest=`), which every registry
-//! accepts; the body streams from the source, so a layer is never held in memory.
+//! Uploads are monolithic (`POST` then one streamed `PUT ?digest=`), which most registries
+//! accept; the body streams from the source, so a layer is never held in memory. A host that
+//! refuses a whole blob in one request (HTTP 413: a proxy's body limit, such as nginx's default
+//! `client_max_body_size 1m`) gets every later upload in chunks (`PATCH` with `Content-Range`,
+//! then `PUT ?digest=`), one chunk in memory at a time.
 
-use bytes::Bytes;
-use futures_util::Stream;
+use std::sync::atomic::Ordering;
+
+use bytes::{Bytes, BytesMut};
+use futures_util::{Stream, StreamExt as _};
 use reqwest::Method;
 
 use super::{Call, CallBody, Registry, RegistryError, blob_path, endpoint_host, unexpected};
@@ -14,8 +19,31 @@ use crate::reference::Reference;
 pub type ByteStream =
     std::pin::Pin<Box<dyn Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static>>;
 
+/// The chunk size after a 413: fits nginx's default 1 MiB body limit.
+const CHUNK: usize = 1 << 20;
+
 fn push_scope(image: &Reference) -> String {
     format!("repository:{}:pull,push", image.path())
+}
+
+/// The upload URL a `202 Accepted` names in `Location` (absolute, or a path on the host).
+fn next_location(
+    host: &super::Host,
+    what: &str,
+    f: &super::Fetched,
+) -> Result<reqwest::Url, RegistryError> {
+    let location = f
+        .header("location")
+        .ok_or_else(|| RegistryError::Protocol {
+            host: host.name.clone(),
+            what: format!("{what} answered 202 without a Location"),
+        })?;
+    reqwest::Url::parse(location)
+        .or_else(|_| reqwest::Url::parse(&format!("{}{location}", host.base)))
+        .map_err(|e| RegistryError::Protocol {
+            host: host.name.clone(),
+            what: format!("upload Location {location:?} is not a URL: {e}"),
+        })
 }
 
 impl Registry {
@@ -107,33 +135,10 @@ impl Registry {
     ) -> Result<(), RegistryError> {
         let host = self.host(endpoint_host(image.domain()))?;
         let scope = push_scope(image);
-        let path = format!("/v2/{}/blobs/uploads/", image.path());
-        let start = Call {
-            method: Method::POST,
-            path: &path,
-            body: Some(CallBody::Bytes(Bytes::new())),
-            limit: 64 << 10,
-            ..Call::default()
-        };
-        let f = self.exchange(&host, &scope, start).await?;
-        if f.status.as_u16() != 202 {
-            return Err(unexpected(&host, &path, &f));
+        let mut url = self.start_upload(&host, &scope, image).await?;
+        if host.chunked.load(Ordering::Relaxed) {
+            return self.upload_chunks(&host, &scope, url, digest, body).await;
         }
-        let location = f
-            .header("location")
-            .ok_or_else(|| RegistryError::Protocol {
-                host: host.name.clone(),
-                what: format!("POST {path} answered 202 without a Location"),
-            })?;
-        let mut url = match reqwest::Url::parse(location) {
-            Ok(u) => u,
-            Err(_) => reqwest::Url::parse(&format!("{}{location}", host.base)).map_err(|e| {
-                RegistryError::Protocol {
-                    host: host.name.clone(),
-                    what: format!("upload Location {location:?} is not a URL: {e}"),
-                }
-            })?,
-        };
         url.query_pairs_mut().append_pair("digest", digest);
         let url = url.to_string();
         let put = Call {
@@ -148,7 +153,100 @@ impl Registry {
         let f = self.exchange(&host, &scope, put).await?;
         match f.status.as_u16() {
             201 | 204 => Ok(()),
+            413 => {
+                host.chunked.store(true, Ordering::Relaxed);
+                Err(RegistryError::Protocol {
+                    host: host.name.clone(),
+                    what: "refused a whole blob in one request (HTTP 413); later uploads go in 1 MiB chunks".into(),
+                })
+            }
             _ => Err(unexpected(&host, "blob upload", &f)),
+        }
+    }
+
+    /// Opens an upload session: the URL its chunks and final `PUT` go to.
+    async fn start_upload(
+        &self,
+        host: &super::Host,
+        scope: &str,
+        image: &Reference,
+    ) -> Result<reqwest::Url, RegistryError> {
+        let path = format!("/v2/{}/blobs/uploads/", image.path());
+        let start = Call {
+            method: Method::POST,
+            path: &path,
+            body: Some(CallBody::Bytes(Bytes::new())),
+            limit: 64 << 10,
+            ..Call::default()
+        };
+        let f = self.exchange(host, scope, start).await?;
+        if f.status.as_u16() != 202 {
+            return Err(unexpected(host, &path, &f));
+        }
+        next_location(host, &path, &f)
+    }
+
+    /// Sends `body` in `CHUNK`-byte `PATCH`es, then closes the upload with its digest.
+    async fn upload_chunks(
+        &self,
+        host: &super::Host,
+        scope: &str,
+        mut url: reqwest::Url,
+        digest: &str,
+        mut body: ByteStream,
+    ) -> Result<(), RegistryError> {
+        let mut buffer = BytesMut::with_capacity(CHUNK);
+        let mut offset = 0u64;
+        let mut source_done = false;
+        loop {
+            while !source_done && buffer.len() < CHUNK {
+                match body.next().await {
+                    Some(Ok(bytes)) => buffer.extend_from_slice(&bytes),
+                    Some(Err(e)) => {
+                        return Err(RegistryError::Protocol {
+                            host: host.name.clone(),
+                            what: format!("reading the blob to upload: {e}"),
+                        });
+                    }
+                    None => source_done = true,
+                }
+            }
+            if buffer.is_empty() {
+                break;
+            }
+            // What does not fit in this chunk starts the next one.
+            let chunk = buffer.split_to(buffer.len().min(CHUNK)).freeze();
+            let end = offset + chunk.len() as u64 - 1;
+            let target = url.to_string();
+            let patch = Call {
+                method: Method::PATCH,
+                path: &target,
+                content_type: Some("application/octet-stream"),
+                content_range: Some(format!("{offset}-{end}")),
+                body: Some(CallBody::Bytes(chunk)),
+                limit: 64 << 10,
+                ..Call::default()
+            };
+            let f = self.exchange(host, scope, patch).await?;
+            if f.status.as_u16() != 202 {
+                return Err(unexpected(host, "blob chunk upload", &f));
+            }
+            url = next_location(host, "blob chunk upload", &f)?;
+            offset = end + 1;
+        }
+        url.query_pairs_mut().append_pair("digest", digest);
+        let target = url.to_string();
+        let put = Call {
+            method: Method::PUT,
+            path: &target,
+            body: Some(CallBody::Bytes(Bytes::new())),
+            limit: 64 << 10,
+            ..Call::default()
+        };
+        let f = self.exchange(host, scope, put).await?;
+        match f.status.as_u16() {
+            201 | 204 => Ok(()),
+            _ => Err(unexpected(host, "blob upload", &f)),
         }
     }
 

@@ -160,6 +160,8 @@ struct Call<'a> {
     content_type: Option<&'a str>,
     /// Sent for a streamed body, whose length reqwest cannot know.
     content_length: Option<u64>,
+    /// `Content-Range` of a chunk of a blob upload (`start-end`, inclusive).
+    content_range: Option<String>,
     body: Option<CallBody>,
     /// Bound on a body read whole.
     limit: usize,
@@ -220,6 +222,8 @@ struct Host {
     down: OnceLock<RegistryError>,
     /// Whether a client certificate is configured, for advice on a refused handshake.
     has_identity: bool,
+    /// Set once the host refused a whole blob in one request (HTTP 413): uploads go in chunks.
+    chunked: std::sync::atomic::AtomicBool,
 }
 
 impl Registry {
@@ -456,6 +460,7 @@ impl Registry {
             limit,
             content_type,
             content_length,
+            content_range,
             mut body,
             stream,
         } = call;
@@ -493,6 +498,9 @@ impl Registry {
                 }
                 if let Some(n) = content_length {
                     req = req.header(CONTENT_LENGTH, n);
+                }
+                if let Some(r) = &content_range {
+                    req = req.header(reqwest::header::CONTENT_RANGE, r.as_str());
                 }
                 match &mut body {
                     Some(CallBody::Bytes(b)) => req = req.body(b.clone()),
@@ -870,6 +878,7 @@ impl Host {
             tokens: Mutex::new(HashMap::new()),
             down: OnceLock::new(),
             has_identity: settings.cert_file.is_some(),
+            chunked: std::sync::atomic::AtomicBool::new(false),
         })
     }
 }

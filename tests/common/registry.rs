@@ -599,6 +599,21 @@ pub struct FaultProxy {
 impl FaultProxy {
     /// `always`: repeat the last fault forever instead of recovering.
     pub fn start(upstream: u16, script: Vec<Fault>, always: bool) -> FaultProxy {
+        Self::start_limited(upstream, script, always, None)
+    }
+
+    /// A proxy that forwards everything but answers 413 to a request body over `max` bytes,
+    /// as nginx does with its default `client_max_body_size 1m`.
+    pub fn body_limit(upstream: u16, max: u64) -> FaultProxy {
+        Self::start_limited(upstream, Vec::new(), false, Some(max))
+    }
+
+    fn start_limited(
+        upstream: u16,
+        script: Vec<Fault>,
+        always: bool,
+        max_body: Option<u64>,
+    ) -> FaultProxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let requests = Arc::new(AtomicUsize::new(0));
@@ -609,7 +624,7 @@ impl FaultProxy {
                 let Ok(stream) = stream else { break };
                 let (counter, script) = (counter.clone(), script.clone());
                 std::thread::spawn(move || {
-                    proxy_connection(stream, upstream, &counter, &script, always)
+                    proxy_connection(stream, upstream, &counter, &script, always, max_body)
                 });
             }
         });
@@ -623,6 +638,7 @@ fn proxy_connection(
     counter: &AtomicUsize,
     script: &Mutex<Vec<Fault>>,
     always: bool,
+    max_body: Option<u64>,
 ) {
     let mut writer = stream.try_clone().unwrap();
     let mut reader = BufReader::new(stream);
@@ -659,6 +675,19 @@ fn proxy_connection(
             let _ = writer.shutdown(Shutdown::Both);
         }
         None => {
+            let length: u64 = headers
+                .iter()
+                .find(|(k, _)| k == "content-length")
+                .and_then(|(_, v)| v.parse().ok())
+                .unwrap_or(0);
+            if max_body.is_some_and(|max| length > max) {
+                let _ = std::io::copy(&mut (&mut reader).take(length), &mut std::io::sink());
+                let _ = write!(
+                    writer,
+                    "HTTP/1.1 413 Request Entity Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                );
+                return;
+            }
             let mut up = TcpStream::connect(("127.0.0.1", upstream)).unwrap();
             let mut head = format!("{request_line}\r\n");
             for (k, v) in headers.iter().filter(|(k, _)| k != "connection") {
@@ -666,6 +695,7 @@ fn proxy_connection(
             }
             head.push_str("connection: close\r\n\r\n");
             up.write_all(head.as_bytes()).unwrap();
+            let _ = std::io::copy(&mut (&mut reader).take(length), &mut up);
             let mut answer = Vec::new();
             let _ = up.read_to_end(&mut answer);
             let _ = writer.write_all(&answer);
