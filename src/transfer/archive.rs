@@ -287,7 +287,7 @@ impl TarFiles {
         let file = tokio::fs::File::from_std(file).take(entry.size);
         Ok(Box::pin(tokio_util::io::ReaderStream::with_capacity(
             file,
-            1 << 16,
+            super::READ_CHUNK,
         )))
     }
 }

@@ -286,7 +286,7 @@ impl ImageSource for std::sync::Arc<OciLayout> {
             .with_context(|| format!("the bundle lacks blob {digest} ({})", path.display()))?;
         Ok(Box::pin(tokio_util::io::ReaderStream::with_capacity(
             file,
-            1 << 16,
+            super::READ_CHUNK,
         )))
     }
 }
