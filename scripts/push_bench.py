@@ -14,19 +14,12 @@ and then kubectl-airgap push again into the filled registry (the no-op rerun).
 import concurrent.futures, hashlib, http.client, json, os, shutil, statistics, subprocess, tempfile, time
 import urllib.parse
 
-from check_bench import start_registry
+from check_bench import blob as write_blob, start_registry
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "target/release/kubectl-airgap")
 RUNS = int(os.environ.get("BENCH_PUSH_RUNS", "3"))
 IMAGES, BASE_MB, OWN_MB = 10, 40, 36
-
-
-def write_blob(layout, data):
-    digest = hashlib.sha256(data).hexdigest()
-    with open(os.path.join(layout, "blobs/sha256", digest), "wb") as f:
-        f.write(data)
-    return {"digest": f"sha256:{digest}", "size": len(data)}
 
 
 def make_bundle(layout):
