@@ -15,7 +15,7 @@ use futures_util::TryStreamExt as _;
 use serde::Deserialize;
 use tokio::sync::Semaphore;
 
-use super::verify::verified_with_verdict;
+use super::verify::verified;
 use super::{ImageSink, ImageSource, RawManifest};
 use crate::reference::Reference;
 use crate::registry::exists::Platform;
@@ -344,7 +344,7 @@ impl<S: ImageSource, D: ImageSink> Copier<S, D> {
             let verdict = Arc::new(OnceLock::new());
             let result = async {
                 let body = self.source.blob(from, &blob.digest).await?;
-                let body = verified_with_verdict(
+                let body = verified(
                     body,
                     &blob.digest,
                     blob.size,

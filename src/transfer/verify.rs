@@ -22,14 +22,10 @@ struct Verified {
     what: String,
 }
 
-/// Wraps `inner`: it ends with an error instead of its last `None` when the bytes were not
-/// `size` long or did not hash to `digest` (sha256 only; other algorithms pass through).
-pub fn verified(inner: ByteStream, digest: &str, size: u64, what: String) -> ByteStream {
-    verified_with_verdict(inner, digest, size, what, None)
-}
-
-/// As [`verified`], and a failed check is also written to `verdict`.
-pub fn verified_with_verdict(
+/// Wraps `inner`: it ends with an error instead of its last chunk when the bytes were not
+/// `size` long or did not hash to `digest` (sha256 only; other algorithms pass through). The
+/// error is also written to `verdict`, for the caller to report plainly.
+pub fn verified(
     inner: ByteStream,
     digest: &str,
     size: u64,
@@ -140,13 +136,28 @@ mod tests {
     #[tokio::test]
     async fn good_bad_and_short_blobs() {
         let digest = crate::registry::sha256_digest(b"hello world");
-        let ok = verified(stream(&[b"hello ", b"world"]), &digest, 11, "blob".into());
+        let verdict = std::sync::Arc::new(std::sync::OnceLock::new());
+        let ok = verified(
+            stream(&[b"hello ", b"world"]),
+            &digest,
+            11,
+            "blob".into(),
+            Some(verdict.clone()),
+        );
         assert_eq!(drain(ok).await, Ok(11));
-        let bad = verified(stream(&[b"hello ", b"WORLD"]), &digest, 11, "blob".into());
+        assert!(verdict.get().is_none());
+        let bad = verified(
+            stream(&[b"hello ", b"WORLD"]),
+            &digest,
+            11,
+            "blob".into(),
+            Some(verdict.clone()),
+        );
         assert!(drain(bad).await.unwrap_err().contains("hashes to"));
-        let short = verified(stream(&[b"hello"]), &digest, 11, "blob".into());
+        assert!(verdict.get().is_some_and(|v| v.contains("hashes to")));
+        let short = verified(stream(&[b"hello"]), &digest, 11, "blob".into(), None);
         assert!(drain(short).await.unwrap_err().contains("5 bytes"));
-        let long = verified(stream(&[b"hello world!"]), &digest, 11, "blob".into());
+        let long = verified(stream(&[b"hello world!"]), &digest, 11, "blob".into(), None);
         assert!(drain(long).await.unwrap_err().contains("more than"));
     }
 }
