@@ -34,6 +34,8 @@ pub struct ConfigFile {
     pub rules: Vec<RuleSpec>,
     /// Where post-render errors are also written (Helm 4 discards a plugin's stderr).
     pub log_file: Option<PathBuf>,
+    /// A Secret that post-render names in every pod spec without `imagePullSecrets`.
+    pub pull_secret: Option<String>,
     /// How to reach each registry (`HOST[:PORT]` → plain HTTP, CA file, client certificate).
     #[serde(default)]
     pub registries: BTreeMap<String, HostOptions>,
@@ -87,6 +89,7 @@ pub struct Settings {
     pub naming: Option<MirrorNaming>,
     pub rules: RuleSet,
     pub log_file: Option<PathBuf>,
+    pub pull_secret: Option<String>,
     pub registries: BTreeMap<String, HostOptions>,
 }
 
@@ -123,6 +126,7 @@ impl Settings {
             naming,
             rules,
             log_file: log_file.map(Path::to_path_buf).or(config.log_file),
+            pull_secret: config.pull_secret,
             registries: config.registries,
         })
     }

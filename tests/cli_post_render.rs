@@ -312,3 +312,53 @@ fn overlapping_claims_edit_a_place_once() {
         )
     );
 }
+
+#[test]
+fn pull_secret_from_flag_env_or_config_is_added_where_missing() {
+    let input = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  template:\n    spec:\n      containers:\n      - image: nginx:1.27\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: own}\nspec: {imagePullSecrets: [{name: theirs}], containers: [{image: redis}]}\n";
+    let want = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  template:\n    spec:\n      imagePullSecrets:\n        - name: mirror-pull\n      containers:\n      - image: reg.local:5000/docker.io/library/nginx:1.27\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: own}\nspec: {imagePullSecrets: [{name: theirs}], containers: [{image: reg.local:5000/docker.io/library/redis}]}\n";
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yaml");
+    std::fs::write(
+        &config,
+        "registry: reg.local:5000\npullSecret: mirror-pull\n",
+    )
+    .unwrap();
+    let runs = [
+        airgap()
+            .args(["post-render", "--registry", "reg.local:5000"])
+            .args(["--pull-secret", "mirror-pull"])
+            .write_stdin(input)
+            .output()
+            .unwrap(),
+        airgap()
+            .args(["post-render", "--registry", "reg.local:5000"])
+            .env("AIRGAP_PULL_SECRET", "mirror-pull")
+            .write_stdin(input)
+            .output()
+            .unwrap(),
+        airgap()
+            .arg("post-render")
+            .arg("--config")
+            .arg(&config)
+            .write_stdin(input)
+            .output()
+            .unwrap(),
+    ];
+    for out in runs {
+        assert_eq!(common::stdout_of_success(&out), want);
+    }
+    // A name Kubernetes would refuse is refused before anything is written.
+    let (code, stderr) = fails(
+        &[
+            "post-render",
+            "--registry",
+            "r.io",
+            "--pull-secret",
+            "Mirror_Pull",
+        ],
+        input,
+    );
+    assert_eq!(code, 2);
+    assert!(stderr.contains("not a valid Secret name"), "{stderr}");
+}

@@ -189,3 +189,110 @@ fn helm3_renderings_rewrite_the_same_images() {
         assert_eq!(a, b, "{name}");
     }
 }
+
+/// Pod specs of the built-in workload kinds, read with the second parser: (object, has
+/// `imagePullSecrets` naming `name`, has the field at all). Documents that parser refuses
+/// (one chart renders a duplicate key, which YAML forbids and Kubernetes tolerates) are left out.
+fn pod_specs(text: &str, name: &str) -> Vec<(String, bool, bool)> {
+    use yaml_rust2::{Yaml, YamlLoader};
+    let mut out = Vec::new();
+    let docs = text
+        .split("\n---")
+        .filter_map(|d| YamlLoader::load_from_str(d).ok())
+        .flatten();
+    for doc in docs {
+        let kind = doc["kind"].as_str().unwrap_or("").to_string();
+        let spec = match kind.as_str() {
+            "Pod" => &doc["spec"],
+            "Deployment"
+            | "StatefulSet"
+            | "DaemonSet"
+            | "Job"
+            | "ReplicaSet"
+            | "ReplicationController" => &doc["spec"]["template"]["spec"],
+            "CronJob" => &doc["spec"]["jobTemplate"]["spec"]["template"]["spec"],
+            _ => continue,
+        };
+        if spec.is_badvalue() {
+            continue;
+        }
+        let secrets = &spec["imagePullSecrets"];
+        let names = secrets
+            .as_vec()
+            .is_some_and(|v| v.iter().any(|s| s["name"].as_str() == Some(name)));
+        let object = format!("{kind} {}", doc["metadata"]["name"].as_str().unwrap_or("?"));
+        out.push((object, names, !matches!(secrets, Yaml::BadValue)));
+    }
+    out
+}
+
+#[test]
+fn pull_secret_adds_only_lines_to_pod_specs_without_one() {
+    let files = corpus_files();
+    let naming = naming("reg.local:5000", Naming::Nested);
+    let (mut added_total, mut specs_total) = (0, 0);
+    for file in &files {
+        let name = file.file_name().unwrap().to_string_lossy().to_string();
+        let input = std::fs::read_to_string(file).unwrap();
+        let plain = rewrite(&input, &naming).unwrap();
+        let with = rewrite_with_pull_secret(&input, &naming, Some("mirror-pull"))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        // The output is the plain rewrite plus pairs of whole lines, nothing else.
+        let (p, w): (Vec<&str>, Vec<&str>) = (plain.lines().collect(), with.lines().collect());
+        let (mut i, mut j, mut added) = (0, 0, 0);
+        while j < w.len() {
+            if i < p.len() && p[i] == w[j] {
+                (i, j) = (i + 1, j + 1);
+                continue;
+            }
+            let indent = w[j].len() - w[j].trim_start().len();
+            assert_eq!(
+                w[j].trim_start(),
+                "imagePullSecrets:",
+                "{name}: line {}",
+                j + 1
+            );
+            assert_eq!(
+                w.get(j + 1).copied(),
+                Some(format!("{}  - name: mirror-pull", &w[j][..indent]).as_str()),
+                "{name}: line {}",
+                j + 2
+            );
+            (j, added) = (j + 2, added + 1);
+        }
+        assert_eq!(
+            i,
+            p.len(),
+            "{name}: lines of the plain rewrite went missing"
+        );
+        assert!(plain.ends_with('\n') == with.ends_with('\n'));
+
+        // Every built-in pod spec now names the secret, unless the chart had set the field.
+        let before = pod_specs(&input, "mirror-pull");
+        let after = pod_specs(&with, "mirror-pull");
+        assert_eq!(before.len(), after.len(), "{name}");
+        for ((object, _, had), (_, names, _)) in before.iter().zip(&after) {
+            assert!(
+                *had || *names,
+                "{name}: {object} did not get the pull secret"
+            );
+        }
+        let lacking = before.iter().filter(|(_, _, had)| !had).count();
+        assert!(
+            added >= lacking,
+            "{name}: {added} added, {lacking} built-in pod specs lacked one"
+        );
+        // Adding is idempotent: a second pass finds every pod spec served.
+        let again = rewrite_with_pull_secret(&with, &naming, Some("mirror-pull")).unwrap();
+        assert!(again == with, "{name}: a second pass changed something");
+        (added_total, specs_total) = (added_total + added, specs_total + lacking);
+        println!("{name}: {added} pod specs given the pull secret ({lacking} built-in)");
+    }
+    println!("{added_total} pod specs given the pull secret, {specs_total} of built-in kinds");
+    if !files.is_empty() {
+        assert!(
+            added_total >= 30,
+            "only {added_total} pod specs across the corpus"
+        );
+    }
+}

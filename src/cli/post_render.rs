@@ -13,6 +13,7 @@ use clap::Args;
 
 use super::{EXIT_OK, ExitStatus, MirrorArgs, settings};
 use crate::manifest::Rewriter;
+use crate::manifest::pull_secret::validate_name;
 
 #[derive(Debug, Args)]
 pub struct PostRenderArgs {
@@ -21,6 +22,10 @@ pub struct PostRenderArgs {
     /// Also append errors to this file: Helm 4 discards a post-renderer's stderr
     #[arg(long, env = "AIRGAP_LOG_FILE", value_name = "FILE")]
     pub log_file: Option<PathBuf>,
+    /// Add `imagePullSecrets: [{name: NAME}]` to every pod spec that has no imagePullSecrets
+    /// (create the Secret with `kubectl airgap pull-secret NAME`)
+    #[arg(long, env = "AIRGAP_PULL_SECRET", value_name = "NAME")]
+    pub pull_secret: Option<String>,
 }
 
 pub fn run(args: &PostRenderArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus> {
@@ -33,9 +38,14 @@ pub fn run(args: &PostRenderArgs, config: Option<&Path>) -> anyhow::Result<ExitS
         let naming = settings.naming.as_ref().context(
             "no mirror registry is set: pass --registry HOST[:PORT][/PREFIX] (with Helm: --post-renderer-args --registry=...), set AIRGAP_REGISTRY, or put `registry:` in the config file",
         )?;
+        let pull_secret = args.pull_secret.as_ref().or(settings.pull_secret.as_ref());
+        if let Some(name) = pull_secret {
+            validate_name(name).map_err(|e| anyhow::anyhow!("--pull-secret: {e}"))?;
+        }
         let rewriter = Rewriter {
             naming,
             rules: &settings.rules,
+            pull_secret: pull_secret.map(String::as_str),
         };
         let spool = tempfile::tempfile().context("creating a temporary file for the output")?;
         let mut writer = BufWriter::with_capacity(1 << 16, spool);

@@ -2,6 +2,7 @@
 
 pub mod fast;
 pub mod node;
+pub mod pull_secret;
 pub mod rules;
 pub mod scan;
 pub mod splice;
@@ -14,7 +15,7 @@ use crate::mirror::{Collisions, MirrorNaming, NamingError};
 use crate::reference::Reference;
 use node::{SyntaxError, parse_documents, validate_documents};
 use rules::RuleSet;
-use scan::{Finding, Location, Part, ScanError, Scanner, Suspect};
+use scan::{DocScan, Location, Part, ScanError, Scanner, Suspect};
 use stream::{ChunkReader, StreamError};
 
 /// Why a stream could not be read or rewritten. Every variant says where.
@@ -61,14 +62,14 @@ pub struct ImageUse {
     pub location: Location,
 }
 
-/// Reads every document of `input`, calling `each` with the chunk text and the findings of each
-/// document. Memory holds one chunk at a time.
+/// Reads every document of `input`, calling `each` with the chunk text and what its documents
+/// hold. Memory holds one chunk at a time.
 fn for_each_document<R: BufRead>(
     input: R,
     source_name: &str,
     rules: &RuleSet,
     suspects: bool,
-    mut each: impl FnMut(&str, Vec<Finding<'_>>, Vec<Suspect>) -> Result<(), ManifestError>,
+    mut each: impl FnMut(&str, DocScan<'_>) -> Result<(), ManifestError>,
 ) -> Result<usize, ManifestError> {
     let scanner = Scanner::new(rules, suspects);
     let mut document = 0;
@@ -83,27 +84,27 @@ fn for_each_document<R: BufRead>(
         };
         if !suspects && no_rule_applies(&chunk.text, rules) {
             document += validate_documents(&chunk.text, chunk.first_line).map_err(syntax)?;
-            each(&chunk.text, Vec::new(), Vec::new())?;
+            each(&chunk.text, DocScan::default())?;
             continue;
         }
         let docs = match fast::parse_documents(&chunk.text, chunk.first_line) {
             Some(docs) => docs,
             None => parse_documents(&chunk.text, chunk.first_line).map_err(syntax)?,
         };
-        let mut findings = Vec::new();
-        let mut found_suspects = Vec::new();
+        let mut all = DocScan::default();
         for doc in &docs {
             document += 1;
-            let scan = scanner
+            let mut scan = scanner
                 .scan(doc, document)
                 .map_err(|error| ManifestError::Scan {
                     source_name: source_name.to_string(),
                     error,
                 })?;
-            findings.extend(scan.findings);
-            found_suspects.extend(scan.suspects);
+            all.findings.append(&mut scan.findings);
+            all.suspects.append(&mut scan.suspects);
+            all.pod_specs.append(&mut scan.pod_specs);
         }
-        each(&chunk.text, findings, found_suspects)?;
+        each(&chunk.text, all)?;
     }
     Ok(document)
 }
@@ -136,12 +137,12 @@ pub fn scan_stream<R: BufRead>(
 ) -> Result<(Vec<ImageUse>, Vec<Suspect>), ManifestError> {
     let mut uses = Vec::new();
     let mut all_suspects = Vec::new();
-    for_each_document(input, source_name, rules, suspects, |_, findings, s| {
-        uses.extend(findings.into_iter().map(|f| ImageUse {
+    for_each_document(input, source_name, rules, suspects, |_, scan| {
+        uses.extend(scan.findings.into_iter().map(|f| ImageUse {
             location: f.location(),
             reference: f.reference,
         }));
-        all_suspects.extend(s);
+        all_suspects.extend(scan.suspects);
         Ok(())
     })?;
     Ok((uses, all_suspects))
@@ -155,12 +156,16 @@ pub struct RewriteStats {
     pub rewritten: usize,
     /// References that already pointed at the mirror.
     pub already_mirrored: usize,
+    /// Pod specs given `imagePullSecrets`.
+    pub pull_secrets_added: usize,
 }
 
 /// Rewrites every image reference of a stream to the mirror, byte-preserving elsewhere.
 pub struct Rewriter<'a> {
     pub naming: &'a MirrorNaming,
     pub rules: &'a RuleSet,
+    /// A Secret to name in every pod spec that has no `imagePullSecrets`.
+    pub pull_secret: Option<&'a str>,
 }
 
 impl Rewriter<'_> {
@@ -175,14 +180,24 @@ impl Rewriter<'_> {
         // Mirror names by source; bounded like the scanner's parse cache.
         let mut mapped: FxHashMap<Reference, Reference> = FxHashMap::default();
         let mut buf = String::new();
-        stats.documents = for_each_document(
-            input,
-            source_name,
-            self.rules,
-            false,
-            |chunk, findings, _| {
+        stats.documents =
+            for_each_document(input, source_name, self.rules, false, |chunk, scan| {
                 let mut replacements = Vec::new();
-                for f in findings {
+                if let Some(name) = self.pull_secret {
+                    for site in &scan.pod_specs {
+                        let added = pull_secret::insertion(chunk, site, name).map_err(|error| {
+                            ManifestError::Scan {
+                                source_name: source_name.to_string(),
+                                error,
+                            }
+                        })?;
+                        if let Some(r) = added {
+                            replacements.push(r);
+                            stats.pull_secrets_added += 1;
+                        }
+                    }
+                }
+                for f in scan.findings {
                     if self.naming.mirror().holds(&f.reference) {
                         stats.already_mirrored += 1;
                         continue;
@@ -228,8 +243,7 @@ impl Rewriter<'_> {
                 splice::apply(chunk, &mut replacements, &mut buf);
                 output.write_all(buf.as_bytes())?;
                 Ok(())
-            },
-        )?;
+            })?;
         output.flush()?;
         Ok(stats)
     }

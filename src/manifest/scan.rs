@@ -134,6 +134,30 @@ impl fmt::Display for ScanError {
 pub struct DocScan<'d> {
     pub findings: Vec<Finding<'d>>,
     pub suspects: Vec<Suspect>,
+    /// Pod specs of the document itself (not of YAML embedded in its strings), for
+    /// `--pull-secret`.
+    pub pod_specs: Vec<PodSpecSite<'d>>,
+}
+
+/// A pod spec a rule names, and where it is, so that a field can be added to it.
+#[derive(Debug, Clone)]
+pub struct PodSpecSite<'d> {
+    pub spec: &'d Node<'d>,
+    object: Rc<Object>,
+    segs: Vec<Seg<'d>>,
+}
+
+impl PodSpecSite<'_> {
+    /// An error about this pod spec, positioned like a scan error.
+    pub fn error(&self, line: usize, message: String) -> ScanError {
+        ScanError {
+            document: self.object.document,
+            object: self.object.describe(),
+            path: render(&self.object.prefix, &self.segs),
+            line,
+            message,
+        }
+    }
 }
 
 /// A path being walked, rendered only when something is found.
@@ -222,6 +246,7 @@ struct Walk<'s, 'r: 'd, 'd> {
     scanner: &'s Scanner<'r>,
     object: Rc<Object>,
     findings: Vec<Finding<'d>>,
+    pod_specs: Vec<PodSpecSite<'d>>,
     /// (scalar start, value range) of places already edited: a place is reported once, and no
     /// two findings edit overlapping bytes (rules run before sweeps, so the first claim is the
     /// rule's). A handful per object: a Vec beats hashing.
@@ -298,6 +323,7 @@ impl<'r> Scanner<'r> {
             scanner: self,
             object: Rc::new(object),
             findings: Vec::new(),
+            pod_specs: Vec::new(),
             claimed: Vec::new(),
         };
         for rule in self.rules.for_object(api_version, kind) {
@@ -333,6 +359,7 @@ impl<'r> Scanner<'r> {
             );
         }
         out.findings.append(&mut walk.findings);
+        out.pod_specs.append(&mut walk.pod_specs);
         Ok(())
     }
 }
@@ -533,6 +560,13 @@ impl<'s, 'r: 'd, 'd> Walk<'s, 'r, 'd> {
         segs: &[Seg<'d>],
         rule: &'d str,
     ) -> Result<(), ScanError> {
+        if matches!(node, Node::Map(_)) {
+            self.pod_specs.push(PodSpecSite {
+                spec: node,
+                object: Rc::clone(&self.object),
+                segs: segs.to_vec(),
+            });
+        }
         for list in ["containers", "initContainers", "ephemeralContainers"] {
             if let Some(Node::Seq(items)) = node.get(list) {
                 for (i, c) in items.iter().enumerate() {
@@ -824,6 +858,7 @@ impl<'s, 'r: 'd, 'd> Walk<'s, 'r, 'd> {
                     ..(*self.object).clone()
                 }),
                 findings: Vec::new(),
+                pod_specs: Vec::new(),
                 claimed: Vec::new(),
             };
             let has_kind = doc.str_at("kind").is_some() && doc.str_at("apiVersion").is_some();

@@ -17,6 +17,8 @@ pub fn airgap() -> assert_cmd::Command {
         .env_remove("AIRGAP_NAMING")
         .env_remove("AIRGAP_CONFIG")
         .env_remove("AIRGAP_LOG_FILE")
+        .env_remove("AIRGAP_PULL_SECRET")
+        .env_remove("KUBECONFIG")
         .env("XDG_CONFIG_HOME", "/nonexistent")
         // Registry credentials come only from what a test provides.
         .env("DOCKER_CONFIG", "/nonexistent")
@@ -74,10 +76,19 @@ pub fn naming(mirror: &str, scheme: Naming) -> MirrorNaming {
 }
 
 pub fn rewrite(input: &str, naming: &MirrorNaming) -> Result<String, String> {
+    rewrite_with_pull_secret(input, naming, None)
+}
+
+pub fn rewrite_with_pull_secret(
+    input: &str,
+    naming: &MirrorNaming,
+    pull_secret: Option<&str>,
+) -> Result<String, String> {
     let rules = RuleSet::built_in();
     let rewriter = Rewriter {
         naming,
         rules: &rules,
+        pull_secret,
     };
     let mut out = Vec::new();
     rewriter
