@@ -4,6 +4,7 @@
 //! codes, so that tests, benchmarks and fuzz targets drive the same code users run.
 
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod lock;
 pub mod manifest;

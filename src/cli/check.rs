@@ -13,9 +13,11 @@ use anyhow::Context;
 use clap::Args;
 use serde::Serialize;
 
+use super::cluster_args::{ConnectionArgs, NamespaceArgs};
 use super::images::{ImageListArgs, collect};
 use super::registry_args::RegistryArgs;
 use super::{EXIT_ERROR, EXIT_NO, EXIT_OK, ExitStatus, MirrorArgs, settings};
+use crate::cluster::{Cluster, Inventory, Unreadable, Use};
 use crate::lock::LockFile;
 use crate::mirror::{Collisions, canonical_reference};
 use crate::reference::Reference;
@@ -26,6 +28,20 @@ use crate::registry::exists::{Platform, Status, Verdict, check_repository};
 pub struct CheckArgs {
     #[command(flatten)]
     pub images: ImageListArgs,
+    /// Check what runs in the cluster: the images of every Pod and workload template, and what
+    /// Pods report having run (--cluster=NAME picks a kubeconfig cluster)
+    #[arg(
+        long = "cluster",
+        value_name = "NAME",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = ""
+    )]
+    pub cluster: Option<String>,
+    #[command(flatten)]
+    pub namespaces: NamespaceArgs,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
     /// Require these platforms of every image, OS/ARCH[/VARIANT] (repeatable)
     #[arg(long = "platform", value_name = "OS/ARCH[/VARIANT]", value_parser = Platform::parse)]
     pub platforms: Vec<Platform>,
@@ -54,6 +70,10 @@ struct Wanted {
     hooks: Vec<String>,
     /// Whether a non-hook object uses it too.
     used_outside_hooks: bool,
+    /// For images read from the cluster: whether the cluster names the mirror itself.
+    points_at_mirror: Option<bool>,
+    /// For images read from the cluster: the objects that name it.
+    used_by: Vec<Use>,
 }
 
 #[derive(Serialize)]
@@ -62,6 +82,9 @@ struct Report<'a> {
     summary: Summary,
     #[serde(rename = "helm3HookImages", skip_serializing_if = "Vec::is_empty")]
     helm3_hook_images: Vec<String>,
+    /// Cluster lists that could not be read (forbidden, timed out).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    unreadable: Vec<Unreadable>,
 }
 
 #[derive(Serialize)]
@@ -71,6 +94,10 @@ struct ImageReport<'a> {
     status: Status,
     digest: Option<&'a str>,
     detail: &'a str,
+    #[serde(rename = "pointsAtMirror", skip_serializing_if = "Option::is_none")]
+    points_at_mirror: Option<bool>,
+    #[serde(rename = "usedBy", skip_serializing_if = "<[_]>::is_empty")]
+    used_by: &'a [Use],
 }
 
 #[derive(Serialize, Default)]
@@ -80,15 +107,23 @@ struct Summary {
     missing: usize,
     mismatch: usize,
     error: usize,
+    /// Images the cluster names outside the mirror (their mirror copies are what was checked).
+    #[serde(rename = "outsideMirror", skip_serializing_if = "Option::is_none")]
+    outside_mirror: Option<usize>,
 }
 
 pub fn run(args: &CheckArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus> {
-    if args.images.is_empty() {
+    if args.images.is_empty() && args.cluster.is_none() {
         anyhow::bail!(
-            "nothing to check: give manifests with -f FILE|DIR|- (e.g. `helm template ... | kubectl airgap check -f -`) or a lock file with --lock"
+            "nothing to check: give manifests with -f FILE|DIR|- (e.g. `helm template ... | kubectl airgap check -f -`), a lock file with --lock, or --cluster"
         );
     }
-    if args.registry.password_stdin && args.images.reads_stdin() {
+    if args.cluster.is_none() && args.namespaces.is_set() {
+        anyhow::bail!(
+            "-n/--namespace and -A/--all-namespaces choose what --cluster reads; add --cluster"
+        );
+    }
+    if args.registry.login.password_stdin && args.images.reads_stdin() {
         anyhow::bail!(
             "--password-stdin and -f - cannot both read stdin; put the manifests in a file"
         );
@@ -100,13 +135,17 @@ pub fn run(args: &CheckArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus
     let options = args
         .registry
         .options(Some(naming.mirror().host()), &settings.registries)?;
-    let wanted = wanted_images(args, &settings.rules, naming)?;
-
-    let registry = Arc::new(Registry::new(options));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
+    let inventory = match &args.cluster {
+        Some(name) => Some(runtime.block_on(read_cluster(args, name))?),
+        None => None,
+    };
+    let wanted = wanted_images(args, &settings.rules, naming, inventory.as_ref())?;
+
+    let registry = Arc::new(Registry::new(options));
     // One task per mirror repository, so that a tag list can stand in for many HEADs.
     let mut groups: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     for (i, w) in wanted.iter().enumerate() {
@@ -150,6 +189,12 @@ pub fn run(args: &CheckArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus
 
     let mut summary = Summary {
         total: verdicts.len(),
+        outside_mirror: inventory.as_ref().map(|_| {
+            wanted
+                .iter()
+                .filter(|w| w.points_at_mirror == Some(false))
+                .count()
+        }),
         ..Summary::default()
     };
     for v in &verdicts {
@@ -170,9 +215,12 @@ pub fn run(args: &CheckArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus
                 status: v.status,
                 digest: v.digest.as_deref(),
                 detail: &v.detail,
+                points_at_mirror: w.points_at_mirror,
+                used_by: &w.used_by,
             })
             .collect(),
         helm3_hook_images: hook_only.iter().map(|w| w.source.docker_ref()).collect(),
+        unreadable: inventory.map(|i| i.unreadable).unwrap_or_default(),
         summary,
     };
     let mut out = std::io::stdout().lock();
@@ -209,6 +257,7 @@ fn wanted_images(
     args: &CheckArgs,
     rules: &crate::manifest::rules::RuleSet,
     naming: &crate::mirror::MirrorNaming,
+    inventory: Option<&Inventory>,
 ) -> anyhow::Result<Vec<Wanted>> {
     let mut by_source: BTreeMap<String, Wanted> = BTreeMap::new();
     let mut collisions = Collisions::new();
@@ -216,7 +265,11 @@ fn wanted_images(
         let key = canonical_reference(source);
         if !by_source.contains_key(&key) {
             let mirror = naming.map(source)?;
-            collisions.insert(source, &mirror)?;
+            // A reference already in the mirror (a cluster that runs mirrored images) is its
+            // own mirror name, not a second source for that repository.
+            if !naming.mirror().holds(source) {
+                collisions.insert(source, &mirror)?;
+            }
             by_source.insert(
                 key.clone(),
                 Wanted {
@@ -225,11 +278,31 @@ fn wanted_images(
                     digest: None,
                     hooks: Vec::new(),
                     used_outside_hooks: false,
+                    points_at_mirror: None,
+                    used_by: Vec::new(),
                 },
             );
         }
         Ok(key)
     };
+    let mut cluster_uses: Vec<(String, &Use)> = Vec::new();
+    for u in inventory.map(|i| &i.uses[..]).unwrap_or_default() {
+        let source = match Reference::parse(&u.image) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!(
+                    "warning: {} {}: {:?} is not an image reference ({}); not checked",
+                    u.object(),
+                    u.path,
+                    u.image,
+                    e.message
+                );
+                continue;
+            }
+        };
+        let key = add(&source)?;
+        cluster_uses.push((key, u));
+    }
     let mut hook_notes: Vec<(String, Option<String>)> = Vec::new();
     if !args.images.files.is_empty() {
         for (_, uses, _) in collect(&args.images.files, args.images.recursive, rules, false)? {
@@ -259,6 +332,12 @@ fn wanted_images(
             None => w.used_outside_hooks = true,
         }
     }
+    for (key, u) in cluster_uses {
+        let w = by_source.get_mut(&key).expect("added above");
+        w.points_at_mirror = Some(naming.mirror().holds(&w.source));
+        w.used_outside_hooks = true;
+        w.used_by.push(u.clone());
+    }
     for (key, digest) in locked {
         let w = by_source.get_mut(&key).expect("added above");
         // A reference by digest is checked by that digest; the lock adds nothing to it.
@@ -286,14 +365,81 @@ fn write_table(out: &mut impl Write, report: &Report<'_>) -> std::io::Result<()>
             i.status.to_string(),
             i.mirror,
             i.source,
-            i.detail
+            detail(i)
         );
         writeln!(out, "{}", line.trim_end())?;
     }
     let s = &report.summary;
+    let outside = match s.outside_mirror {
+        Some(n) => format!(", {n} named outside the mirror"),
+        None => String::new(),
+    };
     writeln!(
         out,
-        "{} images: {} present, {} missing, {} mismatched, {} errors",
+        "{} images: {} present, {} missing, {} mismatched, {} errors{outside}",
         s.total, s.present, s.missing, s.mismatch, s.error
     )
+}
+
+/// The verdict's detail, and for cluster images where they point and who uses them.
+fn detail(i: &ImageReport<'_>) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    if i.points_at_mirror == Some(false) {
+        parts.push("cluster names it outside the mirror".into());
+    }
+    if !i.detail.is_empty() {
+        parts.push(i.detail.to_string());
+    }
+    if let Some((first, rest)) = i.used_by.split_first() {
+        let ran = if first.ran { " (ran)" } else { "" };
+        let more = match rest.len() {
+            0 => String::new(),
+            n => format!(" +{n} more"),
+        };
+        parts.push(format!("used by {}{ran}{more}", first.object()));
+    }
+    parts.join("; ")
+}
+
+/// Reads the cluster, and says on stderr what could not be read. Nothing read at all is an
+/// error: an empty answer would look like a clean cluster.
+async fn read_cluster(args: &CheckArgs, name: &str) -> anyhow::Result<Inventory> {
+    let cluster = Cluster::connect(&args.connection.connection(Some(name))).await?;
+    let inventory = cluster.inventory(&args.namespaces.scope()).await;
+    let mut by_namespace: BTreeMap<Option<&str>, (Vec<&str>, &str)> = BTreeMap::new();
+    for u in &inventory.unreadable {
+        let entry = by_namespace
+            .entry(u.namespace.as_deref())
+            .or_insert((Vec::new(), &u.reason));
+        entry.0.push(u.kind);
+    }
+    if inventory.lists_read == 0 {
+        let reasons: std::collections::BTreeSet<&str> = inventory
+            .unreadable
+            .iter()
+            .map(|u| u.reason.as_str())
+            .collect();
+        anyhow::bail!(
+            "nothing could be read from the cluster at {}: {}",
+            cluster.server,
+            reasons.into_iter().collect::<Vec<_>>().join("; ")
+        );
+    }
+    for (namespace, (kinds, reason)) in by_namespace {
+        let place = match namespace {
+            Some(ns) => format!("in namespace {ns}"),
+            None => "cluster-wide".to_string(),
+        };
+        eprintln!(
+            "warning: could not read {} {place}, so their images are not checked: {reason}",
+            kinds.join(", ")
+        );
+    }
+    if inventory.restarts > 0 {
+        eprintln!(
+            "note: {} list(s) started again after the API server expired their continue token",
+            inventory.restarts
+        );
+    }
+    Ok(inventory)
 }

@@ -4,9 +4,11 @@
 //! missing image), 2 usage or runtime error.
 
 mod check;
+mod cluster_args;
 mod copy_run;
 mod images;
 mod post_render;
+mod pull_secret;
 mod push;
 mod ref_cmd;
 mod registry_args;
@@ -54,6 +56,8 @@ pub enum Command {
     Check(check::CheckArgs),
     /// Copy the images that the mirror lacks into it
     Push(push::PushArgs),
+    /// Create or update the mirror's pull Secret (kubernetes.io/dockerconfigjson) in namespaces
+    PullSecret(pull_secret::PullSecretArgs),
     /// Pull every needed image into an offline bundle (OCI image layout)
     Save(save::SaveArgs),
     /// Show how image references parse and what they become in the mirror
@@ -169,6 +173,7 @@ pub fn run(argv: Vec<OsString>) -> ExitStatus {
         }
         Command::Check(args) => check::run(&args, cli.config.as_deref()),
         Command::Push(args) => push::run(&args, cli.config.as_deref()),
+        Command::PullSecret(args) => pull_secret::run(&args, cli.config.as_deref()),
         Command::Save(args) => save::run(&args, cli.config.as_deref()),
         Command::Completion(_) => not_yet("completion"),
     };

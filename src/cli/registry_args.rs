@@ -23,12 +23,8 @@ pub struct RegistryArgs {
     /// PEM private key of --cert-file
     #[arg(long, value_name = "FILE", requires = "cert_file")]
     pub key_file: Option<PathBuf>,
-    /// User name for the mirror registry (the password is read with --password-stdin)
-    #[arg(long, requires = "password_stdin")]
-    pub username: Option<String>,
-    /// Read the mirror registry's password from stdin
-    #[arg(long, requires = "username")]
-    pub password_stdin: bool,
+    #[command(flatten)]
+    pub login: LoginArgs,
     /// Registry requests in flight at once
     #[arg(long, default_value_t = DEFAULT_CONCURRENCY, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub concurrency: u16,
@@ -52,7 +48,7 @@ impl RegistryArgs {
             hosts.entry(h.clone()).or_default().insecure = true;
         }
         let wants_tls = self.ca_file.is_some() || self.cert_file.is_some();
-        let wants_login = self.username.is_some();
+        let wants_login = self.login.username.is_some();
         let login = match mirror_host {
             Some(host) => {
                 if wants_tls {
@@ -61,14 +57,7 @@ impl RegistryArgs {
                     entry.cert_file = self.cert_file.clone().or(entry.cert_file.take());
                     entry.key_file = self.key_file.clone().or(entry.key_file.take());
                 }
-                match &self.username {
-                    Some(username) => Some(Login {
-                        registry: host.to_string(),
-                        username: username.clone(),
-                        password: read_password()?,
-                    }),
-                    None => None,
-                }
+                self.login.login(host)?
             }
             None if wants_tls || wants_login => anyhow::bail!(
                 "--ca-file, --cert-file and --username apply to the mirror registry; name it with --registry or AIRGAP_REGISTRY"
@@ -81,6 +70,31 @@ impl RegistryArgs {
             concurrency: usize::from(self.concurrency),
             ..RegistryOptions::default()
         })
+    }
+}
+
+/// A login for the mirror given on the command line, instead of the Docker config.
+#[derive(Debug, Clone, Args)]
+pub struct LoginArgs {
+    /// User name for the mirror registry (the password is read with --password-stdin)
+    #[arg(long, requires = "password_stdin")]
+    pub username: Option<String>,
+    /// Read the mirror registry's password from stdin
+    #[arg(long, requires = "username")]
+    pub password_stdin: bool,
+}
+
+impl LoginArgs {
+    /// The login for `host`, reading the password from stdin, when a user name was given.
+    pub fn login(&self, host: &str) -> anyhow::Result<Option<Login>> {
+        match &self.username {
+            Some(username) => Ok(Some(Login {
+                registry: host.to_string(),
+                username: username.clone(),
+                password: read_password()?,
+            })),
+            None => Ok(None),
+        }
     }
 }
 

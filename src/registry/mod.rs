@@ -226,11 +226,15 @@ struct Host {
     chunked: std::sync::atomic::AtomicBool,
 }
 
+/// reqwest and kube are built without a default crypto provider (ring compiles in seconds where
+/// aws-lc takes minutes); this installs ring once. A second install fails harmlessly.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 impl Registry {
     pub fn new(options: RegistryOptions) -> Registry {
-        // reqwest is built without a default crypto provider (ring compiles in seconds where
-        // aws-lc takes minutes); install ring once. A second install fails harmlessly.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        install_crypto_provider();
         let permits = Semaphore::new(options.concurrency.max(1));
         Registry {
             options,

@@ -1,6 +1,7 @@
 //! Helpers shared by integration tests.
 #![allow(dead_code)]
 
+pub mod kube_api;
 pub mod registry;
 
 use std::path::PathBuf;

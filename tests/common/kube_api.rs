@@ -1,0 +1,391 @@
+//! A stand-in for the Kubernetes API server, because none can be installed on these machines.
+//!
+//! It answers the paths `check --cluster` and `pull-secret` use, with the shapes the real server
+//! returns: typed lists (`PodList`, ...) whose items carry no kind, `metadata.continue` and
+//! `remainingItemCount` on every page but the last, a `Status` object for failures (401 without
+//! the bearer token, 403 for a forbidden namespace or cluster-wide list, 410 `Expired` for a
+//! continue token it chose to expire, with a fresh token in `metadata.continue` as the real
+//! server gives), and server-side apply of Secrets. Pages are at most `page_size` items whatever
+//! `limit` asks, which the API allows and which makes paging happen with a handful of objects.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use serde_json::{Value, json};
+
+use super::registry::read_head;
+
+pub const TOKEN: &str = "stand-in-viewer-token";
+
+/// What the stand-in holds and how it misbehaves.
+#[derive(Debug, Default)]
+pub struct State {
+    /// (resource plural, namespace) → objects as the API stores them.
+    pub objects: BTreeMap<(String, String), Vec<Value>>,
+    pub namespaces: BTreeSet<String>,
+    /// Every request in a namespace here gets 403.
+    pub forbidden_namespaces: BTreeSet<String>,
+    /// Cluster-wide lists get 403 (namespaces can still be listed).
+    pub cluster_wide_forbidden: bool,
+    pub page_size: usize,
+    /// (plural, namespace) whose first continue token is answered with 410 Expired.
+    pub expire_once: BTreeSet<(String, String)>,
+    /// `METHOD path?query` of every request, in order.
+    pub requests: Vec<String>,
+    /// Secrets applied, by (namespace, name): (query, content type, body).
+    pub applied: BTreeMap<(String, String), (String, String, Value)>,
+}
+
+pub struct StandIn {
+    pub port: u16,
+    pub state: Arc<Mutex<State>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl StandIn {
+    pub fn start(state: State) -> StandIn {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let state = Arc::new(Mutex::new(state));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (s, halt) = (state.clone(), stop.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if halt.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(stream) = stream else { break };
+                let s = s.clone();
+                std::thread::spawn(move || serve(stream, &s));
+            }
+        });
+        StandIn { port, state, stop }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn requests(&self) -> Vec<String> {
+        self.state.lock().unwrap().requests.clone()
+    }
+}
+
+impl Drop for StandIn {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
+
+/// A server that accepts connections and never answers: an API server that hangs.
+pub struct Stalled {
+    pub port: u16,
+    stop: Arc<AtomicBool>,
+}
+
+impl Stalled {
+    pub fn start() -> Stalled {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let halt = stop.clone();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for stream in listener.incoming() {
+                if halt.load(Ordering::SeqCst) {
+                    break;
+                }
+                held.extend(stream.ok());
+            }
+        });
+        Stalled { port, stop }
+    }
+}
+
+impl Drop for Stalled {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
+
+/// A kubeconfig with context `standin` (namespace `shop`, user with the token), a context
+/// `elsewhere` on a closed port as the current one, so that tests must pick, and a user
+/// `nobody` with a wrong token.
+pub fn kubeconfig(dir: &Path, server: &str) -> PathBuf {
+    let path = dir.join("kubeconfig");
+    std::fs::write(
+        &path,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: standin\n  cluster:\n    server: {server}\n- name: closed\n  cluster:\n    server: http://127.0.0.1:1\nusers:\n- name: viewer\n  user:\n    token: {TOKEN}\n- name: nobody\n  user:\n    token: wrong-token\ncontexts:\n- name: standin\n  context:\n    cluster: standin\n    user: viewer\n    namespace: shop\n- name: elsewhere\n  context:\n    cluster: closed\n    user: viewer\ncurrent-context: elsewhere\n"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn status(code: u16, reason: &str, message: &str, cont: Option<&str>) -> Value {
+    let mut metadata = json!({});
+    if let Some(c) = cont {
+        metadata["continue"] = json!(c);
+    }
+    json!({"kind": "Status", "apiVersion": "v1", "metadata": metadata, "status": "Failure",
+        "message": message, "reason": reason, "code": code})
+}
+
+fn respond(stream: &mut TcpStream, code: u16, body: &Value) {
+    let text = body.to_string();
+    let reason = match code {
+        200 => "OK",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        410 => "Gone",
+        _ => "Error",
+    };
+    let _ = write!(
+        stream,
+        "HTTP/1.1 {code} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+        text.len()
+    );
+}
+
+/// `(api group/version, list kind)` of a plural the stand-in serves.
+fn list_kind(plural: &str) -> Option<(&'static str, &'static str)> {
+    Some(match plural {
+        "pods" => ("v1", "PodList"),
+        "replicationcontrollers" => ("v1", "ReplicationControllerList"),
+        "namespaces" => ("v1", "NamespaceList"),
+        "deployments" => ("apps/v1", "DeploymentList"),
+        "statefulsets" => ("apps/v1", "StatefulSetList"),
+        "daemonsets" => ("apps/v1", "DaemonSetList"),
+        "replicasets" => ("apps/v1", "ReplicaSetList"),
+        "jobs" => ("batch/v1", "JobList"),
+        "cronjobs" => ("batch/v1", "CronJobList"),
+        _ => return None,
+    })
+}
+
+fn serve(mut stream: TcpStream, state: &Mutex<State>) {
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let Some((request_line, headers)) = read_head(&mut reader) else {
+        return;
+    };
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    let length: usize = header("content-length").parse().unwrap_or(0);
+    let mut body = vec![0; length];
+    if reader.read_exact(&mut body).is_err() {
+        return;
+    }
+    let mut parts = request_line.split(' ');
+    let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let mut st = state.lock().unwrap();
+    st.requests.push(format!("{method} {target}"));
+    if header("authorization") != format!("Bearer {TOKEN}") {
+        let s = status(401, "Unauthorized", "Unauthorized", None);
+        return respond(&mut stream, 401, &s);
+    }
+    let param = |name: &str| {
+        query
+            .split('&')
+            .find_map(|p| p.strip_prefix(&format!("{name}=")))
+            .map(str::to_string)
+    };
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    // /api/v1/... or /apis/GROUP/VERSION/...
+    let rest: &[&str] = match segs.as_slice() {
+        ["api", "v1", rest @ ..] => rest,
+        ["apis", _, _, rest @ ..] => rest,
+        _ => &[],
+    };
+    let (namespace, plural, name) = match rest {
+        ["namespaces"] => (None, "namespaces", None),
+        ["namespaces", ns, plural] => (Some(*ns), *plural, None),
+        ["namespaces", ns, plural, name] => (Some(*ns), *plural, Some(*name)),
+        [plural] => (None, *plural, None),
+        _ => {
+            let s = status(
+                404,
+                "NotFound",
+                "the server could not find the requested resource",
+                None,
+            );
+            return respond(&mut stream, 404, &s);
+        }
+    };
+    if let Some(ns) = namespace
+        && st.forbidden_namespaces.contains(ns)
+    {
+        let verb = if method == "PATCH" { "patch" } else { "list" };
+        let s = status(
+            403,
+            "Forbidden",
+            &format!(
+                "{plural} is forbidden: User \"system:serviceaccount:ci:viewer\" cannot {verb} resource \"{plural}\" in API group \"\" in the namespace \"{ns}\""
+            ),
+            None,
+        );
+        return respond(&mut stream, 403, &s);
+    }
+    if method == "PATCH" && plural == "secrets" {
+        let (ns, name) = (namespace.unwrap_or(""), name.unwrap_or(""));
+        let mut object: Value = match serde_json::from_slice(&body) {
+            Ok(v) => v,
+            Err(e) => {
+                let s = status(400, "BadRequest", &format!("invalid apply body: {e}"), None);
+                return respond(&mut stream, 400, &s);
+            }
+        };
+        st.applied.insert(
+            (ns.to_string(), name.to_string()),
+            (query.to_string(), header("content-type"), object.clone()),
+        );
+        object["metadata"]["uid"] = json!(format!("uid-{ns}-{name}"));
+        object["metadata"]["resourceVersion"] = json!("7");
+        return respond(&mut stream, 200, &object);
+    }
+    let Some((api_version, kind)) = list_kind(plural).filter(|_| method == "GET" && name.is_none())
+    else {
+        let s = status(405, "MethodNotAllowed", "not served by the stand-in", None);
+        return respond(&mut stream, 405, &s);
+    };
+    if namespace.is_none() && plural != "namespaces" && st.cluster_wide_forbidden {
+        let s = status(
+            403,
+            "Forbidden",
+            &format!(
+                "{plural} is forbidden: User \"system:serviceaccount:ci:viewer\" cannot list resource \"{plural}\" in API group \"\" at the cluster scope"
+            ),
+            None,
+        );
+        return respond(&mut stream, 403, &s);
+    }
+    let items: Vec<Value> = if plural == "namespaces" {
+        st.namespaces
+            .iter()
+            .map(|n| json!({"metadata": {"name": n, "uid": format!("uid-ns-{n}")}, "status": {"phase": "Active"}}))
+            .collect()
+    } else {
+        st.objects
+            .iter()
+            .filter(|((p, ns), _)| p == plural && namespace.is_none_or(|want| want == ns))
+            .flat_map(|(_, v)| v.iter().cloned())
+            .collect()
+    };
+    let scope = namespace.unwrap_or("").to_string();
+    let offset = match param("continue") {
+        Some(token) => {
+            let key = (plural.to_string(), scope.clone());
+            if st.expire_once.remove(&key) {
+                let s = status(
+                    410,
+                    "Expired",
+                    "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.",
+                    Some("inconsistent-token"),
+                );
+                return respond(&mut stream, 410, &s);
+            }
+            token
+                .rsplit('-')
+                .next()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0)
+        }
+        None => 0,
+    };
+    let limit: usize = param("limit")
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(usize::MAX);
+    let page = limit.min(st.page_size.max(1));
+    let end = (offset + page).min(items.len());
+    let mut metadata = json!({"resourceVersion": "4242"});
+    if end < items.len() {
+        metadata["continue"] = json!(format!("c-{plural}-{scope}-{end}"));
+        metadata["remainingItemCount"] = json!(items.len() - end);
+    }
+    let list = json!({"kind": kind, "apiVersion": api_version, "metadata": metadata,
+        "items": items[offset.min(end)..end]});
+    respond(&mut stream, 200, &list);
+}
+
+fn meta(ns: &str, name: &str) -> Value {
+    json!({"name": name, "namespace": ns, "uid": format!("uid-{ns}-{name}"), "resourceVersion": "1"})
+}
+
+fn containers(images: &[&str]) -> Value {
+    Value::Array(
+        images
+            .iter()
+            .enumerate()
+            .map(|(i, image)| json!({"name": format!("c{i}"), "image": image}))
+            .collect(),
+    )
+}
+
+fn template(app: &str, spec: Value) -> Value {
+    json!({"metadata": {"labels": {"app": app}}, "spec": spec})
+}
+
+fn selector(app: &str) -> Value {
+    json!({"matchLabels": {"app": app}})
+}
+
+/// Builders for the objects of a scene, in the API's own JSON.
+pub fn pod(ns: &str, name: &str, images: &[&str], ran: &[(&str, &str)]) -> Value {
+    let statuses: Vec<Value> = ran
+        .iter()
+        .enumerate()
+        .map(|(i, (image, id))| {
+            json!({"name": format!("c{i}"), "image": image, "imageID": id, "ready": true,
+                "restartCount": 0, "started": true, "state": {"running": {"startedAt": "2026-11-20T10:00:00Z"}}})
+        })
+        .collect();
+    json!({"metadata": meta(ns, name), "spec": {"containers": containers(images)},
+        "status": {"phase": "Running", "containerStatuses": statuses}})
+}
+
+pub fn deployment(ns: &str, name: &str, spec: Value) -> Value {
+    json!({"metadata": meta(ns, name), "spec": {"replicas": 1, "selector": selector(name), "template": template(name, spec)}})
+}
+
+pub fn replica_set(ns: &str, name: &str, spec: Value) -> Value {
+    json!({"metadata": meta(ns, name), "spec": {"replicas": 1, "selector": selector(name), "template": template(name, spec)}})
+}
+
+pub fn stateful_set(ns: &str, name: &str, spec: Value) -> Value {
+    json!({"metadata": meta(ns, name), "spec": {"serviceName": name, "selector": selector(name), "template": template(name, spec)}})
+}
+
+pub fn daemon_set(ns: &str, name: &str, spec: Value) -> Value {
+    json!({"metadata": meta(ns, name), "spec": {"selector": selector(name), "template": template(name, spec)}})
+}
+
+pub fn job(ns: &str, name: &str, spec: Value) -> Value {
+    json!({"metadata": meta(ns, name), "spec": {"template": template(name, spec)}})
+}
+
+pub fn cron_job(ns: &str, name: &str, spec: Value) -> Value {
+    json!({"metadata": meta(ns, name), "spec": {"schedule": "*/5 * * * *",
+        "jobTemplate": {"spec": {"template": template(name, spec)}}}})
+}
+
+pub fn replication_controller(ns: &str, name: &str, spec: Value) -> Value {
+    json!({"metadata": meta(ns, name), "spec": {"replicas": 1, "selector": {"app": name}, "template": template(name, spec)}})
+}
+
+/// A pod spec with these containers.
+pub fn spec(images: &[&str]) -> Value {
+    json!({"containers": containers(images), "restartPolicy": "Always"})
+}
