@@ -218,6 +218,20 @@ impl Cluster {
                 )
             })?
         };
+        let auth = &config.auth_info;
+        let has_secret = auth.token.is_some()
+            || auth.token_file.is_some()
+            || auth.password.is_some()
+            || auth.exec.is_some()
+            || auth.auth_provider.is_some();
+        if config.cluster_url.scheme_str() == Some("http") && has_secret {
+            // client-go sends no credentials in clear text, and neither do we.
+            eprintln!(
+                "warning: the API server {} is plain http://, so the kubeconfig user's credentials are not sent (kubectl does not send them either)",
+                config.cluster_url
+            );
+            config.auth_info = Default::default();
+        }
         if let Some(t) = c.request_timeout {
             config.connect_timeout = Some(t);
             config.read_timeout = Some(t);

@@ -166,7 +166,7 @@ fn scene(cluster_wide_forbidden: bool) -> Scene {
         ..State::default()
     });
     let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = kube_api::kubeconfig(dir.path(), &api.url());
+    let kubeconfig = kube_api::kubeconfig(dir.path(), &api.url(), &api.ca);
     Scene {
         mirror,
         api,
@@ -467,7 +467,11 @@ fn an_unreachable_api_server_fails_within_the_request_timeout() {
     let s = scene(false);
     let stalled = Stalled::start();
     let dir = tempfile::tempdir().unwrap();
-    let hanging = kube_api::kubeconfig(dir.path(), &format!("http://127.0.0.1:{}", stalled.port));
+    let hanging = kube_api::kubeconfig(
+        dir.path(),
+        &format!("https://127.0.0.1:{}", stalled.port),
+        &s.api.ca,
+    );
     let host = s.mirror.host();
     let started = Instant::now();
     let out = airgap()
@@ -508,6 +512,8 @@ fn an_unreachable_api_server_fails_within_the_request_timeout() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(started.elapsed() < Duration::from_secs(8));
     assert!(stderr.contains("127.0.0.1:1"), "{stderr}");
+    // Plain http://: like kubectl, no bearer token in clear text.
+    assert!(stderr.contains("credentials are not sent"), "{stderr}");
 }
 
 /// A Docker config holding the htpasswd mirror's login.
@@ -544,7 +550,7 @@ fn pull_secret_writes_a_dockerconfigjson_the_mirror_accepts() {
         ..State::default()
     });
     let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = kube_api::kubeconfig(dir.path(), &api.url());
+    let kubeconfig = kube_api::kubeconfig(dir.path(), &api.url(), &api.ca);
     let docker = docker_config(dir.path(), &host);
     let run = |args: &[&str]| {
         let out = airgap()
@@ -653,4 +659,97 @@ fn pull_secret_writes_a_dockerconfigjson_the_mirror_accepts() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr.contains(&format!("docker login {host}")), "{stderr}");
+}
+
+/// kubectl itself, a second client, reads the stand-in: its lists, pages and 410 are shaped as
+/// client-go expects, and it sees the objects `check --cluster` reports.
+#[test]
+fn kubectl_reads_the_stand_in_as_it_reads_a_cluster() {
+    let kubectl = common::registry::require_tool("kubectl");
+    let s = scene(false);
+    let cache = tempfile::tempdir().unwrap();
+    let kubectl_get = |args: &[&str]| {
+        std::process::Command::new(&kubectl)
+            .arg("--kubeconfig")
+            .arg(&s.kubeconfig)
+            .args(["--context", "standin", "--cache-dir"])
+            .arg(cache.path())
+            .args(["get", "--chunk-size=2", "-o", "json"])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let get = |args: &[&str]| {
+        let out = kubectl_get(args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let list: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let mut objects: Vec<String> = list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| {
+                format!(
+                    "{} {}",
+                    i["kind"].as_str().unwrap(),
+                    i["metadata"]["name"].as_str().unwrap()
+                )
+            })
+            .collect();
+        objects.sort();
+        objects
+    };
+    // client-go reads the stand-in's 410 as the API's `Expired` (kubectl get gives up where
+    // check --cluster starts the list again) ...
+    let out = kubectl_get(&["pods", "-n", "shop"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Error from server (Expired)"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // ... and pages through the Pods of shop two by two.
+    let pods = get(&["pods", "-n", "shop"]);
+    assert_eq!(
+        pods,
+        [
+            "Pod web-1-a",
+            "Pod web-1-b",
+            "Pod web-2-a",
+            "Pod web-2-b",
+            "Pod web-2-c"
+        ]
+    );
+    let continued = s
+        .api
+        .requests()
+        .iter()
+        .filter(|r| r.starts_with("GET /api/v1/namespaces/shop/pods") && r.contains("continue="))
+        .count();
+    assert_eq!(continued, 3, "one expired, then two more pages");
+    // Every kind of tools, as kubectl decodes them, is what check --cluster names.
+    let kinds =
+        "pods,deployments,statefulsets,daemonsets,replicasets,replicationcontrollers,jobs,cronjobs";
+    let seen = get(&[kinds, "-n", "tools"]);
+    let (_, report, _) = s.json(&["--cluster", "-n", "tools"]);
+    let mut reported: Vec<String> = report["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|i| i["usedBy"].as_array().unwrap().clone())
+        .map(|u| {
+            format!(
+                "{} {}",
+                u["kind"].as_str().unwrap(),
+                u["name"].as_str().unwrap()
+            )
+        })
+        .collect();
+    reported.sort();
+    reported.dedup();
+    assert_eq!(seen, reported);
+    assert_eq!(seen.len(), 6, "{seen:?}");
 }

@@ -5,7 +5,9 @@
 //! `remainingItemCount` on every page but the last, a `Status` object for failures (401 without
 //! the bearer token, 403 for a forbidden namespace or cluster-wide list, 410 `Expired` for a
 //! continue token it chose to expire, with a fresh token in `metadata.continue` as the real
-//! server gives), and server-side apply of Secrets. Pages are at most `page_size` items whatever
+//! server gives), and server-side apply of Secrets. It speaks TLS with a certificate from a test
+//! CA that the kubeconfig names, as an API server does (client-go sends no bearer token over
+//! plain HTTP). Pages are at most `page_size` items whatever
 //! `limit` asks, which the API allows and which makes paging happen with a handful of objects.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -17,7 +19,7 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
 
-use super::registry::read_head;
+use super::registry::{Pki, read_head};
 
 pub const TOKEN: &str = "stand-in-viewer-token";
 
@@ -43,11 +45,17 @@ pub struct State {
 pub struct StandIn {
     pub port: u16,
     pub state: Arc<Mutex<State>>,
+    /// The CA that signed the server's certificate, for the kubeconfig.
+    pub ca: PathBuf,
     stop: Arc<AtomicBool>,
+    _dir: tempfile::TempDir,
 }
 
 impl StandIn {
     pub fn start(state: State) -> StandIn {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = Pki::new(dir.path());
+        let tls = Arc::new(server_config(&pki));
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let state = Arc::new(Mutex::new(state));
@@ -59,15 +67,29 @@ impl StandIn {
                     break;
                 }
                 let Ok(stream) = stream else { break };
-                let s = s.clone();
-                std::thread::spawn(move || serve(stream, &s));
+                let (s, tls) = (s.clone(), tls.clone());
+                std::thread::spawn(move || {
+                    let Ok(conn) = rustls::ServerConnection::new(tls) else {
+                        return;
+                    };
+                    let mut tls = rustls::StreamOwned::new(conn, stream);
+                    serve(&mut tls, &s);
+                    tls.conn.send_close_notify();
+                    let _ = tls.flush();
+                });
             }
         });
-        StandIn { port, state, stop }
+        StandIn {
+            port,
+            state,
+            ca: pki.ca.clone(),
+            stop,
+            _dir: dir,
+        }
     }
 
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("https://127.0.0.1:{}", self.port)
     }
 
     pub fn requests(&self) -> Vec<String> {
@@ -80,6 +102,21 @@ impl Drop for StandIn {
         self.stop.store(true, Ordering::SeqCst);
         let _ = TcpStream::connect(("127.0.0.1", self.port));
     }
+}
+
+fn server_config(pki: &Pki) -> rustls::ServerConfig {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let certs = CertificateDer::pem_file_iter(&pki.server_cert)
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_file(&pki.server_key).unwrap();
+    rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap()
 }
 
 /// A server that accepts connections and never answers: an API server that hangs.
@@ -117,12 +154,13 @@ impl Drop for Stalled {
 /// A kubeconfig with context `standin` (namespace `shop`, user with the token), a context
 /// `elsewhere` on a closed port as the current one, so that tests must pick, and a user
 /// `nobody` with a wrong token.
-pub fn kubeconfig(dir: &Path, server: &str) -> PathBuf {
+pub fn kubeconfig(dir: &Path, server: &str, ca: &Path) -> PathBuf {
     let path = dir.join("kubeconfig");
     std::fs::write(
         &path,
         format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: standin\n  cluster:\n    server: {server}\n- name: closed\n  cluster:\n    server: http://127.0.0.1:1\nusers:\n- name: viewer\n  user:\n    token: {TOKEN}\n- name: nobody\n  user:\n    token: wrong-token\ncontexts:\n- name: standin\n  context:\n    cluster: standin\n    user: viewer\n    namespace: shop\n- name: elsewhere\n  context:\n    cluster: closed\n    user: viewer\ncurrent-context: elsewhere\n"
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: standin\n  cluster:\n    server: {server}\n    certificate-authority: {}\n- name: closed\n  cluster:\n    server: http://127.0.0.1:1\nusers:\n- name: viewer\n  user:\n    token: {TOKEN}\n- name: nobody\n  user:\n    token: wrong-token\ncontexts:\n- name: standin\n  context:\n    cluster: standin\n    user: viewer\n    namespace: shop\n- name: elsewhere\n  context:\n    cluster: closed\n    user: viewer\ncurrent-context: elsewhere\n",
+            ca.display()
         ),
     )
     .unwrap();
@@ -138,7 +176,7 @@ fn status(code: u16, reason: &str, message: &str, cont: Option<&str>) -> Value {
         "message": message, "reason": reason, "code": code})
 }
 
-fn respond(stream: &mut TcpStream, code: u16, body: &Value) {
+fn respond(stream: &mut impl Write, code: u16, body: &Value) {
     let text = body.to_string();
     let reason = match code {
         200 => "OK",
@@ -171,8 +209,8 @@ fn list_kind(plural: &str) -> Option<(&'static str, &'static str)> {
     })
 }
 
-fn serve(mut stream: TcpStream, state: &Mutex<State>) {
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
+fn serve(stream: &mut (impl Read + Write), state: &Mutex<State>) {
+    let mut reader = BufReader::new(stream);
     let Some((request_line, headers)) = read_head(&mut reader) else {
         return;
     };
@@ -188,6 +226,7 @@ fn serve(mut stream: TcpStream, state: &Mutex<State>) {
     if reader.read_exact(&mut body).is_err() {
         return;
     }
+    let stream = reader.into_inner();
     let mut parts = request_line.split(' ');
     let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
@@ -195,7 +234,7 @@ fn serve(mut stream: TcpStream, state: &Mutex<State>) {
     st.requests.push(format!("{method} {target}"));
     if header("authorization") != format!("Bearer {TOKEN}") {
         let s = status(401, "Unauthorized", "Unauthorized", None);
-        return respond(&mut stream, 401, &s);
+        return respond(stream, 401, &s);
     }
     let param = |name: &str| {
         query
@@ -203,6 +242,9 @@ fn serve(mut stream: TcpStream, state: &Mutex<State>) {
             .find_map(|p| p.strip_prefix(&format!("{name}=")))
             .map(str::to_string)
     };
+    if let Some(answer) = discovery(path) {
+        return respond(stream, 200, &answer);
+    }
     let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
     // /api/v1/... or /apis/GROUP/VERSION/...
     let rest: &[&str] = match segs.as_slice() {
@@ -222,7 +264,7 @@ fn serve(mut stream: TcpStream, state: &Mutex<State>) {
                 "the server could not find the requested resource",
                 None,
             );
-            return respond(&mut stream, 404, &s);
+            return respond(stream, 404, &s);
         }
     };
     if let Some(ns) = namespace
@@ -237,7 +279,7 @@ fn serve(mut stream: TcpStream, state: &Mutex<State>) {
             ),
             None,
         );
-        return respond(&mut stream, 403, &s);
+        return respond(stream, 403, &s);
     }
     if method == "PATCH" && plural == "secrets" {
         let (ns, name) = (namespace.unwrap_or(""), name.unwrap_or(""));
@@ -245,7 +287,7 @@ fn serve(mut stream: TcpStream, state: &Mutex<State>) {
             Ok(v) => v,
             Err(e) => {
                 let s = status(400, "BadRequest", &format!("invalid apply body: {e}"), None);
-                return respond(&mut stream, 400, &s);
+                return respond(stream, 400, &s);
             }
         };
         st.applied.insert(
@@ -254,12 +296,12 @@ fn serve(mut stream: TcpStream, state: &Mutex<State>) {
         );
         object["metadata"]["uid"] = json!(format!("uid-{ns}-{name}"));
         object["metadata"]["resourceVersion"] = json!("7");
-        return respond(&mut stream, 200, &object);
+        return respond(stream, 200, &object);
     }
     let Some((api_version, kind)) = list_kind(plural).filter(|_| method == "GET" && name.is_none())
     else {
         let s = status(405, "MethodNotAllowed", "not served by the stand-in", None);
-        return respond(&mut stream, 405, &s);
+        return respond(stream, 405, &s);
     };
     if namespace.is_none() && plural != "namespaces" && st.cluster_wide_forbidden {
         let s = status(
@@ -270,7 +312,7 @@ fn serve(mut stream: TcpStream, state: &Mutex<State>) {
             ),
             None,
         );
-        return respond(&mut stream, 403, &s);
+        return respond(stream, 403, &s);
     }
     let items: Vec<Value> = if plural == "namespaces" {
         st.namespaces
@@ -295,7 +337,7 @@ fn serve(mut stream: TcpStream, state: &Mutex<State>) {
                     "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.",
                     Some("inconsistent-token"),
                 );
-                return respond(&mut stream, 410, &s);
+                return respond(stream, 410, &s);
             }
             token
                 .rsplit('-')
@@ -317,7 +359,60 @@ fn serve(mut stream: TcpStream, state: &Mutex<State>) {
     }
     let list = json!({"kind": kind, "apiVersion": api_version, "metadata": metadata,
         "items": items[offset.min(end)..end]});
-    respond(&mut stream, 200, &list);
+    respond(stream, 200, &list);
+}
+
+/// Legacy discovery (`/api`, `/apis`, and each group version's resources), enough for kubectl
+/// to map `pods`, `deployments`, ... to their paths. kubectl asks for aggregated discovery
+/// first and accepts this older form, as from any server before 1.30.
+fn discovery(path: &str) -> Option<Value> {
+    let resources = |group_version: &str, list: &[(&str, &str)]| {
+        let resources: Vec<Value> = list
+            .iter()
+            .map(|(name, kind)| {
+                json!({"name": name, "singularName": kind.to_lowercase(), "namespaced": true,
+                    "kind": kind, "verbs": ["get", "list", "patch"]})
+            })
+            .collect();
+        json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version,
+            "resources": resources})
+    };
+    let group = |name: &str| {
+        let gv = json!({"groupVersion": format!("{name}/v1"), "version": "v1"});
+        json!({"name": name, "versions": [gv.clone()], "preferredVersion": gv})
+    };
+    Some(match path.trim_end_matches('/') {
+        "/api" => json!({"kind": "APIVersions", "versions": ["v1"],
+            "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1"}]}),
+        "/apis" => json!({"kind": "APIGroupList", "apiVersion": "v1",
+            "groups": [group("apps"), group("batch")]}),
+        "/api/v1" => {
+            let mut list = resources(
+                "v1",
+                &[
+                    ("pods", "Pod"),
+                    ("replicationcontrollers", "ReplicationController"),
+                    ("secrets", "Secret"),
+                ],
+            );
+            list["resources"].as_array_mut().unwrap().push(
+                json!({"name": "namespaces", "singularName": "namespace", "namespaced": false,
+                    "kind": "Namespace", "verbs": ["get", "list"]}),
+            );
+            list
+        }
+        "/apis/apps/v1" => resources(
+            "apps/v1",
+            &[
+                ("deployments", "Deployment"),
+                ("statefulsets", "StatefulSet"),
+                ("daemonsets", "DaemonSet"),
+                ("replicasets", "ReplicaSet"),
+            ],
+        ),
+        "/apis/batch/v1" => resources("batch/v1", &[("jobs", "Job"), ("cronjobs", "CronJob")]),
+        _ => return None,
+    })
 }
 
 fn meta(ns: &str, name: &str) -> Value {
