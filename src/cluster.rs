@@ -25,6 +25,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::reference::Reference;
+use crate::registry::error_chain;
 
 /// Items per page: kubectl's default chunk size.
 const PAGE_SIZE: u32 = 500;
@@ -110,24 +111,12 @@ impl fmt::Display for ApiError {
                 "no answer from the API server within {} (--request-timeout)",
                 humanize(*t)
             ),
-            ApiError::Transport(why) => write!(f, "{why}"),
+            ApiError::Transport(why) => write!(
+                f,
+                "{why}; check the kubeconfig's server address and that the API server is reachable from here (`kubectl cluster-info`)"
+            ),
         }
     }
-}
-
-/// A source error with its causes, which is where hyper and rustls say what went wrong.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        let text = c.to_string();
-        if !s.contains(&text) {
-            s.push_str(": ");
-            s.push_str(&text);
-        }
-        cause = c.source();
-    }
-    s
 }
 
 fn humanize(t: Duration) -> String {
@@ -320,65 +309,56 @@ impl Cluster {
     pub async fn resolve(&self, scope: &Scope) -> Result<Vec<String>, ApiError> {
         match scope {
             Scope::All => self.namespaces().await,
-            Scope::Namespaces(n) if n.is_empty() => Ok(vec![self.default_namespace.clone()]),
-            Scope::Namespaces(n) => Ok(n.clone()),
+            Scope::Namespaces(named) => Ok(self.or_context_namespace(named)),
+        }
+    }
+
+    /// The named namespaces, or the context's when none is named.
+    fn or_context_namespace(&self, named: &[String]) -> Vec<String> {
+        if named.is_empty() {
+            vec![self.default_namespace.clone()]
+        } else {
+            named.to_vec()
         }
     }
 
     /// The images of every Pod and workload template in `scope`, and of what Pods report having
     /// run, with what could not be read.
     pub async fn inventory(&self, scope: &Scope) -> Inventory {
-        let reads = futures_util::future::join_all([
-            Box::pin(self.read_kind::<core::Pod>(scope, "Pod", pod_uses))
-                as std::pin::Pin<Box<dyn Future<Output = KindRead> + Send + '_>>,
-            Box::pin(
-                self.read_kind::<apps::Deployment>(scope, "Deployment", |d, out| {
-                    template_uses(d.spec.as_ref().map(|s| &s.template), out)
-                }),
-            ),
-            Box::pin(
-                self.read_kind::<apps::StatefulSet>(scope, "StatefulSet", |d, out| {
-                    template_uses(d.spec.as_ref().map(|s| &s.template), out)
-                }),
-            ),
-            Box::pin(
-                self.read_kind::<apps::DaemonSet>(scope, "DaemonSet", |d, out| {
-                    template_uses(d.spec.as_ref().map(|s| &s.template), out)
-                }),
-            ),
-            Box::pin(
-                self.read_kind::<apps::ReplicaSet>(scope, "ReplicaSet", |d, out| {
-                    template_uses(d.spec.as_ref().and_then(|s| s.template.as_ref()), out)
-                }),
-            ),
-            Box::pin(self.read_kind::<core::ReplicationController>(
+        let reads = tokio::join!(
+            self.read_kind::<core::Pod>(scope, "Pod", pod_uses),
+            self.read_kind::<apps::Deployment>(scope, "Deployment", |d, out| {
+                template_uses(d.spec.as_ref().map(|s| &s.template), out)
+            }),
+            self.read_kind::<apps::StatefulSet>(scope, "StatefulSet", |d, out| {
+                template_uses(d.spec.as_ref().map(|s| &s.template), out)
+            }),
+            self.read_kind::<apps::DaemonSet>(scope, "DaemonSet", |d, out| {
+                template_uses(d.spec.as_ref().map(|s| &s.template), out)
+            }),
+            self.read_kind::<apps::ReplicaSet>(scope, "ReplicaSet", |d, out| {
+                template_uses(d.spec.as_ref().and_then(|s| s.template.as_ref()), out)
+            }),
+            self.read_kind::<core::ReplicationController>(
                 scope,
                 "ReplicationController",
-                |d, out| template_uses(d.spec.as_ref().and_then(|s| s.template.as_ref()), out),
-            )),
-            Box::pin(self.read_kind::<batch::Job>(scope, "Job", |d, out| {
-                template_uses(d.spec.as_ref().map(|s| &s.template), out)
-            })),
-            Box::pin(
-                self.read_kind::<batch::CronJob>(scope, "CronJob", |d, out| {
-                    let template = d
-                        .spec
-                        .as_ref()
-                        .and_then(|s| s.job_template.spec.as_ref())
-                        .map(|s| &s.template);
-                    for u in uses_of(template.and_then(|t| t.spec.as_ref())) {
-                        out.push((
-                            format!("spec.jobTemplate.spec.template.spec.{}", u.0),
-                            u.1,
-                            false,
-                        ));
-                    }
-                }),
+                |d, out| { template_uses(d.spec.as_ref().and_then(|s| s.template.as_ref()), out) }
             ),
-        ])
-        .await;
+            self.read_kind::<batch::Job>(scope, "Job", |d, out| {
+                template_uses(d.spec.as_ref().map(|s| &s.template), out)
+            }),
+            self.read_kind::<batch::CronJob>(scope, "CronJob", |d, out| {
+                let spec = d
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.job_template.spec.as_ref())
+                    .and_then(|s| s.template.spec.as_ref());
+                spec_uses("spec.jobTemplate.spec.template.spec", spec, out)
+            }),
+        );
+        let (a, b, c, d, e, f, g, h) = reads;
         let mut inventory = Inventory::default();
-        for r in reads {
+        for r in [a, b, c, d, e, f, g, h] {
             inventory.uses.extend(r.uses);
             inventory.unreadable.extend(r.unreadable);
             inventory.lists_read += r.lists_read;
@@ -434,8 +414,7 @@ impl Cluster {
                     }
                 }
             }
-            Scope::Namespaces(n) if n.is_empty() => vec![self.default_namespace.clone()],
-            Scope::Namespaces(n) => n.clone(),
+            Scope::Namespaces(named) => self.or_context_namespace(named),
         };
         let lists = namespaces.iter().map(|ns| async move {
             let api: Api<K> = Api::namespaced(self.client.clone(), ns);
@@ -552,50 +531,43 @@ pub struct Inventory {
     pub restarts: usize,
 }
 
-/// `(path under the pod spec, image)` of every container, init container, ephemeral container
-/// and image volume.
-fn uses_of(spec: Option<&core::PodSpec>) -> Vec<(String, String)> {
+/// `(prefix.path, image, false)` for every container, init container, ephemeral container and
+/// image volume of a pod spec.
+fn spec_uses(prefix: &str, spec: Option<&core::PodSpec>, out: &mut Vec<(String, String, bool)>) {
     let Some(spec) = spec else {
-        return Vec::new();
+        return;
     };
-    let mut out = Vec::new();
-    let containers = |list: &str, items: &[core::Container], out: &mut Vec<(String, String)>| {
-        for (i, c) in items.iter().enumerate() {
-            if let Some(image) = c.image.as_ref().filter(|i| !i.is_empty()) {
-                out.push((format!("{list}[{i}].image"), image.clone()));
-            }
+    let mut add = |path: String, image: Option<&String>| {
+        if let Some(image) = image.filter(|i| !i.is_empty()) {
+            out.push((format!("{prefix}.{path}"), image.clone(), false));
         }
     };
-    containers("containers", &spec.containers, &mut out);
-    containers(
-        "initContainers",
-        spec.init_containers.as_deref().unwrap_or_default(),
-        &mut out,
-    );
+    for (i, c) in spec.containers.iter().enumerate() {
+        add(format!("containers[{i}].image"), c.image.as_ref());
+    }
+    for (i, c) in spec.init_containers.iter().flatten().enumerate() {
+        add(format!("initContainers[{i}].image"), c.image.as_ref());
+    }
     for (i, c) in spec.ephemeral_containers.iter().flatten().enumerate() {
-        if let Some(image) = c.image.as_ref().filter(|i| !i.is_empty()) {
-            out.push((format!("ephemeralContainers[{i}].image"), image.clone()));
-        }
+        add(format!("ephemeralContainers[{i}].image"), c.image.as_ref());
     }
     for (i, v) in spec.volumes.iter().flatten().enumerate() {
-        if let Some(image) = v.image.as_ref().and_then(|i| i.reference.as_ref()) {
-            out.push((format!("volumes[{i}].image.reference"), image.clone()));
-        }
+        let reference = v.image.as_ref().and_then(|i| i.reference.as_ref());
+        add(format!("volumes[{i}].image.reference"), reference);
     }
-    out
 }
 
 fn template_uses(template: Option<&core::PodTemplateSpec>, out: &mut Vec<(String, String, bool)>) {
-    for (path, image) in uses_of(template.and_then(|t| t.spec.as_ref())) {
-        out.push((format!("spec.template.spec.{path}"), image, false));
-    }
+    spec_uses(
+        "spec.template.spec",
+        template.and_then(|t| t.spec.as_ref()),
+        out,
+    )
 }
 
 fn pod_uses(pod: &core::Pod, out: &mut Vec<(String, String, bool)>) {
     let spec = pod.spec.as_ref();
-    for (path, image) in uses_of(spec) {
-        out.push((format!("spec.{path}"), image, false));
-    }
+    spec_uses("spec", spec, out);
     let (Some(spec), Some(status)) = (spec, pod.status.as_ref()) else {
         return;
     };

@@ -57,17 +57,13 @@ fn scene(cluster_wide_forbidden: bool) -> Scene {
     put(
         "deployments",
         "shop",
-        deployment("shop", "web", web_spec.clone()),
+        replicated("shop", "web", web_spec.clone()),
     );
+    put("replicasets", "shop", replicated("shop", "web-2", web_spec));
     put(
         "replicasets",
         "shop",
-        replica_set("shop", "web-2", web_spec),
-    );
-    put(
-        "replicasets",
-        "shop",
-        replica_set("shop", "web-1", spec(&["docker.io/acme/web:1.0"])),
+        replicated("shop", "web-1", spec(&["docker.io/acme/web:1.0"])),
     );
     for p in ["web-2-a", "web-2-b"] {
         let ran = format!("{m}/docker.io/acme/web@{d2}");
@@ -153,7 +149,7 @@ fn scene(cluster_wide_forbidden: bool) -> Scene {
     put(
         "deployments",
         "secret-team",
-        deployment("secret-team", "vault", spec(&["docker.io/acme/vault:1"])),
+        replicated("secret-team", "vault", spec(&["docker.io/acme/vault:1"])),
     );
 
     let api = StandIn::start(State {

@@ -70,8 +70,6 @@ struct Wanted {
     hooks: Vec<String>,
     /// Whether a non-hook object uses it too.
     used_outside_hooks: bool,
-    /// For images read from the cluster: whether the cluster names the mirror itself.
-    points_at_mirror: Option<bool>,
     /// For images read from the cluster: the objects that name it.
     used_by: Vec<Use>,
 }
@@ -135,10 +133,7 @@ pub fn run(args: &CheckArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus
     let options = args
         .registry
         .options(Some(naming.mirror().host()), &settings.registries)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let runtime = super::runtime()?;
     let inventory = match &args.cluster {
         Some(name) => Some(runtime.block_on(read_cluster(args, name))?),
         None => None,
@@ -187,12 +182,15 @@ pub fn run(args: &CheckArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus
         }
     }
 
+    // Whether the cluster names the mirror itself; only asked of images the cluster uses.
+    let points_at_mirror =
+        |w: &Wanted| (!w.used_by.is_empty()).then(|| naming.mirror().holds(&w.source));
     let mut summary = Summary {
         total: verdicts.len(),
         outside_mirror: inventory.as_ref().map(|_| {
             wanted
                 .iter()
-                .filter(|w| w.points_at_mirror == Some(false))
+                .filter(|w| points_at_mirror(w) == Some(false))
                 .count()
         }),
         ..Summary::default()
@@ -215,7 +213,7 @@ pub fn run(args: &CheckArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus
                 status: v.status,
                 digest: v.digest.as_deref(),
                 detail: &v.detail,
-                points_at_mirror: w.points_at_mirror,
+                points_at_mirror: points_at_mirror(w),
                 used_by: &w.used_by,
             })
             .collect(),
@@ -278,7 +276,6 @@ fn wanted_images(
                     digest: None,
                     hooks: Vec::new(),
                     used_outside_hooks: false,
-                    points_at_mirror: None,
                     used_by: Vec::new(),
                 },
             );
@@ -334,7 +331,6 @@ fn wanted_images(
     }
     for (key, u) in cluster_uses {
         let w = by_source.get_mut(&key).expect("added above");
-        w.points_at_mirror = Some(naming.mirror().holds(&w.source));
         w.used_outside_hooks = true;
         w.used_by.push(u.clone());
     }
@@ -406,13 +402,6 @@ fn detail(i: &ImageReport<'_>) -> String {
 async fn read_cluster(args: &CheckArgs, name: &str) -> anyhow::Result<Inventory> {
     let cluster = Cluster::connect(&args.connection.connection(Some(name))).await?;
     let inventory = cluster.inventory(&args.namespaces.scope()).await;
-    let mut by_namespace: BTreeMap<Option<&str>, (Vec<&str>, &str)> = BTreeMap::new();
-    for u in &inventory.unreadable {
-        let entry = by_namespace
-            .entry(u.namespace.as_deref())
-            .or_insert((Vec::new(), &u.reason));
-        entry.0.push(u.kind);
-    }
     if inventory.lists_read == 0 {
         let reasons: std::collections::BTreeSet<&str> = inventory
             .unreadable
@@ -424,6 +413,13 @@ async fn read_cluster(args: &CheckArgs, name: &str) -> anyhow::Result<Inventory>
             cluster.server,
             reasons.into_iter().collect::<Vec<_>>().join("; ")
         );
+    }
+    let mut by_namespace: BTreeMap<Option<&str>, (Vec<&str>, &str)> = BTreeMap::new();
+    for u in &inventory.unreadable {
+        let entry = by_namespace
+            .entry(u.namespace.as_deref())
+            .or_insert((Vec::new(), &u.reason));
+        entry.0.push(u.kind);
     }
     for (namespace, (kinds, reason)) in by_namespace {
         let place = match namespace {

@@ -146,10 +146,7 @@ pub fn run_copies<S: ImageSource, D: ImageSink>(
     dry_run: bool,
     bar: &ProgressBar,
 ) -> anyhow::Result<Vec<CopyResult>> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let runtime = super::runtime()?;
     runtime.block_on(async {
         let mut tasks = tokio::task::JoinSet::new();
         for (i, job) in jobs.iter().enumerate() {

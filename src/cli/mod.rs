@@ -108,6 +108,14 @@ fn settings(
     )
 }
 
+/// The runtime of a command that talks to registries or the API server.
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| anyhow::anyhow!("starting the async runtime: {e}"))
+}
+
 /// The name usage text shows: `kubectl airgap` when run as a kubectl plugin.
 fn display_name(argv0: Option<&OsString>) -> String {
     let file = argv0

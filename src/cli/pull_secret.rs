@@ -74,26 +74,25 @@ pub fn run(args: &PullSecretArgs, config: Option<&Path>) -> anyhow::Result<ExitS
     let config_json = docker_config_json(&host, username, password.expose());
     eprintln!("credentials for {host}: from {}", found.origin);
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let runtime = super::runtime()?;
     let scope = args.namespaces.scope();
     let failures = runtime.block_on(async {
-        // A dry run for named namespaces needs no cluster at all.
-        let cluster = match (&scope, args.dry_run) {
-            (Scope::Namespaces(n), true) if !n.is_empty() => None,
-            _ => {
-                Some(Cluster::connect(&args.connection.connection(args.cluster.as_deref())).await?)
-            }
+        let named = match &scope {
+            Scope::Namespaces(n) if !n.is_empty() => n.clone(),
+            _ => Vec::new(),
         };
-        let namespaces = match (&cluster, &scope) {
-            (Some(c), _) => c
+        // A dry run for named namespaces needs no cluster at all.
+        let cluster = if args.dry_run && !named.is_empty() {
+            None
+        } else {
+            Some(Cluster::connect(&args.connection.connection(args.cluster.as_deref())).await?)
+        };
+        let namespaces = match &cluster {
+            Some(c) => c
                 .resolve(&scope)
                 .await
                 .map_err(|e| anyhow::anyhow!("listing namespaces at {}: {e}", c.server))?,
-            (None, Scope::Namespaces(n)) => n.clone(),
-            (None, Scope::All) => unreachable!("-A always connects"),
+            None => named,
         };
         let secrets: Vec<_> = namespaces
             .iter()

@@ -1018,7 +1018,7 @@ fn unexpected(host: &Host, path: &str, f: &Fetched) -> RegistryError {
 
 /// An error and its causes on one line. reqwest errors name the URL, which never holds a
 /// credential here (credentials travel in headers only).
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut parts = vec![e.to_string()];
     let mut source = e.source();
     while let Some(s) = source {

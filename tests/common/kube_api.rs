@@ -451,11 +451,8 @@ pub fn pod(ns: &str, name: &str, images: &[&str], ran: &[(&str, &str)]) -> Value
         "status": {"phase": "Running", "containerStatuses": statuses}})
 }
 
-pub fn deployment(ns: &str, name: &str, spec: Value) -> Value {
-    json!({"metadata": meta(ns, name), "spec": {"replicas": 1, "selector": selector(name), "template": template(name, spec)}})
-}
-
-pub fn replica_set(ns: &str, name: &str, spec: Value) -> Value {
+/// A Deployment or a ReplicaSet: the two have the same spec shape.
+pub fn replicated(ns: &str, name: &str, spec: Value) -> Value {
     json!({"metadata": meta(ns, name), "spec": {"replicas": 1, "selector": selector(name), "template": template(name, spec)}})
 }
 
