@@ -119,6 +119,22 @@ impl fmt::Display for ApiError {
     }
 }
 
+/// Whether a kube error comes from a connect/read/write timeout of the HTTP connector.
+fn elapsed(e: &kube::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if err.is::<tokio::time::error::Elapsed>()
+            || err
+                .downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+        {
+            return true;
+        }
+        source = err.source();
+    }
+    false
+}
+
 fn humanize(t: Duration) -> String {
     if t.subsec_millis() == 0 {
         format!("{}s", t.as_secs())
@@ -246,6 +262,9 @@ impl Cluster {
     ) -> Result<T, ApiError> {
         match self.timeout {
             Some(t) => match tokio::time::timeout(t, request).await {
+                // The connector's own timeouts carry the same budget and can fire first (a TLS
+                // handshake that never ends); that is this timeout too, not a transport failure.
+                Ok(Err(e)) if elapsed(&e) => Err(ApiError::TimedOut(t)),
                 Ok(r) => r.map_err(ApiError::from_kube),
                 Err(_) => Err(ApiError::TimedOut(t)),
             },
