@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod cluster;
 pub mod config;
+pub mod ess;
 pub mod lock;
 pub mod manifest;
 pub mod mirror;

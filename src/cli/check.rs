@@ -14,7 +14,7 @@ use clap::Args;
 use serde::Serialize;
 
 use super::cluster_args::{ConnectionArgs, NamespaceArgs};
-use super::images::{ImageListArgs, collect};
+use super::images::ImageListArgs;
 use super::registry_args::RegistryArgs;
 use super::{EXIT_ERROR, EXIT_NO, EXIT_OK, ExitStatus, MirrorArgs, settings};
 use crate::cluster::{Cluster, Inventory, Unreadable, Use};
@@ -301,17 +301,15 @@ fn wanted_images(
         cluster_uses.push((key, u));
     }
     let mut hook_notes: Vec<(String, Option<String>)> = Vec::new();
-    if !args.images.files.is_empty() {
-        for (_, uses, _) in collect(&args.images.files, args.images.recursive, rules, false)? {
-            for u in uses {
-                let key = add(&u.reference)?;
-                let note = u
-                    .location
-                    .helm_hook
-                    .as_ref()
-                    .map(|hook| format!("{} ({hook})", u.location.describe_object()));
-                hook_notes.push((key, note));
-            }
+    for (_, uses, _) in args.images.scan(rules)? {
+        for u in uses {
+            let key = add(&u.reference)?;
+            let note = u
+                .location
+                .helm_hook
+                .as_ref()
+                .map(|hook| format!("{} ({hook})", u.location.describe_object()));
+            hook_notes.push((key, note));
         }
     }
     let mut locked = Vec::new();

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 
-use super::images::{ImageListArgs, collect};
+use super::images::ImageListArgs;
 use crate::lock::LockFile;
 use crate::manifest::rules::RuleSet;
 use crate::mirror::canonical_reference;
@@ -33,15 +33,13 @@ pub struct Job {
 /// What one copy came to, or why it failed.
 pub type CopyResult = anyhow::Result<Copied>;
 
-/// The images that `-f` and `--lock` name, each once, in a stable order.
+/// The images that `-f`, `--images-digests` and `--lock` name, each once, in a stable order.
 pub fn listed_images(list: &ImageListArgs, rules: &RuleSet) -> anyhow::Result<Vec<Reference>> {
     let mut out: BTreeMap<String, Reference> = BTreeMap::new();
-    if !list.files.is_empty() {
-        for (_, uses, _) in collect(&list.files, list.recursive, rules, false)? {
-            for u in uses {
-                out.entry(canonical_reference(&u.reference))
-                    .or_insert(u.reference);
-            }
+    for (_, uses, _) in list.scan(rules)? {
+        for u in uses {
+            out.entry(canonical_reference(&u.reference))
+                .or_insert(u.reference);
         }
     }
     if let Some(lock) = &list.lock {

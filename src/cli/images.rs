@@ -9,8 +9,9 @@ use clap::Args;
 use serde::Serialize;
 
 use super::{EXIT_OK, ExitStatus, MirrorArgs, settings};
+use crate::ess::ImagesDigests;
 use crate::manifest::rules::RuleSet;
-use crate::manifest::scan::Suspect;
+use crate::manifest::scan::{Location, Suspect};
 use crate::manifest::{ImageUse, scan_stream};
 use crate::mirror::canonical_reference;
 
@@ -21,15 +22,25 @@ pub struct ImagesArgs {
         short = 'f',
         long = "filename",
         value_name = "FILE|DIR|-",
-        required = true
+        required_unless_present = "images_digests"
     )]
     pub files: Vec<PathBuf>,
     /// Read directories recursively
     #[arg(short = 'R', long)]
     pub recursive: bool,
-    /// Output format
+    /// An Element Server Suite images_digests.yml: its images are listed too
+    #[arg(long = "images-digests", value_name = "FILE")]
+    pub images_digests: Option<PathBuf>,
+    /// Output format; ess-configmap writes the ConfigMap that points every container of
+    /// --images-digests at the mirror (needs --registry and --name)
     #[arg(short = 'o', long = "output", value_enum, default_value_t = ImagesFormat::Table)]
     pub output: ImagesFormat,
+    /// The ConfigMap's name (-o ess-configmap)
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// The ConfigMap's namespace (-o ess-configmap)
+    #[arg(short = 'n', long, value_name = "NAMESPACE")]
+    pub namespace: Option<String>,
     /// Also list strings that look like images but that no rule covered
     #[arg(long)]
     pub suspects: bool,
@@ -42,6 +53,8 @@ pub enum ImagesFormat {
     Table,
     Json,
     Yaml,
+    /// Element Server Suite's images_digests ConfigMap, pointed at the mirror
+    EssConfigmap,
 }
 
 #[derive(Debug, Serialize)]
@@ -82,11 +95,27 @@ pub struct ImageListArgs {
     /// An images lock file: its images are included, and their digests must match
     #[arg(long, value_name = "FILE")]
     pub lock: Option<PathBuf>,
+    /// An Element Server Suite images_digests.yml: its images are included, pinned by digest
+    #[arg(long = "images-digests", value_name = "FILE")]
+    pub images_digests: Option<PathBuf>,
 }
 
 impl ImageListArgs {
     pub fn is_empty(&self) -> bool {
-        self.files.is_empty() && self.lock.is_none()
+        self.files.is_empty() && self.lock.is_none() && self.images_digests.is_none()
+    }
+
+    /// The image uses of the manifests (`-f`) and of the images_digests file, per input.
+    pub fn scan(&self, rules: &RuleSet) -> anyhow::Result<Vec<InputScan>> {
+        let mut out = if self.files.is_empty() {
+            Vec::new()
+        } else {
+            collect(&self.files, self.recursive, rules, false)?
+        };
+        if let Some(file) = &self.images_digests {
+            out.push(ess_uses(file)?);
+        }
+        Ok(out)
     }
 
     pub fn reads_stdin(&self) -> bool {
@@ -132,6 +161,31 @@ fn collect_dir(dir: &Path, recursive: bool, out: &mut Vec<PathBuf>) -> anyhow::R
     Ok(())
 }
 
+/// The images of an Element Server Suite images_digests.yml, as uses of kind `images_digests`
+/// at the component.container path.
+pub fn ess_uses(file: &Path) -> anyhow::Result<InputScan> {
+    let digests = ImagesDigests::load(file)?;
+    let name = file.display().to_string();
+    let uses = digests
+        .images
+        .into_iter()
+        .map(|i| ImageUse {
+            reference: i.reference,
+            location: Location {
+                kind: "images_digests".into(),
+                namespace: None,
+                name: None,
+                path: i.path,
+                rule: "element-server-suite".into(),
+                helm_hook: None,
+                line: i.line,
+                document: 1,
+            },
+        })
+        .collect();
+    Ok((name, uses, Vec::new()))
+}
+
 /// What one input holds: its name, its image uses, its suspects.
 pub type InputScan = (String, Vec<ImageUse>, Vec<Suspect>);
 
@@ -169,7 +223,14 @@ pub fn collect(
 
 pub fn run(args: &ImagesArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus> {
     let settings = settings(&args.mirror, None, config)?;
-    let inputs = collect(&args.files, args.recursive, &settings.rules, args.suspects)?;
+    let mut inputs = if args.files.is_empty() {
+        Vec::new()
+    } else {
+        collect(&args.files, args.recursive, &settings.rules, args.suspects)?
+    };
+    if let Some(file) = &args.images_digests {
+        inputs.push(ess_uses(file)?);
+    }
     let mut by_source: BTreeMap<String, ImageReport> = BTreeMap::new();
     let mut suspects = Vec::new();
     for (file, uses, s) in inputs {
@@ -213,9 +274,35 @@ pub fn run(args: &ImagesArgs, config: Option<&Path>) -> anyhow::Result<ExitStatu
         }
         ImagesFormat::Yaml => out.write_all(serde_norway::to_string(&report)?.as_bytes())?,
         ImagesFormat::Table => write_table(&mut out, &report)?,
+        ImagesFormat::EssConfigmap => {
+            out.write_all(ess_config_map(args, settings.naming.as_ref())?.as_bytes())?
+        }
     }
     out.flush()?;
     Ok(EXIT_OK)
+}
+
+/// `-o ess-configmap`: the images_digests tree with every server and path in the mirror.
+fn ess_config_map(
+    args: &ImagesArgs,
+    naming: Option<&crate::mirror::MirrorNaming>,
+) -> anyhow::Result<String> {
+    let Some(file) = &args.images_digests else {
+        anyhow::bail!(
+            "-o ess-configmap writes the images_digests ConfigMap: give the suite's file with --images-digests FILE"
+        );
+    };
+    let Some(naming) = naming else {
+        anyhow::bail!(
+            "-o ess-configmap points the images at the mirror: name it with --registry (or AIRGAP_REGISTRY)"
+        );
+    };
+    let Some(name) = &args.name else {
+        anyhow::bail!("-o ess-configmap needs the ConfigMap's name: --name NAME");
+    };
+    crate::manifest::pull_secret::validate_name(name)
+        .map_err(|e| anyhow::anyhow!("--name {name:?}: {e}"))?;
+    ImagesDigests::load(file)?.config_map(naming, name, args.namespace.as_deref())
 }
 
 fn write_table(out: &mut impl Write, report: &Report) -> std::io::Result<()> {
