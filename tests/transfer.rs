@@ -45,8 +45,13 @@ fn in_mirror(mirror: &TestRegistry, source: &str) -> String {
 }
 
 fn push_from(mirror: &TestRegistry, from: &str) -> (i32, String, String) {
+    push_from_with(mirror, from, &[])
+}
+
+fn push_from_with(mirror: &TestRegistry, from: &str, extra: &[&str]) -> (i32, String, String) {
     let out = against("push", &mirror.host())
         .args(["--from", from])
+        .args(extra)
         .output()
         .unwrap();
     (
@@ -285,6 +290,42 @@ fn push_docker_archives_from_a_directory_of_bzip2_files() {
     assert!(
         stdout.contains("0 copied, 3 already present"),
         "second push: {stdout}"
+    );
+
+    // The names the classic package's script gives (`docker tag` with the registry host
+    // removed), from `--naming strip`; the post-renderer then points the chart at the same.
+    let stripped = TestRegistry::plain();
+    let (code, stdout, stderr) = push_from_with(&stripped, &from, &["--naming", "strip"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let mut repos = catalog(&stripped.host());
+    repos.sort();
+    assert_eq!(repos, ["library/tool", "org/api", "org/worker"]);
+    for (name, _, config) in &bundle.images {
+        let path_and_tag = name.split_once('/').unwrap().1;
+        let reference = format!("{}/{path_and_tag}", stripped.host());
+        let raw = skopeo_raw(&reference).unwrap_or_else(|| panic!("{reference}"));
+        let manifest: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+        assert_eq!(manifest["config"]["digest"].as_str(), Some(config.as_str()));
+    }
+    let out = common::airgap()
+        .args([
+            "post-render",
+            "--naming",
+            "strip",
+            "--registry",
+            &stripped.host(),
+        ])
+        .write_stdin(
+            "apiVersion: v1\nkind: Pod\nspec:\n  containers:\n  - image: quay.io/org/api:v1\n",
+        )
+        .output()
+        .unwrap();
+    assert_eq!(
+        common::stdout_of_success(&out),
+        format!(
+            "apiVersion: v1\nkind: Pod\nspec:\n  containers:\n  - image: {}/org/api:v1\n",
+            stripped.host()
+        )
     );
 }
 
