@@ -5,6 +5,7 @@
 
 mod check;
 mod cluster_args;
+mod completion;
 mod copy_run;
 mod images;
 mod post_render;
@@ -29,10 +30,18 @@ pub const EXIT_OK: ExitStatus = 0;
 pub const EXIT_NO: ExitStatus = 1;
 pub const EXIT_ERROR: ExitStatus = 2;
 
+/// The version with the git revision built from, e.g. `0.1.0 (git 55dfa0c1a2b3)`.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (git ",
+    env!("AIRGAP_GIT_REVISION"),
+    ")"
+);
+
 #[derive(Debug, Parser)]
 #[command(
     name = "kubectl-airgap",
-    version,
+    version = VERSION,
     about = "Run Helm charts in air-gapped clusters: rewrite image references to an offline mirror and fill that mirror",
     long_about = None,
     propagate_version = true,
@@ -62,18 +71,10 @@ pub enum Command {
     Save(save::SaveArgs),
     /// Show how image references parse and what they become in the mirror
     Ref(ref_cmd::RefArgs),
-    /// Print a shell completion script
-    Completion(NotYet),
-    /// Print the version
+    /// Print a shell completion script (bash, zsh, fish, powershell)
+    Completion(completion::CompletionArgs),
+    /// Print the version and the git revision it was built from
     Version,
-}
-
-/// Arguments of a command that a later release provides; accepted so that scripts written
-/// against the documented command line fail with a clear message instead of a parse error.
-#[derive(Debug, Args)]
-pub struct NotYet {
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-    rest: Vec<OsString>,
 }
 
 /// Where the mirror is and how names are formed; shared by every command that names images.
@@ -154,6 +155,14 @@ fn insert_implied_post_render(mut argv: Vec<OsString>, stdin_is_terminal: bool) 
 
 /// Runs the command line and returns the process exit code.
 pub fn run(argv: Vec<OsString>) -> ExitStatus {
+    // kubectl's plugin completion protocol, kept out of clap so no completion script lists it.
+    if argv.get(1).is_some_and(|a| a == completion::COMPLETE) {
+        let words: Vec<String> = argv[2..]
+            .iter()
+            .map(|w| w.to_string_lossy().into_owned())
+            .collect();
+        return completion::complete(&words);
+    }
     let argv = insert_implied_post_render(argv, std::io::stdin().is_terminal());
     let name = display_name(argv.first());
     let matches = match Cli::command().bin_name(name).try_get_matches_from(argv) {
@@ -176,14 +185,14 @@ pub fn run(argv: Vec<OsString>) -> ExitStatus {
         Command::PostRender(args) => post_render::run(&args, cli.config.as_deref()),
         Command::Images(args) => images::run(&args, cli.config.as_deref()),
         Command::Version => {
-            println!("kubectl-airgap {}", env!("CARGO_PKG_VERSION"));
+            println!("kubectl-airgap {VERSION}");
             Ok(EXIT_OK)
         }
         Command::Check(args) => check::run(&args, cli.config.as_deref()),
         Command::Push(args) => push::run(&args, cli.config.as_deref()),
         Command::PullSecret(args) => pull_secret::run(&args, cli.config.as_deref()),
         Command::Save(args) => save::run(&args, cli.config.as_deref()),
-        Command::Completion(_) => not_yet("completion"),
+        Command::Completion(args) => completion::run(&args),
     };
     match result {
         Ok(code) => code,
@@ -192,12 +201,6 @@ pub fn run(argv: Vec<OsString>) -> ExitStatus {
             EXIT_ERROR
         }
     }
-}
-
-fn not_yet(command: &str) -> anyhow::Result<ExitStatus> {
-    anyhow::bail!(
-        "`{command}` is not yet available in this version of kubectl-airgap; see the README for the commands that are"
-    )
 }
 
 #[cfg(test)]

@@ -1,0 +1,30 @@
+//! Records the git revision the binary is built from, for `--version` and `version`: a bug report
+//! then names the exact source. Outside a git checkout (a crate tarball) it says `unknown`.
+
+use std::path::Path;
+use std::process::Command;
+
+fn main() {
+    let revision = Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "unknown".into());
+    println!("cargo:rustc-env=AIRGAP_GIT_REVISION={revision}");
+    // Rebuild when HEAD moves: a commit, a checkout, or a branch's ref changing.
+    let git = Path::new(".git");
+    if git.is_dir() {
+        println!("cargo:rerun-if-changed=.git/HEAD");
+        if let Ok(head) = std::fs::read_to_string(git.join("HEAD"))
+            && let Some(reference) = head.strip_prefix("ref: ")
+        {
+            println!("cargo:rerun-if-changed=.git/{}", reference.trim());
+        }
+        println!("cargo:rerun-if-changed=.git/packed-refs");
+    }
+    println!("cargo:rerun-if-changed=build.rs");
+}
