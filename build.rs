@@ -15,16 +15,18 @@ fn main() {
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "unknown".into());
     println!("cargo:rustc-env=AIRGAP_GIT_REVISION={revision}");
-    // Rebuild when HEAD moves: a commit, a checkout, or a branch's ref changing.
+    // Rebuild when HEAD moves: a commit, a checkout, or a branch's ref changing. Only paths that
+    // exist are named: cargo reruns the script on every build for a missing one (a fresh clone
+    // has no loose ref for a packed branch, and often no packed-refs).
     let git = Path::new(".git");
-    if git.is_dir() {
-        println!("cargo:rerun-if-changed=.git/HEAD");
-        if let Ok(head) = std::fs::read_to_string(git.join("HEAD"))
-            && let Some(reference) = head.strip_prefix("ref: ")
-        {
-            println!("cargo:rerun-if-changed=.git/{}", reference.trim());
-        }
-        println!("cargo:rerun-if-changed=.git/packed-refs");
+    let mut watched = vec![git.join("HEAD"), git.join("packed-refs")];
+    if let Ok(head) = std::fs::read_to_string(git.join("HEAD"))
+        && let Some(reference) = head.strip_prefix("ref: ")
+    {
+        watched.push(git.join(reference.trim()));
+    }
+    for path in watched.iter().filter(|p| p.is_file()) {
+        println!("cargo:rerun-if-changed={}", path.display());
     }
     println!("cargo:rerun-if-changed=build.rs");
 }

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 use crate::manifest::node::{Node, Scalar, parse_documents};
-use crate::manifest::splice::{self, Replacement};
+use crate::manifest::splice;
 use crate::mirror::MirrorNaming;
 use crate::reference::Reference;
 
@@ -29,17 +29,19 @@ pub struct EssImage {
     pub path: String,
     pub line: usize,
     pub reference: Reference,
-    server_span: std::ops::Range<usize>,
-    path_span: std::ops::Range<usize>,
+    /// The two scalars the mirror's version replaces.
+    server: Scalar<'static>,
+    repository_path: Scalar<'static>,
 }
 
 /// A parsed `images_digests.yml`.
 #[derive(Debug)]
 pub struct ImagesDigests {
     pub file: PathBuf,
-    /// The text of the tree the ConfigMap carries (below an `images_digests:` key when the file
-    /// has one, else the whole file).
     text: String,
+    /// Where the tree the ConfigMap carries starts: after the line of a single top-level
+    /// `images_digests:` key, else 0. Every image scalar lies after it, so splicing keeps it.
+    tree_start: usize,
     pub images: Vec<EssImage>,
 }
 
@@ -66,10 +68,12 @@ impl ImagesDigests {
                 "{name}: no images found; expected component → container → {{{SERVER}, {PATH}, {TAG}, {DIGEST}}}"
             );
         }
+        let tree_start = wrapper_end(root, &text).unwrap_or(0);
         Ok(ImagesDigests {
             file: file.to_path_buf(),
-            text,
+            tree_start,
             images,
+            text,
         })
     }
 
@@ -81,16 +85,16 @@ impl ImagesDigests {
             let mirror = naming
                 .map(&image.reference)
                 .with_context(|| format!("{}: {}", self.file.display(), image.path))?;
-            replacements.push(scalar_replacement(
-                &self.text,
-                &image.server_span,
-                mirror.domain(),
-            ));
-            replacements.push(scalar_replacement(
-                &self.text,
-                &image.path_span,
-                mirror.path(),
-            ));
+            for (scalar, value) in [
+                (&image.server, mirror.domain()),
+                (&image.repository_path, mirror.path()),
+            ] {
+                replacements.push(
+                    splice::replacement(&self.text, scalar, 0..scalar.value.len(), value).map_err(
+                        |e| anyhow::anyhow!("{}: {}: {e}", self.file.display(), image.path),
+                    )?,
+                );
+            }
         }
         let mut out = String::new();
         splice::apply(&self.text, &mut replacements, &mut out);
@@ -104,8 +108,8 @@ impl ImagesDigests {
         name: &str,
         namespace: Option<&str>,
     ) -> anyhow::Result<String> {
-        let tree = self.pointed_at(naming)?;
-        let tree = unwrap_top_key(&tree).unwrap_or(tree);
+        let spliced = self.pointed_at(naming)?;
+        let tree = dedent(&spliced[self.tree_start..]);
         let mut metadata = serde_norway::Mapping::new();
         metadata.insert("name".into(), name.into());
         if let Some(ns) = namespace {
@@ -122,11 +126,10 @@ impl ImagesDigests {
     }
 }
 
-/// The content of `text` below a single top-level `images_digests:` key, dedented; None when
-/// the file is the bare tree.
-fn unwrap_top_key(text: &str) -> Option<String> {
-    let docs = parse_documents(text, 1).ok()?;
-    let Node::Map(entries) = docs.first()? else {
+/// The end of the line holding a single top-level `images_digests:` key; None when the file is
+/// the bare tree.
+fn wrapper_end(root: &Node<'_>, text: &str) -> Option<usize> {
+    let Node::Map(entries) = root else {
         return None;
     };
     let [(Node::Scalar(key), Node::Map(_))] = &entries[..] else {
@@ -135,34 +138,23 @@ fn unwrap_top_key(text: &str) -> Option<String> {
     if key.value != "images_digests" {
         return None;
     }
-    let body = &text[key.span.end..];
-    let body = &body[body.find('\n')? + 1..];
+    let after = key.span.end;
+    Some(after + text[after..].find('\n')? + 1)
+}
+
+/// `body` with the indentation of its first content line removed from every line, so that it
+/// reads as a tree on its own.
+fn dedent(body: &str) -> String {
     let indent = body
         .lines()
         .find(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
         .map_or(0, |l| l.len() - l.trim_start_matches(' ').len());
-    Some(
-        body.split_inclusive('\n')
-            .map(|l| {
-                let spaces = l.len() - l.trim_start_matches(' ').len();
-                &l[spaces.min(indent)..]
-            })
-            .collect(),
-    )
-}
-
-fn scalar_replacement(text: &str, span: &std::ops::Range<usize>, value: &str) -> Replacement {
-    let raw = &text[span.clone()];
-    let quoted = raw.starts_with('"') || raw.starts_with('\'');
-    let inner = if quoted {
-        span.start + 1..span.end - 1
-    } else {
-        span.clone()
-    };
-    Replacement {
-        range: inner,
-        text: value.to_string(),
-    }
+    body.split_inclusive('\n')
+        .map(|l| {
+            let spaces = l.len() - l.trim_start_matches(' ').len();
+            &l[spaces.min(indent)..]
+        })
+        .collect()
 }
 
 fn walk(node: &Node<'_>, keys: &mut Vec<String>, out: &mut Vec<EssImage>) -> Result<(), String> {
@@ -186,9 +178,7 @@ fn image(node: &Node<'_>, keys: &[String]) -> Result<EssImage, String> {
     let field = |key: &str| -> Result<Option<&Scalar<'_>>, String> {
         match node.get(key) {
             None => Ok(None),
-            Some(Node::Scalar(s)) if s.value.is_empty() || s.value == "~" || s.value == "null" => {
-                Ok(None)
-            }
+            Some(Node::Scalar(s)) if s.is_null() || s.value.is_empty() => Ok(None),
             Some(Node::Scalar(s)) if !s.tagged => Ok(Some(s)),
             Some(_) => Err(format!(
                 "{at}.{key} (line {}): expected a string",
@@ -208,7 +198,7 @@ fn image(node: &Node<'_>, keys: &[String]) -> Result<EssImage, String> {
     let (tag, digest) = (field(TAG)?, field(DIGEST)?);
     if tag.is_none() && digest.is_none() {
         return Err(format!(
-            "{at} (line {}): neither {TAG} nor {DIGEST} is set",
+            "{at} (line {}): neither {TAG} nor {DIGEST} is set; give the image one of them",
             server.line
         ));
     }
@@ -228,8 +218,8 @@ fn image(node: &Node<'_>, keys: &[String]) -> Result<EssImage, String> {
         path: at,
         line: server.line,
         reference,
-        server_span: server.span.clone(),
-        path_span: path.span.clone(),
+        server: server.clone().into_owned(),
+        repository_path: path.clone().into_owned(),
     })
 }
 

@@ -127,7 +127,7 @@ fn the_release_script_packs_archives_and_fills_in_their_sha256() {
             .args(["--base-url", "https://example.test/releases"])
             .args(extra)
             // No cross targets here: nothing else is built.
-            .env("PATH", tool_path_without_rustup())
+            .env("PATH", PATH_WITHOUT_RUSTUP)
             .output()
             .unwrap()
     };
@@ -209,9 +209,7 @@ fn the_release_script_packs_archives_and_fills_in_their_sha256() {
 }
 
 /// PATH with the usual tools but no rustup, so the script cannot find installed targets.
-fn tool_path_without_rustup() -> String {
-    "/usr/local/bin:/usr/bin:/bin".to_string()
-}
+const PATH_WITHOUT_RUSTUP: &str = "/usr/local/bin:/usr/bin:/bin";
 
 fn git_revision() -> String {
     let out = Command::new("git")

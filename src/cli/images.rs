@@ -107,15 +107,13 @@ impl ImageListArgs {
 
     /// The image uses of the manifests (`-f`) and of the images_digests file, per input.
     pub fn scan(&self, rules: &RuleSet) -> anyhow::Result<Vec<InputScan>> {
-        let mut out = if self.files.is_empty() {
-            Vec::new()
-        } else {
-            collect(&self.files, self.recursive, rules, false)?
-        };
-        if let Some(file) = &self.images_digests {
-            out.push(ess_uses(file)?);
-        }
-        Ok(out)
+        scan_inputs(
+            &self.files,
+            self.recursive,
+            self.images_digests.as_deref(),
+            rules,
+            false,
+        )
     }
 
     pub fn reads_stdin(&self) -> bool {
@@ -161,9 +159,24 @@ fn collect_dir(dir: &Path, recursive: bool, out: &mut Vec<PathBuf>) -> anyhow::R
     Ok(())
 }
 
+/// Every input's image uses: the manifests (`-f`), then an images_digests file.
+fn scan_inputs(
+    files: &[PathBuf],
+    recursive: bool,
+    images_digests: Option<&Path>,
+    rules: &RuleSet,
+    suspects: bool,
+) -> anyhow::Result<Vec<InputScan>> {
+    let mut out = collect(files, recursive, rules, suspects)?;
+    if let Some(file) = images_digests {
+        out.push(ess_uses(file)?);
+    }
+    Ok(out)
+}
+
 /// The images of an Element Server Suite images_digests.yml, as uses of kind `images_digests`
 /// at the component.container path.
-pub fn ess_uses(file: &Path) -> anyhow::Result<InputScan> {
+fn ess_uses(file: &Path) -> anyhow::Result<InputScan> {
     let digests = ImagesDigests::load(file)?;
     let name = file.display().to_string();
     let uses = digests
@@ -223,14 +236,13 @@ pub fn collect(
 
 pub fn run(args: &ImagesArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus> {
     let settings = settings(&args.mirror, None, config)?;
-    let mut inputs = if args.files.is_empty() {
-        Vec::new()
-    } else {
-        collect(&args.files, args.recursive, &settings.rules, args.suspects)?
-    };
-    if let Some(file) = &args.images_digests {
-        inputs.push(ess_uses(file)?);
-    }
+    let inputs = scan_inputs(
+        &args.files,
+        args.recursive,
+        args.images_digests.as_deref(),
+        &settings.rules,
+        args.suspects,
+    )?;
     let mut by_source: BTreeMap<String, ImageReport> = BTreeMap::new();
     let mut suspects = Vec::new();
     for (file, uses, s) in inputs {

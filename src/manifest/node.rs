@@ -25,6 +25,22 @@ pub struct Scalar<'a> {
     pub tagged: bool,
 }
 
+impl Scalar<'_> {
+    /// YAML's null: an empty plain scalar, `~` or `null`.
+    pub fn is_null(&self) -> bool {
+        self.style == ScalarStyle::Plain
+            && matches!(&*self.value, "" | "~" | "null" | "Null" | "NULL")
+    }
+
+    /// The same scalar, no longer borrowing the text it was parsed from.
+    pub fn into_owned(self) -> Scalar<'static> {
+        Scalar {
+            value: Cow::Owned(self.value.into_owned()),
+            ..self
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub enum Node<'a> {
     Scalar(Scalar<'a>),

@@ -421,10 +421,6 @@ fn select<'d>(
 }
 
 /// A value that is "not set" rather than a string: `~`, `null`, or nothing.
-fn is_null(s: &Scalar<'_>) -> bool {
-    s.style == ScalarStyle::Plain && matches!(&*s.value, "" | "~" | "null" | "Null" | "NULL")
-}
-
 /// Whether text that parses as a reference also looks like one at a heuristic place: bare words
 /// (`auto`, `enabled`) parse as Docker Hub names but are almost never images there, and a
 /// registry host is never written in capitals, while base64 lines that parse are full of them.
@@ -528,7 +524,7 @@ impl<'s, 'r: 'd, 'd> Walk<'s, 'r, 'd> {
             return Ok(());
         }
         let text = &s.value[range.clone()];
-        if (range.len() == s.value.len() && is_null(s)) || self.rules().is_placeholder(text) {
+        if (range.len() == s.value.len() && s.is_null()) || self.rules().is_placeholder(text) {
             return Ok(());
         }
         match self.scanner.parse(text) {
@@ -715,7 +711,9 @@ impl<'s, 'r: 'd, 'd> Walk<'s, 'r, 'd> {
                 continue;
             };
             let field = |k: &str| match node.get(k) {
-                Some(Node::Scalar(s)) if !is_null(s) && !s.value.is_empty() && !s.tagged => Some(s),
+                Some(Node::Scalar(s)) if !s.is_null() && !s.value.is_empty() && !s.tagged => {
+                    Some(s)
+                }
                 _ => None,
             };
             let (registry, tag, digest) = (field(reg_key), field(tag_key), field(digest_key));
