@@ -34,7 +34,7 @@ pub struct ConfigFile {
     pub rules: Vec<RuleSpec>,
     /// Where post-render errors are also written (Helm 4 discards a plugin's stderr).
     pub log_file: Option<PathBuf>,
-    /// A Secret that post-render names in every pod spec without `imagePullSecrets`.
+    /// A Secret that post-render lists in every pod spec's `imagePullSecrets`.
     pub pull_secret: Option<String>,
     /// How to reach each registry (`HOST[:PORT]` → plain HTTP, CA file, client certificate).
     #[serde(default)]

@@ -315,8 +315,8 @@ fn overlapping_claims_edit_a_place_once() {
 
 #[test]
 fn pull_secret_from_flag_env_or_config_is_added_where_missing() {
-    let input = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  template:\n    spec:\n      containers:\n      - image: nginx:1.27\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: own}\nspec: {imagePullSecrets: [{name: theirs}], containers: [{image: redis}]}\n";
-    let want = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  template:\n    spec:\n      imagePullSecrets:\n        - name: mirror-pull\n      containers:\n      - image: reg.local:5000/docker.io/library/nginx:1.27\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: own}\nspec: {imagePullSecrets: [{name: theirs}], containers: [{image: reg.local:5000/docker.io/library/redis}]}\n";
+    let input = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  template:\n    spec:\n      containers:\n      - image: nginx:1.27\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: own}\nspec: {imagePullSecrets: [{name: theirs}], containers: [{image: redis}]}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: ours}\nspec:\n  imagePullSecrets:\n  - name: mirror-pull\n  containers: [{image: redis}]\n";
+    let want = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  template:\n    spec:\n      imagePullSecrets:\n        - name: mirror-pull\n      containers:\n      - image: reg.local:5000/docker.io/library/nginx:1.27\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: own}\nspec: {imagePullSecrets: [{name: mirror-pull}, {name: theirs}], containers: [{image: reg.local:5000/docker.io/library/redis}]}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: ours}\nspec:\n  imagePullSecrets:\n  - name: mirror-pull\n  containers: [{image: reg.local:5000/docker.io/library/redis}]\n";
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("config.yaml");
     std::fs::write(

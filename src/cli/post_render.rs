@@ -22,7 +22,7 @@ pub struct PostRenderArgs {
     /// Also append errors to this file: Helm 4 discards a post-renderer's stderr
     #[arg(long, env = "AIRGAP_LOG_FILE", value_name = "FILE")]
     pub log_file: Option<PathBuf>,
-    /// Add `imagePullSecrets: [{name: NAME}]` to every pod spec that has no imagePullSecrets
+    /// List Secret NAME in every pod spec's imagePullSecrets, beside any the chart sets
     /// (create the Secret with `kubectl airgap pull-secret NAME`)
     #[arg(long, env = "AIRGAP_PULL_SECRET", value_name = "NAME")]
     pub pull_secret: Option<String>,

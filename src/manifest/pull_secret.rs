@@ -3,9 +3,13 @@
 //!
 //! A block mapping gets two new lines before its first key, at that key's indentation; a flow
 //! mapping gets an entry before its first key (JSON-quoted when that key is quoted, so a JSON
-//! document stays JSON). A pod spec that already has the field is left as the chart wrote it.
+//! document stays JSON). A pod spec with its own `imagePullSecrets` gets the Secret as one more
+//! item (a new first line of a block list, a new first entry of a flow list, a list in place of
+//! null), because a chart's Secrets are for the registries it pulled from, not for the mirror.
 
-use super::node::Node;
+use saphyr_parser::ScalarStyle;
+
+use super::node::{Node, Scalar};
 use super::scan::{PodSpecSite, ScanError};
 use super::splice::Replacement;
 
@@ -30,7 +34,7 @@ pub fn validate_name(name: &str) -> Result<(), String> {
 }
 
 /// The text to insert into `chunk` so that the pod spec at `site` names the Secret `name`, or
-/// `None` when it has `imagePullSecrets` already.
+/// `None` when it names it already.
 pub fn insertion(
     chunk: &str,
     site: &PodSpecSite<'_>,
@@ -39,8 +43,11 @@ pub fn insertion(
     let Node::Map(entries) = site.spec else {
         return Ok(None);
     };
-    if site.spec.get("imagePullSecrets").is_some() {
-        return Ok(None);
+    if let Some((key, value)) = entries
+        .iter()
+        .find(|(k, _)| k.as_str() == Some("imagePullSecrets"))
+    {
+        return add_to_list(chunk, site, key, value, name);
     }
     let Some(first) = entries.first().and_then(|(k, _)| k.as_scalar()) else {
         // An empty pod spec is not a valid one; the API server will say so.
@@ -52,17 +59,18 @@ pub fn insertion(
         .trim_end_matches([' ', '\t', '\r', '\n'])
         .ends_with('{');
     if flow {
-        let text = if first.style == saphyr_parser::ScalarStyle::DoubleQuoted {
-            format!("\"imagePullSecrets\": [{{\"name\": \"{name}\"}}], ")
+        let json = first.style == ScalarStyle::DoubleQuoted;
+        let text = if json {
+            format!("\"imagePullSecrets\": [{}], ", entry(name, json))
         } else {
-            format!("imagePullSecrets: [{{name: {name}}}], ")
+            format!("imagePullSecrets: [{}], ", entry(name, json))
         };
         return Ok(Some(Replacement {
             range: at..at,
             text,
         }));
     }
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let line_start = line_start(chunk, at);
     let indent = &chunk[line_start..at];
     if !indent.bytes().all(|b| b == b' ') {
         return Err(site.error(
@@ -73,7 +81,136 @@ pub fn insertion(
             ),
         ));
     }
-    let newline = if chunk[at..]
+    let newline = newline_of(chunk, at);
+    Ok(Some(Replacement {
+        range: line_start..line_start,
+        text: format!("{indent}imagePullSecrets:{newline}{indent}  - name: {name}{newline}"),
+    }))
+}
+
+/// The pod spec has `imagePullSecrets`; the Secret joins the list unless it is there. The
+/// chart's own Secrets (for the registries it pulled from before) are kept: the kubelet tries
+/// each Secret whose registry matches, so the mirror's one does not displace them.
+fn add_to_list(
+    chunk: &str,
+    site: &PodSpecSite<'_>,
+    key: &Node<'_>,
+    value: &Node<'_>,
+    name: &str,
+) -> Result<Option<Replacement>, ScanError> {
+    let Some(key) = key.as_scalar() else {
+        return Ok(None);
+    };
+    let json = key.style == ScalarStyle::DoubleQuoted;
+    let refuse = |line: usize, why: &str| {
+        site.error(
+            line,
+            format!(
+                "cannot add {name} to imagePullSecrets: {why}; write the list as `- name:` lines or as [...] in the chart, or add {name} there"
+            ),
+        )
+    };
+    // Where the value's text begins: past the `:` that ends the key.
+    let after_key = &chunk[key.span.end..];
+    let colon = after_key.trim_start_matches([' ', '\t']);
+    if !colon.starts_with(':') {
+        return Err(refuse(
+            key.line,
+            "its key is not followed by ':' on its line",
+        ));
+    }
+    let value_at = chunk.len() - colon.len() + 1;
+    let value_text = chunk[value_at..].trim_start_matches([' ', '\t']);
+    let value_start = chunk.len() - value_text.len();
+    match value {
+        Node::Seq(items) => {
+            if items.iter().any(|i| i.str_at("name") == Some(name)) {
+                return Ok(None);
+            }
+            if value_text.starts_with('[') {
+                let text = if items.is_empty() {
+                    entry(name, json)
+                } else {
+                    format!("{}, ", entry(name, json))
+                };
+                let at = value_start + 1;
+                return Ok(Some(Replacement {
+                    range: at..at,
+                    text,
+                }));
+            }
+            // A block sequence: a new first item, on a line of its own, with the same `- `.
+            let Some(first) = items.first().and_then(first_scalar) else {
+                return Err(refuse(key.line, "its first item holds no scalar"));
+            };
+            let start = line_start(chunk, first.span.start);
+            let prefix = &chunk[start..first.span.start];
+            let dash = prefix.trim_start_matches(' ');
+            let item_indent = &prefix[..prefix.len() - dash.len()];
+            let opens_item = dash.strip_prefix('-').is_some_and(|rest| {
+                rest.starts_with(' ')
+                    && rest
+                        .trim_start_matches(' ')
+                        .trim_start_matches('{')
+                        .trim_start_matches(' ')
+                        .is_empty()
+            });
+            if !opens_item {
+                return Err(refuse(first.line, "its first item does not begin its line"));
+            }
+            let newline = newline_of(chunk, first.span.start);
+            Ok(Some(Replacement {
+                range: start..start,
+                text: format!("{item_indent}- name: {name}{newline}"),
+            }))
+        }
+        Node::Scalar(s) if s.is_null() && !s.tagged => {
+            // `imagePullSecrets:`, `~` or `null`: no Secrets yet, so the list is the mirror's.
+            let list = format!("[{}]", entry(name, json));
+            let explicit = !s.value.is_empty();
+            Ok(Some(if explicit {
+                Replacement {
+                    range: s.span.clone(),
+                    text: list,
+                }
+            } else {
+                Replacement {
+                    range: value_at..value_at,
+                    text: format!(" {list}"),
+                }
+            }))
+        }
+        // Not a list (the API server will refuse it) or an alias (visited where it is defined).
+        _ => Ok(None),
+    }
+}
+
+/// `{name: NAME}`, or its JSON spelling when the surrounding keys are JSON-quoted.
+fn entry(name: &str, json: bool) -> String {
+    if json {
+        format!("{{\"name\": \"{name}\"}}")
+    } else {
+        format!("{{name: {name}}}")
+    }
+}
+
+/// The first scalar of a node, depth first: where an item's text begins.
+fn first_scalar<'n, 'a>(node: &'n Node<'a>) -> Option<&'n Scalar<'a>> {
+    match node {
+        Node::Scalar(s) => Some(s),
+        Node::Map(entries) => entries.first().and_then(|(k, _)| first_scalar(k)),
+        Node::Seq(items) => items.first().and_then(first_scalar),
+        Node::Alias => None,
+    }
+}
+
+fn line_start(chunk: &str, at: usize) -> usize {
+    chunk[..at].rfind('\n').map_or(0, |i| i + 1)
+}
+
+/// The line ending of the line holding `at`, so that inserted lines match a CRLF file.
+fn newline_of(chunk: &str, at: usize) -> &'static str {
+    if chunk[at..]
         .split('\n')
         .next()
         .is_some_and(|l| l.ends_with('\r'))
@@ -81,11 +218,7 @@ pub fn insertion(
         "\r\n"
     } else {
         "\n"
-    };
-    Ok(Some(Replacement {
-        range: line_start..line_start,
-        text: format!("{indent}imagePullSecrets:{newline}{indent}  - name: {name}{newline}"),
-    }))
+    }
 }
 
 #[cfg(test)]
@@ -143,14 +276,105 @@ mod tests {
         assert_eq!(json["spec"]["imagePullSecrets"][0]["name"], "mirror-pull");
     }
 
+    /// `imagePullSecrets: VALUE` in a Pod, before and after.
+    fn pod_with(value: &str) -> String {
+        format!(
+            "kind: Pod\napiVersion: v1\nspec:\n  imagePullSecrets:{value}\n  containers:\n  - image: nginx\n"
+        )
+    }
+
     #[test]
-    fn existing_pull_secrets_and_crlf_lines() {
-        let src = "kind: Pod\napiVersion: v1\nspec:\n  imagePullSecrets: []\n  containers:\n  - image: nginx\n";
-        assert_eq!(with_secret(src).unwrap(), src);
+    fn existing_lists_get_the_secret_as_one_more_item() {
+        let cases = [
+            // Block lists, indented or not, maps block or flow: a new first item line.
+            (
+                "\n    - name: theirs",
+                "\n    - name: mirror-pull\n    - name: theirs",
+            ),
+            (
+                "\n  - name: theirs\n  - name: other",
+                "\n  - name: mirror-pull\n  - name: theirs\n  - name: other",
+            ),
+            (
+                " # their registry\n  - {name: theirs}",
+                " # their registry\n  - name: mirror-pull\n  - {name: theirs}",
+            ),
+            // Flow lists: a new first entry.
+            (
+                " [{name: theirs}]",
+                " [{name: mirror-pull}, {name: theirs}]",
+            ),
+            (" []", " [{name: mirror-pull}]"),
+            (" [ ]  # none", " [{name: mirror-pull} ]  # none"),
+            // Null: the list is the mirror's.
+            ("", " [{name: mirror-pull}]"),
+            (" ~", " [{name: mirror-pull}]"),
+            (" null # none", " [{name: mirror-pull}] # none"),
+        ];
+        for (value, want) in cases {
+            let out = with_secret(&pod_with(value)).unwrap();
+            assert_eq!(out, pod_with(want), "{value:?}");
+            let docs = parse_documents(&out, 1).unwrap();
+            let Some(Node::Seq(items)) = docs[0].get("spec").unwrap().get("imagePullSecrets")
+            else {
+                panic!("no list in {out}")
+            };
+            assert!(
+                items
+                    .iter()
+                    .any(|i| i.str_at("name") == Some("mirror-pull")),
+                "{out}"
+            );
+            // A second pass finds it there.
+            assert_eq!(with_secret(&out).unwrap(), out);
+        }
+        // A list that names it already, anywhere, is left alone; so is a value that is no list.
+        for value in [
+            " [{name: a}, {name: mirror-pull}]",
+            "\n  - name: a\n  - name: mirror-pull",
+            " oops",
+        ] {
+            assert_eq!(with_secret(&pod_with(value)).unwrap(), pod_with(value));
+        }
+        // JSON stays JSON.
+        let src = "{\"kind\": \"Pod\", \"apiVersion\": \"v1\", \"spec\": {\"imagePullSecrets\": [], \"containers\": [{\"image\": \"nginx\"}]}}\n";
+        let out = with_secret(src).unwrap();
+        let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(
+            json["spec"]["imagePullSecrets"],
+            serde_json::json!([{"name": "mirror-pull"}])
+        );
+        let src = src.replace("[]", "null");
+        let json: serde_json::Value = serde_json::from_str(&with_secret(&src).unwrap()).unwrap();
+        assert_eq!(
+            json["spec"]["imagePullSecrets"],
+            serde_json::json!([{"name": "mirror-pull"}])
+        );
+    }
+
+    #[test]
+    fn a_list_whose_first_item_shares_a_line_is_refused_with_its_place() {
+        let src = pod_with(" &theirs\n  - - name: theirs");
+        let e = with_secret(&src).unwrap_err();
+        assert_eq!((e.document, e.path.as_str(), e.line), (1, "spec", 5), "{e}");
+        assert!(
+            e.message
+                .contains("cannot add mirror-pull to imagePullSecrets"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn crlf_lines() {
         let src = "kind: Pod\r\napiVersion: v1\r\nspec:\r\n  containers:\r\n  - image: nginx\r\n";
         assert_eq!(
             with_secret(src).unwrap(),
             "kind: Pod\r\napiVersion: v1\r\nspec:\r\n  imagePullSecrets:\r\n    - name: mirror-pull\r\n  containers:\r\n  - image: nginx\r\n"
+        );
+        let src = "kind: Pod\r\napiVersion: v1\r\nspec:\r\n  imagePullSecrets:\r\n  - name: a\r\n  containers:\r\n  - image: nginx\r\n";
+        assert_eq!(
+            with_secret(src).unwrap(),
+            src.replace("  - name: a", "  - name: mirror-pull\r\n  - name: a")
         );
     }
 
