@@ -99,7 +99,7 @@ impl fmt::Display for ApiError {
                 code: 403, message, ..
             } => write!(
                 f,
-                "forbidden (403): {message}; ask for `list` (or `patch` for pull-secret) rights, or narrow the scope with -n"
+                "forbidden (403): {message}; ask for `list` rights (pull-secret: `patch` on secrets, `get` and `patch` on serviceaccounts), or narrow the scope with -n"
             ),
             ApiError::Status {
                 code,
@@ -461,6 +461,57 @@ impl Cluster {
             .await
             .map(|_| ())
     }
+
+    /// Lists the Secret in a ServiceAccount's `imagePullSecrets`, so that Pods the post-renderer
+    /// never sees (made by operators, `kubectl apply`, GitOps controllers) pull with it too: the
+    /// ServiceAccount admission plugin copies the list into each Pod that runs as it.
+    ///
+    /// The list is atomic in the API (a patch, strategic or server-side, replaces it whole), so
+    /// it is read, extended and written back with the `resourceVersion` it was read at; a 409
+    /// (someone wrote the ServiceAccount in between) reads it again, up to [`RESTARTS`] times,
+    /// so that nobody's Secret is dropped.
+    pub async fn attach_secret(
+        &self,
+        namespace: &str,
+        service_account: &str,
+        secret: &str,
+    ) -> Result<Attached, ApiError> {
+        let api: Api<core::ServiceAccount> = Api::namespaced(self.client.clone(), namespace);
+        let params = PatchParams {
+            field_manager: Some(FIELD_MANAGER.to_string()),
+            ..PatchParams::default()
+        };
+        let mut conflicts = 0;
+        loop {
+            let account = self.timed(api.get(service_account)).await?;
+            let mut list = account.image_pull_secrets.unwrap_or_default();
+            if list.iter().any(|r| r.name == secret) {
+                return Ok(Attached::Already);
+            }
+            list.push(core::LocalObjectReference {
+                name: secret.to_string(),
+            });
+            let patch = serde_json::json!({
+                "metadata": {"resourceVersion": account.metadata.resource_version},
+                "imagePullSecrets": list,
+            });
+            match self
+                .timed(api.patch(service_account, &params, &Patch::Merge(&patch)))
+                .await
+            {
+                Ok(_) => return Ok(Attached::Added),
+                Err(ApiError::Status { code: 409, .. }) if conflicts < RESTARTS => conflicts += 1,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// What [`Cluster::attach_secret`] found or did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attached {
+    Added,
+    Already,
 }
 
 /// One list's items and how it went.

@@ -525,6 +525,24 @@ fn docker_config(dir: &std::path::Path, host: &str) -> PathBuf {
     docker
 }
 
+/// `pull-secret mirror-pull` against the stand-in, logged in to the mirror through `docker`.
+fn pull_secret(
+    kubeconfig: &std::path::Path,
+    host: &str,
+    docker: &std::path::Path,
+    args: &[&str],
+) -> std::process::Output {
+    airgap()
+        .args(["pull-secret", "mirror-pull", "--registry", host])
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(["--context", "standin"])
+        .args(args)
+        .env("DOCKER_CONFIG", docker)
+        .output()
+        .unwrap()
+}
+
 fn assert_no_secret(text: &str) {
     let auth = STANDARD.encode(format!("{USER}:{PASSWORD}"));
     assert!(
@@ -549,15 +567,7 @@ fn pull_secret_writes_a_dockerconfigjson_the_mirror_accepts() {
     let kubeconfig = kube_api::kubeconfig(dir.path(), &api.url(), &api.ca);
     let docker = docker_config(dir.path(), &host);
     let run = |args: &[&str]| {
-        let out = airgap()
-            .args(["pull-secret", "mirror-pull", "--registry", &host])
-            .arg("--kubeconfig")
-            .arg(&kubeconfig)
-            .args(["--context", "standin"])
-            .args(args)
-            .env("DOCKER_CONFIG", &docker)
-            .output()
-            .unwrap();
+        let out = pull_secret(&kubeconfig, &host, &docker, args);
         let text = format!(
             "{}{}",
             String::from_utf8_lossy(&out.stdout),
@@ -748,4 +758,151 @@ fn kubectl_reads_the_stand_in_as_it_reads_a_cluster() {
     reported.dedup();
     assert_eq!(seen, reported);
     assert_eq!(seen.len(), 6, "{seen:?}");
+}
+
+/// `--service-account`: the Secret joins each ServiceAccount's list, keeping what others put
+/// there, including a Secret written between our read and our patch.
+#[test]
+fn pull_secret_lists_the_secret_in_service_accounts_without_dropping_others() {
+    let mirror = TestRegistry::htpasswd();
+    let host = mirror.host();
+    use kube_api::service_account;
+    let mut objects: BTreeMap<(String, String), Vec<Value>> = BTreeMap::new();
+    let key = |ns: &str| ("serviceaccounts".to_string(), ns.to_string());
+    objects.insert(
+        key("shop"),
+        vec![
+            service_account("shop", "default", &["theirs"]),
+            service_account("shop", "builder", &[]),
+        ],
+    );
+    objects.insert(
+        key("tools"),
+        vec![service_account("tools", "default", &["mirror-pull"])],
+    );
+    let api = StandIn::start(State {
+        objects,
+        namespaces: ["shop", "tools", "secret-team"].map(String::from).into(),
+        forbidden_namespaces: ["secret-team".to_string()].into(),
+        conflict_once: [("shop".to_string(), "default".to_string())].into(),
+        page_size: 2,
+        ..State::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = kube_api::kubeconfig(dir.path(), &api.url(), &api.ca);
+    let docker = docker_config(dir.path(), &host);
+    let run = |args: &[&str]| {
+        let out = pull_secret(&kubeconfig, &host, &docker, args);
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        );
+        assert_no_secret(&stdout);
+        assert_no_secret(&stderr);
+        (out.status.code().unwrap(), stdout, stderr)
+    };
+    let secrets_of = |ns: &str, name: &str| -> Vec<String> {
+        let st = api.state.lock().unwrap();
+        let account = st.objects[&key(ns)]
+            .iter()
+            .find(|o| o["metadata"]["name"] == name)
+            .unwrap();
+        account["imagePullSecrets"]
+            .as_array()
+            .map(|l| {
+                l.iter()
+                    .map(|s| s["name"].as_str().unwrap().to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+
+    // A dry run says what it would do and sends nothing.
+    let (code, stdout, stderr) = run(&["-n", "shop", "--service-account", "default", "--dry-run"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout
+            .contains("serviceaccount/default in namespace shop would list mirror-pull (dry run)"),
+        "{stdout}"
+    );
+    assert!(api.requests().is_empty());
+
+    let (code, stdout, stderr) = run(&[
+        "-n",
+        "shop,tools,secret-team",
+        "--service-account",
+        "default",
+        "--serviceaccount",
+        "builder",
+    ]);
+    // secret-team refuses the Secret, tools has no builder: exit 2, the rest done.
+    assert_eq!(code, 2, "{stdout}{stderr}");
+    assert_eq!(
+        secrets_of("shop", "default"),
+        ["theirs", "written-meanwhile", "mirror-pull"],
+        "the Secret written between read and patch is kept"
+    );
+    assert_eq!(secrets_of("shop", "builder"), ["mirror-pull"]);
+    assert_eq!(secrets_of("tools", "default"), ["mirror-pull"]);
+    for line in [
+        "serviceaccount/default in namespace shop now lists mirror-pull",
+        "serviceaccount/builder in namespace shop now lists mirror-pull",
+        "serviceaccount/default in namespace tools already lists mirror-pull",
+    ] {
+        assert!(stdout.contains(line), "{line}: {stdout}");
+    }
+    assert!(
+        stderr.contains("error: serviceaccount/builder in namespace tools: the API server answered 404 NotFound: serviceaccounts \"builder\" not found"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("secret/mirror-pull in namespace secret-team: forbidden (403)"),
+        "{stderr}"
+    );
+    let requests = api.requests();
+    assert!(
+        !requests
+            .iter()
+            .any(|r| r.contains("/namespaces/secret-team/serviceaccounts")),
+        "no ServiceAccount is touched where the Secret could not be written: {requests:#?}"
+    );
+    let patched = api.state.lock().unwrap().patched.clone();
+    let targets: Vec<&str> = patched.iter().map(|(t, ..)| t.as_str()).collect();
+    assert_eq!(targets.len(), 2, "{targets:?}");
+    assert!(targets.contains(&"shop/default") && targets.contains(&"shop/builder"));
+    for (_, query, content_type, body) in &patched {
+        assert!(query.contains("fieldManager=kubectl-airgap"), "{query}");
+        assert_eq!(content_type, "application/merge-patch+json");
+        assert!(body["metadata"]["resourceVersion"].is_string(), "{body}");
+    }
+    // shop/default: read, 409, read again, patched.
+    let shop_default = requests
+        .iter()
+        .filter(|r| r.contains("/namespaces/shop/serviceaccounts/default"))
+        .map(|r| r.split(' ').next().unwrap())
+        .collect::<Vec<_>>();
+    assert_eq!(shop_default, ["GET", "PATCH", "GET", "PATCH"]);
+
+    // A second run finds every list done and writes no ServiceAccount.
+    let (code, stdout, stderr) = run(&["-n", "shop", "--service-account", "default,builder"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("serviceaccount/builder in namespace shop already lists mirror-pull"),
+        "{stdout}"
+    );
+    assert_eq!(api.state.lock().unwrap().patched.len(), 2);
+    assert_eq!(
+        secrets_of("shop", "default"),
+        ["theirs", "written-meanwhile", "mirror-pull"]
+    );
+
+    // A name Kubernetes would refuse is refused before anything is sent.
+    let before = api.requests().len();
+    let (code, _, stderr) = run(&["-n", "shop", "--service-account", "Default"]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("not a valid ServiceAccount name"),
+        "{stderr}"
+    );
+    assert_eq!(api.requests().len(), before);
 }

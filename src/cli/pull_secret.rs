@@ -4,6 +4,9 @@
 //! The credentials come from where `docker login`, `podman login` and `skopeo login` put them
 //! (the same lookup as every other command), or from `--username` and `--password-stdin`. They
 //! are written to the API server and printed only with an explicit `-o yaml`.
+//!
+//! `--service-account` also lists the Secret in ServiceAccounts, for the Pods that operators,
+//! `kubectl apply` and GitOps controllers create without the post-renderer.
 
 use std::io::Write;
 use std::path::Path;
@@ -14,7 +17,7 @@ use clap::Args;
 use super::cluster_args::{ConnectionArgs, NamespaceArgs};
 use super::registry_args::LoginArgs;
 use super::{EXIT_ERROR, EXIT_OK, ExitStatus};
-use crate::cluster::{Cluster, Scope, docker_config_json, pull_secret};
+use crate::cluster::{Attached, Cluster, Scope, docker_config_json, pull_secret};
 use crate::config::ConfigFile;
 use crate::manifest::pull_secret::validate_name;
 use crate::mirror::Mirror;
@@ -32,6 +35,15 @@ pub struct PullSecretArgs {
     pub registry: Option<String>,
     #[command(flatten)]
     pub login: LoginArgs,
+    /// Also list the Secret in these ServiceAccounts' imagePullSecrets (repeatable, or
+    /// comma-separated; e.g. default), so that Pods made without the post-renderer use it
+    #[arg(
+        long = "service-account",
+        visible_alias = "serviceaccount",
+        value_name = "NAME",
+        value_delimiter = ','
+    )]
+    pub service_accounts: Vec<String>,
     /// Send nothing to the cluster; say what would be applied
     #[arg(long)]
     pub dry_run: bool,
@@ -52,6 +64,14 @@ pub enum SecretFormat {
 
 pub fn run(args: &PullSecretArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus> {
     validate_name(&args.name).map_err(anyhow::Error::msg)?;
+    for account in &args.service_accounts {
+        validate_name(account).map_err(|e| {
+            anyhow::anyhow!(
+                "--service-account: {}",
+                e.replace("Secret name", "ServiceAccount name")
+            )
+        })?;
+    }
     let (file, _) = ConfigFile::load(config)?;
     let registry = args.registry.clone().or(file.registry).context(
         "pull-secret needs the mirror registry: pass --registry HOST[:PORT], set AIRGAP_REGISTRY, or set registry in the config file",
@@ -98,12 +118,35 @@ pub fn run(args: &PullSecretArgs, config: Option<&Path>) -> anyhow::Result<ExitS
             .iter()
             .map(|ns| pull_secret(&args.name, ns, &config_json))
             .collect();
-        let results = match (&cluster, args.dry_run) {
-            (Some(c), false) => {
+        let live = cluster.as_ref().filter(|_| !args.dry_run);
+        let results = match live {
+            Some(c) => {
                 futures_util::future::join_all(secrets.iter().map(|s| c.apply_secret(s))).await
             }
-            _ => secrets.iter().map(|_| Ok(())).collect(),
+            None => secrets.iter().map(|_| Ok(())).collect(),
         };
+        // A ServiceAccount is pointed at the Secret only where the Secret was written.
+        let written: Vec<&String> = namespaces
+            .iter()
+            .zip(&results)
+            .filter_map(|(ns, r)| r.is_ok().then_some(ns))
+            .collect();
+        let targets: Vec<(&String, &String)> = written
+            .iter()
+            .flat_map(|ns| args.service_accounts.iter().map(move |sa| (*ns, sa)))
+            .collect();
+        let attached = match live {
+            Some(c) => {
+                futures_util::future::join_all(
+                    targets
+                        .iter()
+                        .map(|(ns, sa)| c.attach_secret(ns, sa, &args.name)),
+                )
+                .await
+            }
+            None => Vec::new(),
+        };
+        let yaml = args.output == Some(SecretFormat::Yaml);
         let mut out = std::io::stdout().lock();
         let mut failures = 0;
         for ((ns, secret), result) in namespaces.iter().zip(&secrets).zip(results) {
@@ -112,7 +155,7 @@ pub fn run(args: &PullSecretArgs, config: Option<&Path>) -> anyhow::Result<ExitS
                     failures += 1;
                     eprintln!("error: secret/{} in namespace {ns}: {e}", args.name);
                 }
-                Ok(()) if args.output == Some(SecretFormat::Yaml) => {
+                Ok(()) if yaml => {
                     writeln!(out, "---")?;
                     out.write_all(serde_norway::to_string(secret)?.as_bytes())?;
                 }
@@ -122,6 +165,37 @@ pub fn run(args: &PullSecretArgs, config: Option<&Path>) -> anyhow::Result<ExitS
                     args.name
                 )?,
                 Ok(()) => writeln!(out, "secret/{} applied in namespace {ns}", args.name)?,
+            }
+        }
+        // With -o yaml, stdout holds only the Secrets, so these lines go to stderr.
+        let mut say = |line: String| -> std::io::Result<()> {
+            if yaml {
+                eprintln!("{line}");
+                Ok(())
+            } else {
+                writeln!(out, "{line}")
+            }
+        };
+        let name = &args.name;
+        if args.dry_run {
+            for (ns, sa) in &targets {
+                say(format!(
+                    "serviceaccount/{sa} in namespace {ns} would list {name} (dry run)"
+                ))?;
+            }
+        }
+        for ((ns, sa), result) in targets.iter().zip(attached) {
+            match result {
+                Ok(Attached::Added) => say(format!(
+                    "serviceaccount/{sa} in namespace {ns} now lists {name}"
+                ))?,
+                Ok(Attached::Already) => say(format!(
+                    "serviceaccount/{sa} in namespace {ns} already lists {name}"
+                ))?,
+                Err(e) => {
+                    failures += 1;
+                    eprintln!("error: serviceaccount/{sa} in namespace {ns}: {e}");
+                }
             }
         }
         out.flush()?;

@@ -7,7 +7,9 @@
 //! continue token it chose to expire, with a fresh token in `metadata.continue` as the real
 //! server gives), and server-side apply of Secrets. It speaks TLS with a certificate from a test
 //! CA that the kubeconfig names, as an API server does (client-go sends no bearer token over
-//! plain HTTP). Pages are at most `page_size` items whatever
+//! plain HTTP). ServiceAccounts are read and JSON-merge-patched by name, with the real server's
+//! optimistic concurrency: a patch whose `metadata.resourceVersion` is stale gets 409 Conflict.
+//! Pages are at most `page_size` items whatever
 //! `limit` asks, which the API allows and which makes paging happen with a handful of objects.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -40,6 +42,11 @@ pub struct State {
     pub requests: Vec<String>,
     /// Secrets applied, by (namespace, name): (query, content type, body).
     pub applied: BTreeMap<(String, String), (String, String, Value)>,
+    /// (namespace, name) of ServiceAccounts that somebody else writes between our read and our
+    /// first patch, so that the patch gets 409 Conflict.
+    pub conflict_once: BTreeSet<(String, String)>,
+    /// ServiceAccount patches that were accepted: (namespace/name, query, content type, body).
+    pub patched: Vec<(String, String, String, Value)>,
 }
 
 pub struct StandIn {
@@ -183,6 +190,7 @@ fn respond(stream: &mut impl Write, code: u16, body: &Value) {
         401 => "Unauthorized",
         403 => "Forbidden",
         404 => "Not Found",
+        409 => "Conflict",
         410 => "Gone",
         _ => "Error",
     };
@@ -281,6 +289,14 @@ fn serve(stream: &mut (impl Read + Write), state: &Mutex<State>) {
         );
         return respond(stream, 403, &s);
     }
+    if plural == "serviceaccounts"
+        && let (Some(ns), Some(name)) = (namespace, name)
+    {
+        let content_type = header("content-type");
+        let (code, answer) =
+            service_account_request(&mut st, method, ns, name, query, &content_type, &body);
+        return respond(stream, code, &answer);
+    }
     if method == "PATCH" && plural == "secrets" {
         let (ns, name) = (namespace.unwrap_or(""), name.unwrap_or(""));
         let mut object: Value = match serde_json::from_slice(&body) {
@@ -360,6 +376,85 @@ fn serve(stream: &mut (impl Read + Write), state: &Mutex<State>) {
     let list = json!({"kind": kind, "apiVersion": api_version, "metadata": metadata,
         "items": items[offset.min(end)..end]});
     respond(stream, 200, &list);
+}
+
+/// GET or JSON merge PATCH of one ServiceAccount: `(status code, body)`.
+fn service_account_request(
+    st: &mut State,
+    method: &str,
+    ns: &str,
+    name: &str,
+    query: &str,
+    content_type: &str,
+    body: &[u8],
+) -> (u16, Value) {
+    let key = ("serviceaccounts".to_string(), ns.to_string());
+    let Some(account) = st
+        .objects
+        .get_mut(&key)
+        .and_then(|v| v.iter_mut().find(|o| o["metadata"]["name"] == name))
+    else {
+        let message = format!("serviceaccounts \"{name}\" not found");
+        return (404, status(404, "NotFound", &message, None));
+    };
+    let bump = |account: &mut Value| {
+        let rv: u64 = account["metadata"]["resourceVersion"]
+            .as_str()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        account["metadata"]["resourceVersion"] = json!((rv + 1).to_string());
+    };
+    match method {
+        "GET" => (200, account.clone()),
+        "PATCH" => {
+            if content_type != "application/merge-patch+json" {
+                let message = format!("the stand-in takes merge patches, not {content_type}");
+                return (415, status(415, "UnsupportedMediaType", &message, None));
+            }
+            let Ok(patch) = serde_json::from_slice::<Value>(body) else {
+                return (400, status(400, "BadRequest", "invalid JSON", None));
+            };
+            if st.conflict_once.remove(&(ns.to_string(), name.to_string())) {
+                // Another writer got there first.
+                let list = account["imagePullSecrets"].as_array().cloned();
+                let mut list = list.unwrap_or_default();
+                list.push(json!({"name": "written-meanwhile"}));
+                account["imagePullSecrets"] = Value::Array(list);
+                bump(account);
+            }
+            if patch["metadata"]["resourceVersion"] != account["metadata"]["resourceVersion"] {
+                let message = format!(
+                    "Operation cannot be fulfilled on serviceaccounts \"{name}\": the object has been modified; please apply your changes to the latest version and try again"
+                );
+                return (409, status(409, "Conflict", &message, None));
+            }
+            account["imagePullSecrets"] = patch["imagePullSecrets"].clone();
+            bump(account);
+            let answer = account.clone();
+            st.patched.push((
+                format!("{ns}/{name}"),
+                query.to_string(),
+                content_type.to_string(),
+                patch,
+            ));
+            (200, answer)
+        }
+        _ => (
+            405,
+            status(405, "MethodNotAllowed", "not served by the stand-in", None),
+        ),
+    }
+}
+
+/// A ServiceAccount as `GET` returns it, with these Secrets (none: no field at all).
+pub fn service_account(ns: &str, name: &str, secrets: &[&str]) -> Value {
+    let mut account =
+        json!({"kind": "ServiceAccount", "apiVersion": "v1", "metadata": meta(ns, name)});
+    if !secrets.is_empty() {
+        let list: Vec<Value> = secrets.iter().map(|s| json!({"name": s})).collect();
+        account["imagePullSecrets"] = Value::Array(list);
+    }
+    account
 }
 
 /// Legacy discovery (`/api`, `/apis`, and each group version's resources), enough for kubectl
