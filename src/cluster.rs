@@ -79,7 +79,9 @@ impl ApiError {
                 reason: s.reason.clone(),
                 message: s.message.clone(),
             },
-            other => ApiError::Transport(error_chain(&other)),
+            other => ApiError::Transport(
+                exec_plugin_failure(&other).unwrap_or_else(|| error_chain(&other)),
+            ),
         }
     }
 
@@ -133,6 +135,44 @@ fn elapsed(e: &kube::Error) -> bool {
         source = err.source();
     }
     false
+}
+
+/// What went wrong with the kubeconfig user's exec credential plugin (kubelogin, a cloud CLI),
+/// in words that hold no credential. kube's own message quotes the command line, where
+/// kubelogin takes its OIDC client secret, and the plugin's stdout, where the token is; this
+/// keeps the exit status and the plugin's stderr, which is written for people (kubectl shows it
+/// as it is).
+fn exec_plugin_failure(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    use kube::client::AuthError;
+    let mut source = Some(e);
+    while let Some(err) = source {
+        if let Some(auth) = err.downcast_ref::<AuthError>() {
+            return match auth {
+                AuthError::AuthExecRun { out, .. } => {
+                    let stderr = String::from_utf8_lossy(&out.stderr);
+                    let said = stderr.trim();
+                    Some(format!(
+                        "the kubeconfig user's exec credential plugin failed ({}){}",
+                        out.status,
+                        if said.is_empty() {
+                            String::new()
+                        } else {
+                            format!(": {said}")
+                        }
+                    ))
+                }
+                AuthError::AuthExecStart(io) => Some(format!(
+                    "the kubeconfig user's exec credential plugin could not be started ({io}); is its command installed and on PATH?"
+                )),
+                AuthError::AuthExecParse(_) => Some(
+                    "the kubeconfig user's exec credential plugin printed something that is not an ExecCredential".to_string(),
+                ),
+                _ => None,
+            };
+        }
+        source = err.source();
+    }
+    None
 }
 
 fn humanize(t: Duration) -> String {
@@ -245,8 +285,10 @@ impl Cluster {
         }
         let server = config.cluster_url.to_string();
         let default_namespace = config.default_namespace.clone();
-        let client = Client::try_from(config)
-            .map_err(|e| anyhow::anyhow!("API server {server}: {}", error_chain(&e)))?;
+        let client = Client::try_from(config).map_err(|e| {
+            let why = exec_plugin_failure(&e).unwrap_or_else(|| error_chain(&e));
+            anyhow::anyhow!("API server {server}: {why}")
+        })?;
         Ok(Cluster {
             client,
             default_namespace,

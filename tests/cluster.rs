@@ -906,3 +906,89 @@ fn pull_secret_lists_the_secret_in_service_accounts_without_dropping_others() {
     );
     assert_eq!(api.requests().len(), before);
 }
+
+/// Clusters that log in through an exec plugin (kubelogin for OIDC, cloud CLIs): the plugin's
+/// `ExecCredential` token is used, and a plugin that fails says so without its output's token.
+#[test]
+fn exec_credential_plugins_log_in_as_kubectl_does() {
+    let s = scene(false);
+    let dir = tempfile::tempdir().unwrap();
+    let plugin = |name: &str, body: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    };
+    let good = plugin(
+        "login-ok",
+        &format!(
+            r#"[ "$1" = "get-token" ] || exit 3
+printf '%s' '{{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential","status":{{"token":"{}"}}}}'"#,
+            kube_api::TOKEN
+        ),
+    );
+    let bad = plugin(
+        "login-expired",
+        "printf '{\"status\": {\"token\": \"half-written-token'\necho 'error: the refresh token has expired; run kubelogin again' >&2\nexit 1",
+    );
+    let kubeconfig = dir.path().join("kubeconfig");
+    let user = |name: &str, command: &std::path::Path| {
+        format!(
+            "- name: {name}\n  user:\n    exec:\n      apiVersion: client.authentication.k8s.io/v1\n      command: {}\n      args: [get-token, --oidc-client-secret=client-s3cret]\n      interactiveMode: Never\n",
+            command.display()
+        )
+    };
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: standin\n  cluster:\n    server: {}\n    certificate-authority: {}\nusers:\n{}{}contexts:\n- name: oidc\n  context: {{cluster: standin, user: oidc, namespace: shop}}\ncurrent-context: oidc\n",
+            s.api.url(),
+            s.api.ca.display(),
+            user("oidc", &good),
+            user("expired", &bad),
+        ),
+    )
+    .unwrap();
+    let host = s.mirror.host();
+    let check = |extra: &[&str]| {
+        airgap()
+            .args(["check", "--registry", &host, "--insecure-registry", &host])
+            .args(["--cluster", "-o", "json"])
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = check(&[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["summary"]["present"], 4, "{report}");
+    assert!(
+        s.api
+            .requests()
+            .iter()
+            .any(|r| r.starts_with("GET /api/v1/namespaces/shop/pods")),
+        "the stand-in answered only with the plugin's token"
+    );
+    let out = check(&["--user", "expired"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("the refresh token has expired"),
+        "the plugin's own words reach the user: {stderr}"
+    );
+    // Neither the command line (kubelogin takes its client secret there) nor the stdout (where
+    // a token would be) is quoted.
+    assert!(
+        !stderr.contains("client-s3cret") && !stderr.contains("half-written-token"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("exec credential plugin failed (exit status: 1)"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(kube_api::TOKEN));
+}
