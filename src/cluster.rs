@@ -79,9 +79,7 @@ impl ApiError {
                 reason: s.reason.clone(),
                 message: s.message.clone(),
             },
-            other => ApiError::Transport(
-                exec_plugin_failure(&other).unwrap_or_else(|| error_chain(&other)),
-            ),
+            other => ApiError::Transport(kube_error_text(&other)),
         }
     }
 
@@ -137,17 +135,32 @@ fn elapsed(e: &kube::Error) -> bool {
     false
 }
 
-/// What went wrong with the kubeconfig user's exec credential plugin (kubelogin, a cloud CLI),
-/// in words that hold no credential. kube's own message quotes the command line, where
-/// kubelogin takes its OIDC client secret, and the plugin's stdout, where the token is; this
-/// keeps the exit status and the plugin's stderr, which is written for people (kubectl shows it
+/// Where kubectl looks for a kubeconfig without `--kubeconfig`, for messages.
+fn default_kubeconfig() -> String {
+    match std::env::var_os("KUBECONFIG").filter(|v| !v.is_empty()) {
+        Some(v) => format!("KUBECONFIG={}", v.to_string_lossy()),
+        None => "~/.kube/config".to_string(),
+    }
+}
+
+/// A kube error in words that hold no credential.
+///
+/// Two of kube's messages quote secrets. A kubeconfig that is not valid YAML is shown with the
+/// lines around the fault, tokens and keys included; only the position and the fault are kept.
+/// A failed exec credential plugin (kubelogin, a cloud CLI) is shown with its command line,
+/// where kubelogin takes its OIDC client secret, and its stdout, where the token is; only the
+/// exit status and the plugin's stderr are kept, which is written for people (kubectl shows it
 /// as it is).
-fn exec_plugin_failure(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+fn kube_error_text(e: &(dyn std::error::Error + 'static)) -> String {
     use kube::client::AuthError;
+    use kube::config::KubeconfigError;
     let mut source = Some(e);
     while let Some(err) = source {
+        if let Some(KubeconfigError::Parse(yaml)) = err.downcast_ref::<KubeconfigError>() {
+            return format!("not valid YAML: {}", yaml.without_snippet());
+        }
         if let Some(auth) = err.downcast_ref::<AuthError>() {
-            return match auth {
+            let failure = match auth {
                 AuthError::AuthExecRun { out, .. } => {
                     let stderr = String::from_utf8_lossy(&out.stderr);
                     let said = stderr.trim();
@@ -169,10 +182,13 @@ fn exec_plugin_failure(e: &(dyn std::error::Error + 'static)) -> Option<String> 
                 ),
                 _ => None,
             };
+            if let Some(failure) = failure {
+                return failure;
+            }
         }
         source = err.source();
     }
-    None
+    error_chain(e)
 }
 
 fn humanize(t: Duration) -> String {
@@ -241,25 +257,27 @@ impl Cluster {
         let picked = c.context.is_some() || c.cluster.is_some() || c.user.is_some();
         let mut config = if let Some(path) = &c.kubeconfig {
             let kubeconfig = Kubeconfig::read_from(path).map_err(|e| {
-                anyhow::anyhow!("reading kubeconfig {}: {}", path.display(), error_chain(&e))
+                anyhow::anyhow!("kubeconfig {}: {}", path.display(), kube_error_text(&e))
             })?;
             Config::from_custom_kubeconfig(kubeconfig, &options)
                 .await
                 .map_err(|e| {
-                    anyhow::anyhow!("kubeconfig {}: {}", path.display(), error_chain(&e))
+                    anyhow::anyhow!("kubeconfig {}: {}", path.display(), kube_error_text(&e))
                 })?
         } else if picked {
             Config::from_kubeconfig(&options).await.map_err(|e| {
                 anyhow::anyhow!(
-                    "kubeconfig (KUBECONFIG or ~/.kube/config): {}",
-                    error_chain(&e)
+                    "kubeconfig {}: {}",
+                    default_kubeconfig(),
+                    kube_error_text(&e)
                 )
             })?
         } else {
             Config::infer().await.map_err(|e| {
                 anyhow::anyhow!(
-                    "no cluster to talk to: {}; pass --kubeconfig, set KUBECONFIG, or run inside a cluster",
-                    error_chain(&e)
+                    "no cluster to talk to (kubeconfig {}, then in-cluster): {}; pass --kubeconfig, set KUBECONFIG, or run inside a cluster",
+                    default_kubeconfig(),
+                    kube_error_text(&e)
                 )
             })?
         };
@@ -286,7 +304,7 @@ impl Cluster {
         let server = config.cluster_url.to_string();
         let default_namespace = config.default_namespace.clone();
         let client = Client::try_from(config).map_err(|e| {
-            let why = exec_plugin_failure(&e).unwrap_or_else(|| error_chain(&e));
+            let why = kube_error_text(&e);
             anyhow::anyhow!("API server {server}: {why}")
         })?;
         Ok(Cluster {

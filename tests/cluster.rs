@@ -992,3 +992,50 @@ printf '%s' '{{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCreden
     );
     assert!(!stderr.contains(kube_api::TOKEN));
 }
+
+/// kube quotes the lines around a YAML fault, and a kubeconfig's lines hold tokens and keys:
+/// the error names the file, line and column, and quotes nothing.
+#[test]
+fn a_broken_kubeconfig_is_named_by_line_without_its_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("config");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nusers:\n- name: u\n  user:\n    token: {}\n    password: [unclosed\ncontexts: []\n",
+            kube_api::TOKEN
+        ),
+    )
+    .unwrap();
+    let runs = [
+        airgap()
+            .args(["check", "--cluster", "--registry", "r.local:5000"])
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .output()
+            .unwrap(),
+        airgap()
+            .args(["check", "--cluster", "--registry", "r.local:5000"])
+            .env("KUBECONFIG", &kubeconfig)
+            .output()
+            .unwrap(),
+        airgap()
+            .args(["pull-secret", "p", "-n", "a", "--registry", "r.local:5000"])
+            .args(["--username", "u", "--password-stdin"])
+            .env("KUBECONFIG", &kubeconfig)
+            .write_stdin("pw\n")
+            .output()
+            .unwrap(),
+    ];
+    for out in runs {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.contains(&kubeconfig.display().to_string())
+                && stderr.contains("not valid YAML")
+                && stderr.contains("line 7, column 15"),
+            "{stderr}"
+        );
+        assert!(!stderr.contains(kube_api::TOKEN), "{stderr}");
+    }
+}
