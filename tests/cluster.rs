@@ -649,6 +649,20 @@ fn pull_secret_writes_a_dockerconfigjson_the_mirror_accepts() {
     assert_no_secret(&text);
     assert!(text.contains("would be applied in namespace shop (dry run)"));
 
+    // A Secret of that name and another type is there: the API will not change a type.
+    api.state
+        .lock()
+        .unwrap()
+        .secret_types
+        .insert(("shop".into(), "mirror-pull".into()), "Opaque".into());
+    let (code, _, text) = run(&["-n", "shop"]);
+    assert_eq!(code, 2, "{text}");
+    assert!(text.contains("field is immutable"), "{text}");
+    assert!(
+        text.contains("delete it (`kubectl delete secret mirror-pull -n shop`)"),
+        "{text}"
+    );
+
     // No credentials for the mirror: say how to get some.
     let out = airgap()
         .args([

@@ -17,7 +17,7 @@ use clap::Args;
 use super::cluster_args::{ConnectionArgs, NamespaceArgs};
 use super::registry_args::LoginArgs;
 use super::{EXIT_ERROR, EXIT_OK, ExitStatus};
-use crate::cluster::{Attached, Cluster, Scope, docker_config_json, pull_secret};
+use crate::cluster::{ApiError, Attached, Cluster, Scope, docker_config_json, pull_secret};
 use crate::config::ConfigFile;
 use crate::manifest::pull_secret::validate_name;
 use crate::mirror::Mirror;
@@ -154,6 +154,15 @@ pub fn run(args: &PullSecretArgs, config: Option<&Path>) -> anyhow::Result<ExitS
                 Err(e) => {
                     failures += 1;
                     eprintln!("error: secret/{} in namespace {ns}: {e}", args.name);
+                    if let ApiError::Status { code: 422, message, .. } = &e
+                        && message.contains("type")
+                        && message.contains("immutable")
+                    {
+                        eprintln!(
+                            "hint: a Secret {0} of another type is there; a Secret's type cannot change: delete it (`kubectl delete secret {0} -n {ns}`) or choose another name",
+                            args.name
+                        );
+                    }
                 }
                 Ok(()) if yaml => {
                     writeln!(out, "---")?;

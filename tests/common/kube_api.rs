@@ -42,6 +42,8 @@ pub struct State {
     pub requests: Vec<String>,
     /// Secrets applied, by (namespace, name): (query, content type, body).
     pub applied: BTreeMap<(String, String), (String, String, Value)>,
+    /// Secrets there already, by (namespace, name): their type, which the API will not change.
+    pub secret_types: BTreeMap<(String, String), String>,
     /// (namespace, name) of ServiceAccounts that somebody else writes between our read and our
     /// first patch, so that the patch gets 409 Conflict.
     pub conflict_once: BTreeSet<(String, String)>,
@@ -191,6 +193,7 @@ fn respond(stream: &mut impl Write, code: u16, body: &Value) {
         403 => "Forbidden",
         404 => "Not Found",
         409 => "Conflict",
+        422 => "Unprocessable Entity",
         410 => "Gone",
         _ => "Error",
     };
@@ -306,6 +309,16 @@ fn serve(stream: &mut (impl Read + Write), state: &Mutex<State>) {
                 return respond(stream, 400, &s);
             }
         };
+        let key = (ns.to_string(), name.to_string());
+        if let Some(existing) = st.secret_types.get(&key)
+            && Some(existing.as_str()) != object["type"].as_str()
+        {
+            let message = format!(
+                "Secret \"{name}\" is invalid: type: Invalid value: {}: field is immutable",
+                object["type"]
+            );
+            return respond(stream, 422, &status(422, "Invalid", &message, None));
+        }
         st.applied.insert(
             (ns.to_string(), name.to_string()),
             (query.to_string(), header("content-type"), object.clone()),
