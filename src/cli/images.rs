@@ -312,7 +312,7 @@ fn ess_config_map(
     let Some(name) = &args.name else {
         anyhow::bail!("-o ess-configmap needs the ConfigMap's name: --name NAME");
     };
-    crate::manifest::pull_secret::validate_name(name)
+    crate::manifest::pull_secret::validate_name(name, "ConfigMap")
         .map_err(|e| anyhow::anyhow!("--name {name:?}: {e}"))?;
     ImagesDigests::load(file)?.config_map(naming, name, args.namespace.as_deref())
 }

@@ -40,7 +40,7 @@ pub fn run(args: &PostRenderArgs, config: Option<&Path>) -> anyhow::Result<ExitS
         )?;
         let pull_secret = args.pull_secret.as_ref().or(settings.pull_secret.as_ref());
         if let Some(name) = pull_secret {
-            validate_name(name).map_err(|e| anyhow::anyhow!("--pull-secret: {e}"))?;
+            validate_name(name, "Secret").map_err(|e| anyhow::anyhow!("--pull-secret: {e}"))?;
         }
         let rewriter = Rewriter {
             naming,

@@ -63,14 +63,10 @@ pub enum SecretFormat {
 }
 
 pub fn run(args: &PullSecretArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus> {
-    validate_name(&args.name).map_err(anyhow::Error::msg)?;
+    validate_name(&args.name, "Secret").map_err(anyhow::Error::msg)?;
     for account in &args.service_accounts {
-        validate_name(account).map_err(|e| {
-            anyhow::anyhow!(
-                "--service-account: {}",
-                e.replace("Secret name", "ServiceAccount name")
-            )
-        })?;
+        validate_name(account, "ServiceAccount")
+            .map_err(|e| anyhow::anyhow!("--service-account: {e}"))?;
     }
     let (file, _) = ConfigFile::load(config)?;
     let registry = args.registry.clone().or(file.registry).context(
@@ -94,121 +90,139 @@ pub fn run(args: &PullSecretArgs, config: Option<&Path>) -> anyhow::Result<ExitS
     let config_json = docker_config_json(&host, username, password.expose());
     eprintln!("credentials for {host}: from {}", found.origin);
 
-    let runtime = super::runtime()?;
-    let scope = args.namespaces.scope();
-    let failures = runtime.block_on(async {
-        let named = match &scope {
-            Scope::Namespaces(n) if !n.is_empty() => n.clone(),
-            _ => Vec::new(),
-        };
-        // A dry run for named namespaces needs no cluster at all.
-        let cluster = if args.dry_run && !named.is_empty() {
-            None
-        } else {
-            Some(Cluster::connect(&args.connection.connection(args.cluster.as_deref())).await?)
-        };
-        let namespaces = match &cluster {
-            Some(c) => c
-                .resolve(&scope)
-                .await
-                .map_err(|e| anyhow::anyhow!("listing namespaces at {}: {e}", c.server))?,
-            None => named,
-        };
-        let secrets: Vec<_> = namespaces
-            .iter()
-            .map(|ns| pull_secret(&args.name, ns, &config_json))
-            .collect();
-        let live = cluster.as_ref().filter(|_| !args.dry_run);
-        let results = match live {
-            Some(c) => {
-                futures_util::future::join_all(secrets.iter().map(|s| c.apply_secret(s))).await
-            }
-            None => secrets.iter().map(|_| Ok(())).collect(),
-        };
-        // A ServiceAccount is pointed at the Secret only where the Secret was written.
-        let written: Vec<&String> = namespaces
-            .iter()
-            .zip(&results)
-            .filter_map(|(ns, r)| r.is_ok().then_some(ns))
-            .collect();
-        let targets: Vec<(&String, &String)> = written
-            .iter()
-            .flat_map(|ns| args.service_accounts.iter().map(move |sa| (*ns, sa)))
-            .collect();
-        let attached = match live {
-            Some(c) => {
-                futures_util::future::join_all(
-                    targets
-                        .iter()
-                        .map(|(ns, sa)| c.attach_secret(ns, sa, &args.name)),
-                )
-                .await
-            }
-            None => Vec::new(),
-        };
-        let yaml = args.output == Some(SecretFormat::Yaml);
-        let mut out = std::io::stdout().lock();
-        let mut failures = 0;
-        for ((ns, secret), result) in namespaces.iter().zip(&secrets).zip(results) {
-            match result {
-                Err(e) => {
-                    failures += 1;
-                    eprintln!("error: secret/{} in namespace {ns}: {e}", args.name);
-                    if let ApiError::Status { code: 422, message, .. } = &e
-                        && message.contains("type")
-                        && message.contains("immutable")
-                    {
-                        eprintln!(
-                            "hint: a Secret {0} of another type is there; a Secret's type cannot change: delete it (`kubectl delete secret {0} -n {ns}`) or choose another name",
-                            args.name
-                        );
-                    }
-                }
-                Ok(()) if yaml => {
-                    writeln!(out, "---")?;
-                    out.write_all(serde_norway::to_string(secret)?.as_bytes())?;
-                }
-                Ok(()) if args.dry_run => writeln!(
-                    out,
-                    "secret/{} would be applied in namespace {ns} (dry run)",
-                    args.name
-                )?,
-                Ok(()) => writeln!(out, "secret/{} applied in namespace {ns}", args.name)?,
-            }
-        }
-        // With -o yaml, stdout holds only the Secrets, so these lines go to stderr.
-        let mut say = |line: String| -> std::io::Result<()> {
-            if yaml {
-                eprintln!("{line}");
-                Ok(())
-            } else {
-                writeln!(out, "{line}")
-            }
-        };
-        let name = &args.name;
-        if args.dry_run {
-            for (ns, sa) in &targets {
-                say(format!(
-                    "serviceaccount/{sa} in namespace {ns} would list {name} (dry run)"
-                ))?;
-            }
-        }
-        for ((ns, sa), result) in targets.iter().zip(attached) {
-            match result {
-                Ok(Attached::Added) => say(format!(
-                    "serviceaccount/{sa} in namespace {ns} now lists {name}"
-                ))?,
-                Ok(Attached::Already) => say(format!(
-                    "serviceaccount/{sa} in namespace {ns} already lists {name}"
-                ))?,
-                Err(e) => {
-                    failures += 1;
-                    eprintln!("error: serviceaccount/{sa} in namespace {ns}: {e}");
-                }
-            }
-        }
-        out.flush()?;
-        anyhow::Ok(failures)
-    })?;
+    let failures = super::runtime()?.block_on(apply(args, &config_json))?;
     Ok(if failures > 0 { EXIT_ERROR } else { EXIT_OK })
+}
+
+/// Writes the Secret into each namespace and, where that worked, lists it in the ServiceAccounts
+/// asked for; returns how many writes failed.
+async fn apply(args: &PullSecretArgs, config_json: &str) -> anyhow::Result<usize> {
+    let scope = args.namespaces.scope();
+    let named = match &scope {
+        Scope::Namespaces(n) if !n.is_empty() => n.clone(),
+        _ => Vec::new(),
+    };
+    // A dry run for named namespaces needs no cluster at all.
+    let cluster = if args.dry_run && !named.is_empty() {
+        None
+    } else {
+        Some(Cluster::connect(&args.connection.connection(args.cluster.as_deref())).await?)
+    };
+    let namespaces = match &cluster {
+        Some(c) => c
+            .resolve(&scope)
+            .await
+            .map_err(|e| anyhow::anyhow!("listing namespaces at {}: {e}", c.server))?,
+        None => named,
+    };
+    let secrets: Vec<_> = namespaces
+        .iter()
+        .map(|ns| pull_secret(&args.name, ns, config_json))
+        .collect();
+    let live = cluster.as_ref().filter(|_| !args.dry_run);
+    let written = match live {
+        Some(c) => futures_util::future::join_all(secrets.iter().map(|s| c.apply_secret(s))).await,
+        None => secrets.iter().map(|_| Ok(())).collect(),
+    };
+    // A ServiceAccount is pointed at the Secret only where the Secret was written.
+    let accounts: Vec<(&String, &String)> = namespaces
+        .iter()
+        .zip(&written)
+        .filter(|(_, r)| r.is_ok())
+        .flat_map(|(ns, _)| args.service_accounts.iter().map(move |sa| (ns, sa)))
+        .collect();
+    let attached = match live {
+        Some(c) => {
+            let attach = accounts
+                .iter()
+                .map(|(ns, sa)| c.attach_secret(ns, sa, &args.name));
+            futures_util::future::join_all(attach).await
+        }
+        None => Vec::new(),
+    };
+    let mut report = Report {
+        out: std::io::stdout().lock(),
+        yaml: args.output == Some(SecretFormat::Yaml),
+        failures: 0,
+    };
+    let name = &args.name;
+    for ((ns, secret), result) in namespaces.iter().zip(&secrets).zip(written) {
+        match result {
+            Err(e) => report.failed(
+                format!("secret/{name} in namespace {ns}: {e}"),
+                hint(&e, name, ns),
+            ),
+            Ok(()) if report.yaml => report.secret(secret)?,
+            Ok(()) if args.dry_run => report.say(format!(
+                "secret/{name} would be applied in namespace {ns} (dry run)"
+            ))?,
+            Ok(()) => report.say(format!("secret/{name} applied in namespace {ns}"))?,
+        }
+    }
+    if args.dry_run {
+        for (ns, sa) in &accounts {
+            report.say(format!(
+                "serviceaccount/{sa} in namespace {ns} would list {name} (dry run)"
+            ))?;
+        }
+    }
+    for ((ns, sa), result) in accounts.iter().zip(attached) {
+        match result {
+            Ok(Attached::Added) => report.say(format!(
+                "serviceaccount/{sa} in namespace {ns} now lists {name}"
+            ))?,
+            Ok(Attached::Already) => report.say(format!(
+                "serviceaccount/{sa} in namespace {ns} already lists {name}"
+            ))?,
+            Err(e) => report.failed(format!("serviceaccount/{sa} in namespace {ns}: {e}"), None),
+        }
+    }
+    report.out.flush()?;
+    Ok(report.failures)
+}
+
+/// What to do about a refused Secret, when the API's answer says more than its words.
+fn hint(e: &ApiError, name: &str, ns: &str) -> Option<String> {
+    match e {
+        ApiError::Status {
+            code: 422, message, ..
+        } if message.contains("type") && message.contains("immutable") => Some(format!(
+            "a Secret {name} of another type is there; a Secret's type cannot change: delete it (`kubectl delete secret {name} -n {ns}`) or choose another name"
+        )),
+        _ => None,
+    }
+}
+
+/// Where pull-secret's lines go: stdout, except that with `-o yaml` stdout holds only the
+/// Secrets, so that it can be piped to `kubectl apply -f -`, and the rest goes to stderr.
+struct Report<W: Write> {
+    out: W,
+    yaml: bool,
+    failures: usize,
+}
+
+impl<W: Write> Report<W> {
+    fn say(&mut self, line: String) -> std::io::Result<()> {
+        if self.yaml {
+            eprintln!("{line}");
+            Ok(())
+        } else {
+            writeln!(self.out, "{line}")
+        }
+    }
+
+    fn secret(&mut self, secret: &k8s_openapi::api::core::v1::Secret) -> anyhow::Result<()> {
+        writeln!(self.out, "---")?;
+        self.out
+            .write_all(serde_norway::to_string(secret)?.as_bytes())?;
+        Ok(())
+    }
+
+    fn failed(&mut self, what: String, hint: Option<String>) {
+        self.failures += 1;
+        eprintln!("error: {what}");
+        if let Some(hint) = hint {
+            eprintln!("hint: {hint}");
+        }
+    }
 }

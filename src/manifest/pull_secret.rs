@@ -13,9 +13,9 @@ use super::node::{Node, Scalar};
 use super::scan::{PodSpecSite, ScanError};
 use super::splice::Replacement;
 
-/// Whether `name` can name a Secret (a DNS-1123 subdomain), so that it can be written as a plain
-/// YAML scalar without quoting.
-pub fn validate_name(name: &str) -> Result<(), String> {
+/// Whether `name` can name a `kind` object (Secret, ServiceAccount, ConfigMap: a DNS-1123
+/// subdomain), so that it can be written as a plain YAML scalar without quoting.
+pub fn validate_name(name: &str, kind: &str) -> Result<(), String> {
     let ok = !name.is_empty()
         && name.len() <= 253
         && name
@@ -28,7 +28,7 @@ pub fn validate_name(name: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "{name:?} is not a valid Secret name: use lowercase letters, digits, '-' and '.', starting and ending with a letter or digit, at most 253 characters"
+            "{name:?} is not a valid {kind} name: use lowercase letters, digits, '-' and '.', starting and ending with a letter or digit, at most 253 characters"
         ))
     }
 }
@@ -388,9 +388,9 @@ mod tests {
 
     #[test]
     fn secret_names_are_dns_subdomains() {
-        assert!(validate_name("mirror-pull.v1").is_ok());
+        assert!(validate_name("mirror-pull.v1", "Secret").is_ok());
         for bad in ["", "Mirror", "-a", "a-", "a..b", "a b", "a:b"] {
-            assert!(validate_name(bad).is_err(), "{bad:?}");
+            assert!(validate_name(bad, "Secret").is_err(), "{bad:?}");
         }
     }
 }
