@@ -525,22 +525,56 @@ fn docker_config(dir: &std::path::Path, host: &str) -> PathBuf {
     docker
 }
 
-/// `pull-secret mirror-pull` against the stand-in, logged in to the mirror through `docker`.
-fn pull_secret(
-    kubeconfig: &std::path::Path,
-    host: &str,
-    docker: &std::path::Path,
-    args: &[&str],
-) -> std::process::Output {
-    airgap()
-        .args(["pull-secret", "mirror-pull", "--registry", host])
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .args(["--context", "standin"])
-        .args(args)
-        .env("DOCKER_CONFIG", docker)
-        .output()
-        .unwrap()
+/// An htpasswd mirror, the Docker config that logs in to it, and a stand-in cluster of shop,
+/// tools and secret-team (forbidden), for `pull-secret`.
+struct SecretScene {
+    mirror: TestRegistry,
+    api: StandIn,
+    kubeconfig: PathBuf,
+    docker: PathBuf,
+    /// Holds the kubeconfig and Docker config; tests may add files.
+    dir: tempfile::TempDir,
+}
+
+impl SecretScene {
+    /// `state` holds the objects and misbehaviour; the namespaces are set here.
+    fn new(state: State) -> SecretScene {
+        let mirror = TestRegistry::htpasswd();
+        let api = StandIn::start(State {
+            namespaces: ["shop", "tools", "secret-team"].map(String::from).into(),
+            forbidden_namespaces: ["secret-team".to_string()].into(),
+            page_size: 2,
+            ..state
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let kubeconfig = kube_api::kubeconfig(dir.path(), &api.url(), &api.ca);
+        let docker = docker_config(dir.path(), &mirror.host());
+        SecretScene {
+            mirror,
+            api,
+            kubeconfig,
+            docker,
+            dir,
+        }
+    }
+
+    /// `pull-secret mirror-pull --registry MIRROR ARGS` against the stand-in.
+    fn run(&self, args: &[&str]) -> std::process::Output {
+        airgap()
+            .args([
+                "pull-secret",
+                "mirror-pull",
+                "--registry",
+                &self.mirror.host(),
+            ])
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(["--context", "standin"])
+            .args(args)
+            .env("DOCKER_CONFIG", &self.docker)
+            .output()
+            .unwrap()
+    }
 }
 
 fn assert_no_secret(text: &str) {
@@ -554,20 +588,13 @@ fn assert_no_secret(text: &str) {
 
 #[test]
 fn pull_secret_writes_a_dockerconfigjson_the_mirror_accepts() {
-    let mirror = TestRegistry::htpasswd();
-    let host = mirror.host();
-    mirror.push(Layout::single(21).dir.path(), "docker.io/acme/web", "2.0");
-    let api = StandIn::start(State {
-        namespaces: ["shop", "tools", "secret-team"].map(String::from).into(),
-        forbidden_namespaces: ["secret-team".to_string()].into(),
-        page_size: 2,
-        ..State::default()
-    });
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = kube_api::kubeconfig(dir.path(), &api.url(), &api.ca);
-    let docker = docker_config(dir.path(), &host);
+    let scene = SecretScene::new(State::default());
+    let (api, host, dir) = (&scene.api, scene.mirror.host(), scene.dir.path());
+    scene
+        .mirror
+        .push(Layout::single(21).dir.path(), "docker.io/acme/web", "2.0");
     let run = |args: &[&str]| {
-        let out = pull_secret(&kubeconfig, &host, &docker, args);
+        let out = scene.run(args);
         let text = format!(
             "{}{}",
             String::from_utf8_lossy(&out.stdout),
@@ -604,7 +631,7 @@ fn pull_secret_writes_a_dockerconfigjson_the_mirror_accepts() {
             format!("{USER}:{PASSWORD}").as_bytes()
         );
         // The kubelet's format is also skopeo's auth file: the mirror accepts it.
-        let authfile = dir.path().join(format!("{ns}.json"));
+        let authfile = dir.join(format!("{ns}.json"));
         std::fs::write(&authfile, serde_json::to_vec(&config).unwrap()).unwrap();
         let inspect = std::process::Command::new("skopeo")
             .args(["inspect", "--raw", "--tls-verify=false", "--authfile"])
@@ -778,8 +805,6 @@ fn kubectl_reads_the_stand_in_as_it_reads_a_cluster() {
 /// there, including a Secret written between our read and our patch.
 #[test]
 fn pull_secret_lists_the_secret_in_service_accounts_without_dropping_others() {
-    let mirror = TestRegistry::htpasswd();
-    let host = mirror.host();
     use kube_api::service_account;
     let mut objects: BTreeMap<(String, String), Vec<Value>> = BTreeMap::new();
     let key = |ns: &str| ("serviceaccounts".to_string(), ns.to_string());
@@ -794,19 +819,14 @@ fn pull_secret_lists_the_secret_in_service_accounts_without_dropping_others() {
         key("tools"),
         vec![service_account("tools", "default", &["mirror-pull"])],
     );
-    let api = StandIn::start(State {
+    let scene = SecretScene::new(State {
         objects,
-        namespaces: ["shop", "tools", "secret-team"].map(String::from).into(),
-        forbidden_namespaces: ["secret-team".to_string()].into(),
         conflict_once: [("shop".to_string(), "default".to_string())].into(),
-        page_size: 2,
         ..State::default()
     });
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = kube_api::kubeconfig(dir.path(), &api.url(), &api.ca);
-    let docker = docker_config(dir.path(), &host);
+    let api = &scene.api;
     let run = |args: &[&str]| {
-        let out = pull_secret(&kubeconfig, &host, &docker, args);
+        let out = scene.run(args);
         let (stdout, stderr) = (
             String::from_utf8_lossy(&out.stdout).into_owned(),
             String::from_utf8_lossy(&out.stderr).into_owned(),
