@@ -526,8 +526,9 @@ impl Cluster {
     /// never sees (made by operators, `kubectl apply`, GitOps controllers) pull with it too: the
     /// ServiceAccount admission plugin copies the list into each Pod that runs as it.
     ///
-    /// The list is atomic in the API (a patch, strategic or server-side, replaces it whole), so
-    /// it is read, extended and written back with the `resourceVersion` it was read at; a 409
+    /// A patch replaces the list whole (a ServiceAccount's `imagePullSecrets` has no merge key,
+    /// unlike a pod spec's), so it is read, extended and written back with the `resourceVersion`
+    /// it was read at; a 409
     /// (someone wrote the ServiceAccount in between) reads it again, up to [`RESTARTS`] times,
     /// so that nobody's Secret is dropped.
     pub async fn attach_secret(
