@@ -31,6 +31,9 @@ use crate::registry::error_chain;
 const PAGE_SIZE: u32 = 500;
 /// How many times a list whose continue token expired is started again before giving up.
 const RESTARTS: usize = 3;
+/// How many times a ServiceAccount written by someone else between our read and our patch (409)
+/// is read and patched again before giving up.
+const CONFLICT_RETRIES: usize = 3;
 /// The field manager named in server-side apply, so that `kubectl get -o yaml --show-managed-fields`
 /// says who wrote the Secret.
 pub const FIELD_MANAGER: &str = "kubectl-airgap";
@@ -529,7 +532,7 @@ impl Cluster {
     /// A patch replaces the list whole (a ServiceAccount's `imagePullSecrets` has no merge key,
     /// unlike a pod spec's), so it is read, extended and written back with the `resourceVersion`
     /// it was read at; a 409
-    /// (someone wrote the ServiceAccount in between) reads it again, up to [`RESTARTS`] times,
+    /// (someone wrote the ServiceAccount in between) reads it again, up to [`CONFLICT_RETRIES`] times,
     /// so that nobody's Secret is dropped.
     pub async fn attach_secret(
         &self,
@@ -561,7 +564,9 @@ impl Cluster {
                 .await
             {
                 Ok(_) => return Ok(Attached::Added),
-                Err(ApiError::Status { code: 409, .. }) if conflicts < RESTARTS => conflicts += 1,
+                Err(ApiError::Status { code: 409, .. }) if conflicts < CONFLICT_RETRIES => {
+                    conflicts += 1
+                }
                 Err(e) => return Err(e),
             }
         }
