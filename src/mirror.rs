@@ -120,6 +120,7 @@ impl Mirror {
         if host.bytes().any(|b| b.is_ascii_uppercase()) {
             return Err(invalid("write the host in lowercase"));
         }
+        check_host_port(host).map_err(|why| invalid(&why))?;
         let probe = format!("{host}/{}", prefix.unwrap_or("x"));
         match Reference::parse(&probe) {
             Ok(r) if r.domain() == host && r.tag().is_none() && r.digest().is_none() => {}
@@ -197,6 +198,7 @@ impl Override {
                 "the source prefix must start with a registry host, e.g. docker.io/{source}"
             ));
         }
+        check_host_port(host)?;
         let probe = format!("{host}/{}", if path.is_empty() { "x" } else { path });
         match Reference::parse(&probe) {
             Ok(r) if r.tag().is_none() && r.digest().is_none() => {}
@@ -370,6 +372,31 @@ pub fn canonical_reference(r: &Reference) -> String {
         s.push_str(d);
     }
     s
+}
+
+/// Refuses a port outside 1-65535 in a registry host the user gave (`HOST[:PORT]`).
+///
+/// The reference grammar takes any run of digits as a port, as distribution's does, so an image
+/// named in a manifest keeps parsing; but a host the user names to be contacted
+/// (`--registry`, `--insecure-registry`, `--source-mirror`, the config file) with port 99999 can
+/// never be reached, and saying so at once beats blaming the registry after every retry.
+pub fn check_host_port(host: &str) -> Result<(), String> {
+    let Some(i) = host.rfind(':') else {
+        return Ok(());
+    };
+    if host[i..].contains(']') {
+        return Ok(());
+    }
+    let port = &host[i + 1..];
+    if !port.bytes().all(|b| b.is_ascii_digit()) {
+        return Ok(());
+    }
+    match port.parse::<u16>() {
+        Ok(p) if p > 0 => Ok(()),
+        _ => Err(format!(
+            "port {port} of registry host {host:?} is out of range: a port is 1 to 65535"
+        )),
+    }
 }
 
 /// Makes a registry host one legal path component, reversibly (see [`decode_host`]).
@@ -547,6 +574,31 @@ mod tests {
             Mirror::parse("localhost/m/").unwrap().to_string(),
             "localhost/m"
         );
+    }
+
+    #[test]
+    fn ports_must_be_1_to_65535() {
+        for ok in [
+            "reg.local",
+            "reg.local:1",
+            "reg.local:65535",
+            "[::1]:5000",
+            "[::1]",
+        ] {
+            assert_eq!(check_host_port(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "reg:0",
+            "reg:65536",
+            "reg:99999",
+            "[::1]:70000",
+            "r:99999999999999999999",
+        ] {
+            let why = check_host_port(bad).unwrap_err();
+            assert!(why.contains("1 to 65535"), "{bad}: {why}");
+        }
+        assert!(Mirror::parse("reg.local:99999/m").is_err());
+        assert!(Override::parse("quay.io:0/x=y").is_err());
     }
 
     #[test]

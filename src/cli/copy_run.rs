@@ -74,6 +74,10 @@ impl SourceMirrors {
             if host.is_empty() || target.is_empty() || target.contains('/') {
                 return Err(bad());
             }
+            for h in [host, target] {
+                crate::mirror::check_host_port(h)
+                    .map_err(|why| anyhow::anyhow!("--source-mirror {v:?}: {why}"))?;
+            }
             let host = match host {
                 "index.docker.io" | "registry-1.docker.io" => "docker.io",
                 h => h,

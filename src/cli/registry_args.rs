@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use crate::mirror::check_host_port;
 use crate::registry::auth::{Login, Secret};
 use crate::registry::{DEFAULT_CONCURRENCY, HostOptions, RegistryOptions};
 
@@ -38,6 +39,11 @@ impl RegistryArgs {
         mirror_host: Option<&str>,
         configured: &BTreeMap<String, HostOptions>,
     ) -> anyhow::Result<RegistryOptions> {
+        for h in configured.keys() {
+            check_host_port(h).map_err(|why| {
+                anyhow::anyhow!("config file: registries.{h:?}: {why}; write HOST[:PORT]")
+            })?;
+        }
         let mut hosts = configured.clone();
         for h in &self.insecure {
             if h.contains('/') || h.is_empty() {
@@ -45,6 +51,7 @@ impl RegistryArgs {
                     "--insecure-registry {h:?}: give HOST[:PORT] only, e.g. reg.local:5000"
                 );
             }
+            check_host_port(h).map_err(|why| anyhow::anyhow!("--insecure-registry: {why}"))?;
             hosts.entry(h.clone()).or_default().insecure = true;
         }
         let wants_tls = self.ca_file.is_some() || self.cert_file.is_some();
