@@ -133,10 +133,25 @@ fn display_name(argv0: Option<&OsString>) -> String {
 /// With no subcommand and a piped stdin, act as `post-render`.
 fn insert_implied_post_render(mut argv: Vec<OsString>, stdin_is_terminal: bool) -> Vec<OsString> {
     let cmd = Cli::command();
-    let first_word = argv.iter().skip(1).find(|a| {
+    // The first word that is neither an option nor the value of a top-level option
+    // (`--config FILE`): a file named like a subcommand must not count, nor a subcommand
+    // after `--config FILE` be missed.
+    let takes_value: Vec<String> = cmd
+        .get_arguments()
+        .filter(|a| a.get_action().takes_values())
+        .filter_map(|a| a.get_long().map(|l| format!("--{l}")))
+        .collect();
+    let mut words = argv.iter().skip(1);
+    let mut first_word = None;
+    while let Some(a) = words.next() {
         let s = a.to_string_lossy();
-        !s.starts_with('-')
-    });
+        if takes_value.iter().any(|t| *t == s) {
+            words.next();
+        } else if !s.starts_with('-') {
+            first_word = Some(a);
+            break;
+        }
+    }
     let has_subcommand = first_word.is_some_and(|w| {
         let w = w.to_string_lossy();
         cmd.get_subcommands()
@@ -236,5 +251,19 @@ mod tests {
         assert_eq!(got, words(&["kubectl-airgap", "ref", "x"]));
         let got = insert_implied_post_render(words(&["kubectl-airgap", "--help"]), false);
         assert_eq!(got, words(&["kubectl-airgap", "--help"]));
+        // The value of --config is not the subcommand, and the subcommand after it is seen.
+        let got = insert_implied_post_render(
+            words(&["kubectl-airgap", "--config", "c.yaml", "images", "-f", "-"]),
+            false,
+        );
+        assert_eq!(
+            got,
+            words(&["kubectl-airgap", "--config", "c.yaml", "images", "-f", "-"])
+        );
+        let got = insert_implied_post_render(words(&["kubectl-airgap", "--config", "ref"]), false);
+        assert_eq!(
+            got,
+            words(&["kubectl-airgap", "post-render", "--config", "ref"])
+        );
     }
 }
