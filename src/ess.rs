@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
+use crate::excerpt::Excerpt;
 use crate::manifest::node::{Node, Scalar, parse_documents};
 use crate::manifest::splice;
 use crate::mirror::MirrorNaming;
@@ -210,8 +211,11 @@ fn image(node: &Node<'_>, keys: &[String]) -> Result<EssImage, String> {
     )
     .map_err(|e| {
         format!(
-            "{at} (line {}): {SERVER} {:?} with {PATH} {:?} is not an image reference: {}",
-            server.line, server.value, path.value, e.message
+            "{at} (line {}): {SERVER} {} with {PATH} {} is not an image reference: {}",
+            server.line,
+            Excerpt(&server.value),
+            Excerpt(&path.value),
+            e.message
         )
     })?;
     Ok(EssImage {

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod ess;
+pub mod excerpt;
 pub mod lock;
 pub mod manifest;
 pub mod mirror;

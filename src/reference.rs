@@ -14,6 +14,8 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
+use crate::excerpt::Excerpt;
+
 /// The registry that a reference without a domain refers to.
 pub const DOCKER_HUB: &str = "docker.io";
 /// The name docker once used for Docker Hub; the grammar folds it into [`DOCKER_HUB`].
@@ -110,7 +112,7 @@ impl fmt::Display for ErrorKind {
 
 /// Why a string is not an image reference, and where in the string the trouble starts.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid image reference {input:?}: {message}")]
+#[error("invalid image reference {}: {message}", Excerpt(.input))]
 pub struct ParseError {
     pub kind: ErrorKind,
     pub input: String,
@@ -164,8 +166,8 @@ impl Reference {
             return Err(err(
                 ErrorKind::NameContainsUppercase,
                 format!(
-                    "repository name {:?} must be lowercase{}",
-                    input[remainder_at..].split(':').next().unwrap_or(""),
+                    "repository name {} must be lowercase{}",
+                    Excerpt(input[remainder_at..].split(':').next().unwrap_or("")),
                     at_offset(offset)
                 ),
                 offset,
@@ -211,7 +213,7 @@ impl Reference {
                 validate_digest(m.as_str()).map_err(|(kind, why)| {
                     err(
                         kind,
-                        format!("digest {:?} {why}{}", m.as_str(), at_offset(offset)),
+                        format!("digest {} {why}{}", Excerpt(m.as_str()), at_offset(offset)),
                         offset,
                     )
                 })?;
@@ -260,8 +262,12 @@ impl Reference {
             return Err(ParseError {
                 kind: ErrorKind::NameNotCanonical,
                 message: format!(
-                    "{text:?} would be read as {}/{}, not as domain {domain:?} with path {path:?}",
-                    parsed.domain, parsed.path
+                    "{} would be read as {}/{}, not as domain {} with path {}",
+                    Excerpt(&text),
+                    parsed.domain,
+                    parsed.path,
+                    Excerpt(domain),
+                    Excerpt(path)
                 ),
                 input: text,
                 position: None,
@@ -487,7 +493,8 @@ fn diagnose_format(input: &str) -> (String, Option<usize>) {
         if !ANCHORED_TAG_RE.is_match(tag) {
             return (
                 format!(
-                    "tag {tag:?} must be 1 to 128 of [A-Za-z0-9_.-], not starting with '.' or '-'{}",
+                    "tag {} must be 1 to 128 of [A-Za-z0-9_.-], not starting with '.' or '-'{}",
+                    Excerpt(tag),
                     at_offset(Some(i + 1))
                 ),
                 Some(i + 1),
@@ -505,7 +512,8 @@ fn diagnose_format(input: &str) -> (String, Option<usize>) {
         if !ANCHORED_DOMAIN_RE.is_match(domain) {
             return (
                 format!(
-                    "registry host {domain:?} is not a valid host[:port]{}",
+                    "registry host {} is not a valid host[:port]{}",
+                    Excerpt(domain),
                     at_offset(Some(0))
                 ),
                 Some(0),
@@ -517,7 +525,8 @@ fn diagnose_format(input: &str) -> (String, Option<usize>) {
         if !ANCHORED_PATH_COMPONENT_RE.is_match(component) {
             return (
                 format!(
-                    "path component {component:?} must be lowercase letters and digits, separated by '.', '_', '__' or '-'{}",
+                    "path component {} must be lowercase letters and digits, separated by '.', '_', '__' or '-'{}",
+                    Excerpt(component),
                     at_offset(Some(offset))
                 ),
                 Some(offset),

@@ -288,10 +288,10 @@ fn wanted_images(
             Ok(r) => r,
             Err(e) => {
                 eprintln!(
-                    "warning: {} {}: {:?} is not an image reference ({}); not checked",
+                    "warning: {} {}: {} is not an image reference ({}); not checked",
                     u.object(),
                     u.path,
-                    u.image,
+                    crate::excerpt::Excerpt(&u.image),
                     e.message
                 );
                 continue;

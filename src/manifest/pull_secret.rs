@@ -76,8 +76,8 @@ pub fn insertion(
         return Err(site.error(
             first.line,
             format!(
-                "cannot add imagePullSecrets: the pod spec's first key {:?} does not begin its line; put it on a line of its own in the chart, or add imagePullSecrets there",
-                first.value
+                "cannot add imagePullSecrets: the pod spec's first key {} does not begin its line; put it on a line of its own in the chart, or add imagePullSecrets there",
+                crate::excerpt::Excerpt(&first.value)
             ),
         ));
     }

@@ -13,6 +13,7 @@ use std::ops::Range;
 use saphyr_parser::ScalarStyle;
 
 use super::node::Scalar;
+use crate::excerpt::Excerpt;
 
 /// Replace `range` of the chunk with `text`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,7 +60,8 @@ pub fn replacement(
     let in_source: Vec<usize> = raw.match_indices(needle).map(|(i, _)| i).collect();
     if in_source.len() != in_value {
         return Err(format!(
-            "{needle:?} occurs {in_value} times in the value but {} times in its source text (escaped or split across lines); write it plainly in the chart",
+            "{} occurs {in_value} times in the value but {} times in its source text (escaped or split across lines); write it plainly in the chart",
+            Excerpt(needle),
             in_source.len()
         ));
     }
