@@ -12,10 +12,11 @@
 //! parser. Nothing is accepted that the parser would reject.
 
 use std::borrow::Cow;
+use std::cell::Cell;
 
 use saphyr_parser::ScalarStyle;
 
-use super::node::{Node, Scalar};
+use super::node::{MAX_DEPTH, Node, Scalar};
 
 /// The input is outside the subset: use the full parser.
 #[derive(Debug)]
@@ -43,6 +44,9 @@ struct Reader<'a> {
     /// into a Vec of exact size, so no Vec grows by reallocation.
     items: Vec<Node<'a>>,
     entries: Vec<(Node<'a>, Node<'a>)>,
+    /// Collections open around the current one: past [`MAX_DEPTH`] the full parser takes over
+    /// (and refuses the document), so that this recursive reader never runs out of stack.
+    depth: Cell<usize>,
 }
 
 /// Characters that may not start a plain scalar (YAML's c-indicator set).
@@ -72,6 +76,7 @@ impl<'a> Reader<'a> {
             peeked: None,
             items: Vec::with_capacity(64),
             entries: Vec::with_capacity(64),
+            depth: Cell::new(0),
         }
     }
 
@@ -150,6 +155,7 @@ impl<'a> Reader<'a> {
             span: start..end,
             line: self.line_no(),
             tagged: false,
+            anchored: false,
         })
     }
 
@@ -182,7 +188,24 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// One level deeper; a failure abandons the whole parse, so only success needs [`leave`].
+    ///
+    /// [`leave`]: Reader::leave
+    fn enter(&self) -> R<()> {
+        let d = self.depth.get() + 1;
+        if d > MAX_DEPTH {
+            return Err(Fallback);
+        }
+        self.depth.set(d);
+        Ok(())
+    }
+
+    fn leave(&self) {
+        self.depth.set(self.depth.get() - 1);
+    }
+
     fn sequence(&mut self, indent: usize) -> R<Node<'a>> {
+        self.enter()?;
         let base = self.items.len();
         while let Some((ind, pos)) = self.peek()? {
             if ind < indent || !self.is_seq_entry(pos) {
@@ -214,10 +237,12 @@ impl<'a> Reader<'a> {
             };
             self.items.push(item);
         }
+        self.leave();
         Ok(Node::Seq(self.items.drain(base..).collect()))
     }
 
     fn mapping(&mut self, indent: usize) -> R<Node<'a>> {
+        self.enter()?;
         let base = self.entries.len();
         while let Some((ind, pos)) = self.peek()? {
             if ind < indent {
@@ -241,6 +266,7 @@ impl<'a> Reader<'a> {
             };
             self.entries.push((key, value));
         }
+        self.leave();
         Ok(Node::Map(self.entries.drain(base..).collect()))
     }
 
@@ -413,6 +439,7 @@ impl<'a> Reader<'a> {
 
     /// A flow collection that opens and closes on this line.
     fn flow(&self, pos: usize, end: usize) -> R<(Node<'a>, usize)> {
+        self.enter()?;
         let b = self.text.as_bytes();
         let skip = |mut j: usize| {
             while j < end && b[j] == b' ' {
@@ -431,6 +458,7 @@ impl<'a> Reader<'a> {
             } else {
                 Node::Seq(items)
             };
+            self.leave();
             return Ok((node, j + 1));
         }
         loop {
@@ -463,6 +491,7 @@ impl<'a> Reader<'a> {
         } else {
             Node::Seq(items)
         };
+        self.leave();
         Ok((node, j + 1))
     }
 
@@ -610,6 +639,7 @@ impl<'a> Reader<'a> {
             span: start..span_end,
             line: self.first_line + first,
             tagged: false,
+            anchored: false,
         });
         self.virtual_start = None;
         self.i = k;

@@ -16,7 +16,7 @@ use crate::reference::Reference;
 use node::{SyntaxError, parse_documents, validate_documents};
 use rules::RuleSet;
 use scan::{DocScan, Location, Part, ScanError, Scanner, Suspect};
-use stream::{ChunkReader, StreamError};
+use stream::{Chunk, ChunkReader, StreamError};
 
 /// Why a stream could not be read or rewritten. Every variant says where.
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +30,20 @@ pub enum ManifestError {
         "{source_name}: invalid YAML at {error}; fix the template that produced it (run `helm template` to see the rendered text)"
     )]
     Syntax {
+        source_name: String,
+        error: SyntaxError,
+    },
+    #[error(
+        "{source_name}: at {error}; a manifest that deep is not one Kubernetes can use: check the template that produced it"
+    )]
+    TooDeep {
+        source_name: String,
+        error: SyntaxError,
+    },
+    #[error(
+        "{source_name}: the document rewritten at {error} would not parse as YAML, so it was not written; this is a bug in kubectl-airgap: please report it with that document"
+    )]
+    Unparsable {
         source_name: String,
         error: SyntaxError,
     },
@@ -69,7 +83,7 @@ fn for_each_document<R: BufRead>(
     source_name: &str,
     rules: &RuleSet,
     suspects: bool,
-    mut each: impl FnMut(&str, DocScan<'_>) -> Result<(), ManifestError>,
+    mut each: impl FnMut(&Chunk, DocScan<'_>) -> Result<(), ManifestError>,
 ) -> Result<usize, ManifestError> {
     let scanner = Scanner::new(rules, suspects);
     let mut document = 0;
@@ -78,13 +92,17 @@ fn for_each_document<R: BufRead>(
             source_name: source_name.to_string(),
             error,
         })?;
-        let syntax = |error| ManifestError::Syntax {
-            source_name: source_name.to_string(),
-            error,
+        let syntax = |error: SyntaxError| {
+            let source_name = source_name.to_string();
+            if error.too_deep {
+                ManifestError::TooDeep { source_name, error }
+            } else {
+                ManifestError::Syntax { source_name, error }
+            }
         };
         if !suspects && no_rule_applies(&chunk.text, rules) {
             document += validate_documents(&chunk.text, chunk.first_line).map_err(syntax)?;
-            each(&chunk.text, DocScan::default())?;
+            each(&chunk, DocScan::default())?;
             continue;
         }
         let docs = match fast::parse_documents(&chunk.text, chunk.first_line) {
@@ -104,7 +122,7 @@ fn for_each_document<R: BufRead>(
             all.suspects.append(&mut scan.suspects);
             all.pod_specs.append(&mut scan.pod_specs);
         }
-        each(&chunk.text, all)?;
+        each(&chunk, all)?;
     }
     Ok(document)
 }
@@ -126,6 +144,16 @@ fn no_rule_applies(text: &str, rules: &RuleSet) -> bool {
             .rules
             .iter()
             .any(|r| r.names_kind("CustomResourceDefinition"))
+}
+
+/// Defence in depth: a rewritten chunk must still be YAML, or it is an error and is never
+/// written. Splicing keeps every byte but the image text, so this only fails on a bug; the
+/// fast reader answers for almost every chunk, the full parser for the rest.
+fn still_parses(text: &str, first_line: usize) -> Result<(), SyntaxError> {
+    if fast::parse_documents(text, first_line).is_some() {
+        return Ok(());
+    }
+    validate_documents(text, first_line).map(|_| ())
 }
 
 /// Lists every image use (and, when asked, every suspect) in a stream.
@@ -181,7 +209,8 @@ impl Rewriter<'_> {
         let mut mapped: FxHashMap<Reference, Reference> = FxHashMap::default();
         let mut buf = String::new();
         stats.documents =
-            for_each_document(input, source_name, self.rules, false, |chunk, scan| {
+            for_each_document(input, source_name, self.rules, false, |whole, scan| {
+                let chunk = whole.text.as_str();
                 let mut replacements = Vec::new();
                 if let Some(name) = self.pull_secret {
                     for site in &scan.pod_specs {
@@ -240,7 +269,16 @@ impl Rewriter<'_> {
                     stats.rewritten += 1;
                 }
                 buf.clear();
+                let edited = !replacements.is_empty();
                 splice::apply(chunk, &mut replacements, &mut buf);
+                if edited {
+                    still_parses(&buf, whole.first_line).map_err(|error| {
+                        ManifestError::Unparsable {
+                            source_name: source_name.to_string(),
+                            error,
+                        }
+                    })?;
+                }
                 output.write_all(buf.as_bytes())?;
                 Ok(())
             })?;

@@ -16,8 +16,9 @@ use std::rc::Rc;
 
 use saphyr_parser::ScalarStyle;
 
-use super::node::{Node, Scalar, parse_documents};
+use super::node::{MAX_DEPTH, Node, Scalar, parse_documents};
 use super::rules::{RuleSet, Step, Target};
+use crate::excerpt::Excerpt;
 use crate::reference::{ParseError, Reference};
 
 /// Which part of a reference an edit replaces.
@@ -455,10 +456,25 @@ impl<'s, 'r: 'd, 'd> Walk<'s, 'r, 'd> {
         split: bool,
         edits: Vec<Edit<'d>>,
     ) {
-        if !self.claim(&edits) {
-            return;
-        }
         let line = edits.first().map_or(0, |e| e.scalar.line);
+        let mut edits = edits;
+        if !self.claim(&edits) {
+            // An alias and its anchor are one scalar in the source: the alias's place is
+            // listed too, and the bytes are edited once, so the alias follows its anchor.
+            let shared = edits
+                .iter()
+                .all(|e| e.scalar.anchored && self.claimed_exactly(e.scalar, &e.range));
+            let path = self.path(segs);
+            if !shared
+                || self
+                    .findings
+                    .iter()
+                    .any(|f| render(&f.place.object.prefix, &f.place.segs) == path)
+            {
+                return;
+            }
+            edits.clear();
+        }
         self.findings.push(Finding {
             reference,
             edits,
@@ -474,6 +490,12 @@ impl<'s, 'r: 'd, 'd> Walk<'s, 'r, 'd> {
 
     fn is_claimed(&self, s: &Scalar<'_>, range: &Range<usize>) -> bool {
         overlaps_claim(&self.claimed, s.span.start, range)
+    }
+
+    fn claimed_exactly(&self, s: &Scalar<'_>, range: &Range<usize>) -> bool {
+        self.claimed
+            .iter()
+            .any(|(start, r)| *start == s.span.start && r == range)
     }
 
     /// Claims every edit's place, or none when one of them is taken already.
@@ -520,7 +542,7 @@ impl<'s, 'r: 'd, 'd> Walk<'s, 'r, 'd> {
         rule: &'d str,
         certainty: Certainty,
     ) -> Result<(), ScanError> {
-        if s.tagged || self.is_claimed(s, &range) {
+        if s.tagged || (self.is_claimed(s, &range) && !s.anchored) {
             return Ok(());
         }
         let text = &s.value[range.clone()];
@@ -542,7 +564,8 @@ impl<'s, 'r: 'd, 'd> Walk<'s, 'r, 'd> {
                 segs,
                 s.line,
                 format!(
-                    "{text:?} is not an image reference: {}; fix the chart's values, or add it to `placeholders` in the config file if it is filled in later",
+                    "{} is not an image reference: {}; fix the chart's values, or add it to `placeholders` in the config file if it is filled in later",
+                    Excerpt(text),
                     e.message
                 ),
             )),
@@ -831,8 +854,20 @@ impl<'s, 'r: 'd, 'd> Walk<'s, 'r, 'd> {
                 return self.lines(s, segs, "configmap", false);
             }
         }
-        let Ok(docs) = parse_documents(value, 1) else {
-            return self.lines(s, segs, "configmap", false);
+        let docs = match parse_documents(value, 1) {
+            Ok(docs) => docs,
+            // Text nested that deep is no configuration anyone wrote; skipping it would hide
+            // whatever images it holds.
+            Err(e) if e.too_deep => {
+                return Err(self.error(
+                    segs,
+                    s.line + e.line - 1,
+                    format!(
+                        "this value is YAML whose collections nest more than {MAX_DEPTH} levels deep, too deep to look inside for images; flatten it, or check the template that wrote it"
+                    ),
+                ));
+            }
+            Err(_) => return self.lines(s, segs, "configmap", false),
         };
         if !docs
             .iter()
