@@ -154,18 +154,41 @@ impl TarFiles {
     }
 
     fn index_in_place(path: &Path, file: File, hash: bool) -> anyhow::Result<TarFiles> {
+        let len = file.metadata()?.len();
         let mut archive = tar::Archive::new(BufReader::with_capacity(1 << 16, file));
-        let mut index = Indexer::default();
+        let damage = Damage::Plain { len };
+        let mut index = Indexer::new(damage);
         let entries = if hash {
             // Hashing reads every byte anyway; seeking would not save anything.
             archive.entries()
         } else {
             archive.entries_with_seek()
         };
-        for (n, entry) in entries.map_err(truncated)?.enumerate() {
-            let mut entry = entry.map_err(truncated)?;
+        // Where the last entry's data ends, padded to whole blocks (and which entry that is).
+        let mut end: Option<(u64, usize, String)> = None;
+        for (n, entry) in entries.map_err(|e| damage.error(e))?.enumerate() {
+            let mut entry = entry.map_err(|e| damage.error(e))?;
             let offset = entry.raw_file_position();
+            let size = entry.size();
+            let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+            // Seeking past the end of a cut file reads as the end of the archive, and reading
+            // a cut entry as its end: only positions show where the file was cut.
+            if offset + size > len {
+                bail!(
+                    "truncated at byte {len}: entry {n} {raw:?} needs {size} bytes from byte {offset}; the file was cut short (copy it again)"
+                );
+            }
             index.add(n, &mut entry, hash, |_| Ok(At::Offset(offset)))?;
+            end = Some(((offset + size).div_ceil(512) * 512, n, raw));
+        }
+        // Every tar writer ends with zero blocks; without them the file was cut between
+        // entries, and whatever followed is missing.
+        if let Some((end, n, raw)) = end
+            && len < end + 512
+        {
+            bail!(
+                "truncated at byte {len}: the file ends after entry {n} {raw:?} without tar's end-of-archive marker; it was cut short (copy it again)"
+            );
         }
         Ok(TarFiles {
             path: path.to_path_buf(),
@@ -186,11 +209,13 @@ impl TarFiles {
             .context(
                 "creating a temporary directory to unpack into (set TMPDIR to a disk with room)",
             )?;
-        let mut archive = tar::Archive::new(compression.decoder(file).map_err(truncated)?);
-        let mut index = Indexer::default();
+        let damage = Damage::Compressed;
+        let mut index = Indexer::new(damage);
+        let mut archive =
+            tar::Archive::new(compression.decoder(file).map_err(|e| damage.error(e))?);
         let mut count = 0;
-        for (n, entry) in archive.entries().map_err(truncated)?.enumerate() {
-            let mut entry = entry.map_err(truncated)?;
+        for (n, entry) in archive.entries().map_err(|e| damage.error(e))?.enumerate() {
+            let mut entry = entry.map_err(|e| damage.error(e))?;
             let out_dir = dir.path();
             index.add(n, &mut entry, hash, |content| {
                 let number = count;
@@ -293,14 +318,51 @@ impl TarFiles {
 }
 
 /// Collects entries and links while an archive is read, then resolves the links.
-#[derive(Default)]
 struct Indexer {
     entries: HashMap<String, Entry>,
     /// link name → (target name, entry number)
     links: Vec<(String, String, usize)>,
+    damage: Damage,
+}
+
+/// What a read error inside an archive is reported as.
+#[derive(Clone, Copy)]
+enum Damage {
+    /// A plain tar of `len` bytes: a short read means it was cut at its end.
+    Plain { len: u64 },
+    /// A compressed stream cannot tell a cut from a corruption.
+    Compressed,
+}
+
+impl Damage {
+    /// A read error inside the archive, said as what it means: cut short or damaged.
+    fn error(self, e: io::Error) -> anyhow::Error {
+        // The tar crate says "failed to read entire block" when a header is cut.
+        let short =
+            e.kind() == io::ErrorKind::UnexpectedEof || e.to_string().contains("entire block");
+        match self {
+            Damage::Plain { len } if short => {
+                anyhow::anyhow!("truncated at byte {len}: the file was cut short (copy it again)")
+            }
+            Damage::Plain { .. } => {
+                anyhow::Error::new(e).context("the archive is corrupt (copy it again)")
+            }
+            Damage::Compressed => {
+                anyhow::Error::new(e).context("the archive is truncated or corrupt")
+            }
+        }
+    }
 }
 
 impl Indexer {
+    fn new(damage: Damage) -> Indexer {
+        Indexer {
+            entries: HashMap::new(),
+            links: Vec::new(),
+            damage,
+        }
+    }
+
     fn add<R: Read>(
         &mut self,
         n: usize,
@@ -321,13 +383,14 @@ impl Indexer {
                     inner: &mut *entry,
                     hasher: hasher.as_mut(),
                 };
+                let damaged = |e| self.damage.error(e);
                 let at = store(&mut reader)
-                    .map_err(truncated)
+                    .map_err(damaged)
                     .with_context(|| format!("entry {n} {raw:?}"))?;
                 if hash && !matches!(at, At::Unpacked(_)) {
                     // In place: read the content through the hasher now.
                     io::copy(&mut reader, &mut io::sink())
-                        .map_err(truncated)
+                        .map_err(damaged)
                         .with_context(|| format!("entry {n} {raw:?}"))?;
                 }
                 let digest = hasher.map(|h| format!("sha256:{}", hex::encode(h.finalize())));
@@ -390,11 +453,6 @@ impl<R: Read> Read for HashingReader<'_, R> {
         }
         Ok(n)
     }
-}
-
-/// Read errors inside an archive mean it was cut short or damaged; say so.
-fn truncated(e: io::Error) -> anyhow::Error {
-    anyhow::Error::new(e).context("the archive is truncated or corrupt")
 }
 
 fn read_up_to(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
