@@ -436,7 +436,12 @@ fn bearer_token_registry() {
         _ => unreachable!(),
     };
     let before = issuer_requests.load(std::sync::atomic::Ordering::SeqCst);
-    let out = check_plain(&host, &["-o", "json", "-f"])
+    // The token service is plain HTTP on another port: it is named insecure like the registry.
+    let issuer = match &reg.auth {
+        common::registry::Auth::Token(t) => format!("127.0.0.1:{}", t.port),
+        _ => unreachable!(),
+    };
+    let out = check_plain(&host, &["--insecure-registry", &issuer, "-o", "json", "-f"])
         .arg(&m)
         .args(["--username", USER, "--password-stdin"])
         .write_stdin(PASSWORD)
@@ -448,7 +453,7 @@ fn bearer_token_registry() {
     let after = issuer_requests.load(std::sync::atomic::Ordering::SeqCst);
     assert_eq!(after - before, 2);
 
-    let out = check_plain(&host, &["-f"])
+    let out = check_plain(&host, &["--insecure-registry", &issuer, "-f"])
         .arg(&m)
         .args(["--username", USER, "--password-stdin"])
         .write_stdin("wrong-password")

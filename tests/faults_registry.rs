@@ -7,8 +7,11 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
 use common::airgap;
 use common::registry::pod_manifests as manifests;
+use common::registry::{Auth, Layout, PASSWORD, Recorder, TestRegistry, TlsFront, USER};
 
 fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
@@ -108,4 +111,160 @@ fn ports_out_of_range_are_usage_errors() {
         "{err}"
     );
     assert!(stdout(&out).is_empty(), "{}", stdout(&out));
+}
+
+/// What the recorder must never hold: the password, or the Basic header made from it.
+fn assert_no_credential(recorder: &Recorder, what: &str) {
+    let seen = recorder.text();
+    let basic = STANDARD.encode(format!("{USER}:{PASSWORD}"));
+    assert!(
+        !seen.contains(PASSWORD) && !seen.contains(&basic),
+        "{what}: a credential reached the plain-HTTP token service"
+    );
+    assert!(
+        !seen.to_ascii_lowercase().contains("authorization"),
+        "{what}: an Authorization header reached the plain-HTTP token service"
+    );
+}
+
+fn assert_refused_realm(out: &std::process::Output, recorder: &Recorder, what: &str) {
+    let all = format!("{}{}", stdout(out), stderr(out));
+    assert_ne!(out.status.code(), Some(0), "{what}: {all}");
+    assert_no_credential(recorder, what);
+    let realm_host = format!("127.0.0.1:{}", recorder.port);
+    assert!(
+        all.contains("plain HTTP") && all.contains(&format!("--insecure-registry {realm_host}")),
+        "{what}: {all}"
+    );
+    assert!(!all.contains(PASSWORD), "{what}: password in output");
+}
+
+/// A TLS registry whose Bearer realm is plain HTTP on another port: no credential goes there,
+/// from `check`, `push` or `save`, from the command line or a Docker config; each refuses and
+/// says what to pass if the token service is trusted.
+#[test]
+fn a_plain_http_token_realm_never_gets_a_password() {
+    let recorder = Recorder::start();
+    let realm = format!("http://127.0.0.1:{}/token", recorder.port);
+    let reg = TestRegistry::tls_token_at(&realm);
+    let host = reg.host();
+    let ca = reg.pki.as_ref().unwrap().ca.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let m = manifests(dir.path(), &["ghcr.io/o/a:1", "ghcr.io/o/b:1"], None);
+    let docker = reg.docker_config(&dir.path().join("docker"));
+
+    let out = airgap()
+        .args(["check", "--registry", &host, "--ca-file"])
+        .arg(&ca)
+        .args(["--username", USER, "--password-stdin", "-f"])
+        .arg(&m)
+        .write_stdin(PASSWORD)
+        .output()
+        .unwrap();
+    assert_refused_realm(&out, &recorder, "check --password-stdin");
+    assert_eq!(out.status.code(), Some(2));
+
+    let out = airgap()
+        .args(["check", "--registry", &host, "--ca-file"])
+        .arg(&ca)
+        .arg("-f")
+        .arg(&m)
+        .env("DOCKER_CONFIG", &docker)
+        .output()
+        .unwrap();
+    assert_refused_realm(&out, &recorder, "check with a Docker config");
+    assert_eq!(out.status.code(), Some(2));
+
+    // push: the mirror is that registry; the source a plain one holding the images.
+    for sub in ["push", "save"] {
+        std::fs::create_dir_all(dir.path().join(sub)).unwrap();
+    }
+    let source = TestRegistry::plain();
+    source.push(Layout::single(31).dir.path(), "o/a", "1");
+    let out = airgap()
+        .args(["push", "--registry", &host, "--ca-file"])
+        .arg(&ca)
+        .args(["--username", USER, "--password-stdin"])
+        .arg("--source-mirror")
+        .arg(format!("ghcr.io=http://{}", source.host()))
+        .arg("-f")
+        .arg(manifests(&dir.path().join("push"), &["ghcr.io/o/a:1"], None).as_path())
+        .write_stdin(PASSWORD)
+        .output()
+        .unwrap();
+    assert_refused_realm(&out, &recorder, "push");
+
+    // save: that registry is the source, its CA from the config file.
+    let config = dir.path().join("config.yaml");
+    std::fs::write(
+        &config,
+        format!("registries:\n  \"{host}\":\n    caFile: {}\n", ca.display()),
+    )
+    .unwrap();
+    let image = format!("{host}/o/a:1");
+    let out = airgap()
+        .args(["save", "--config"])
+        .arg(&config)
+        .arg("-f")
+        .arg(manifests(&dir.path().join("save"), &[&image], None).as_path())
+        .arg("-o")
+        .arg(dir.path().join("bundle"))
+        .env("DOCKER_CONFIG", &docker)
+        .output()
+        .unwrap();
+    assert_refused_realm(&out, &recorder, "save");
+    assert_eq!(
+        recorder
+            .connections
+            .load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "nothing at all goes to a plain-HTTP token service the user did not name"
+    );
+}
+
+/// Credentials go over plain HTTP to a token service the user named insecure only on the
+/// registry's own host; on another host they need HTTPS, whatever the flags say.
+#[test]
+fn credentials_go_to_another_hosts_realm_only_over_https() {
+    let recorder = Recorder::start();
+    let realm_host = format!("localhost:{}", recorder.port);
+    let reg = TestRegistry::tls_token_at(&format!("http://{realm_host}/token"));
+    let host = reg.host();
+    let ca = reg.pki.as_ref().unwrap().ca.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let m = manifests(dir.path(), &["ghcr.io/o/a:1"], None);
+    let out = airgap()
+        .args(["check", "--registry", &host, "--ca-file"])
+        .arg(&ca)
+        .args(["--insecure-registry", &realm_host])
+        .args(["--username", USER, "--password-stdin", "-f"])
+        .arg(&m)
+        .write_stdin(PASSWORD)
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_no_credential(&recorder, "another host, named insecure");
+    assert!(err.contains("only over HTTPS"), "{err}");
+
+    // The same token service behind TLS, on another host name than the registry's: works.
+    let front = TlsFront::bind();
+    let reg = TestRegistry::tls_token_at(&format!("https://localhost:{}/token", front.port));
+    let pki = reg.pki.as_ref().unwrap();
+    let Auth::Token(issuer) = &reg.auth else {
+        unreachable!()
+    };
+    front.serve(&pki.server_cert, &pki.server_key, issuer.port);
+    let out = airgap()
+        .args(["check", "--registry", &reg.host(), "--ca-file"])
+        .arg(&pki.ca)
+        .args(["--username", USER, "--password-stdin", "-o", "json", "-f"])
+        .arg(&m)
+        .write_stdin(PASSWORD)
+        .output()
+        .unwrap();
+    // The registry holds nothing: "missing" is an answer the token made possible.
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stdout(&out).contains("\"missing\""), "{}", stdout(&out));
+    assert!(issuer.requests.load(std::sync::atomic::Ordering::SeqCst) >= 1);
 }

@@ -132,6 +132,18 @@ pub enum RegistryError {
         "{host} is rate-limiting requests (HTTP 429) and refused {attempts} attempts; try again later or lower --concurrency"
     )]
     RateLimited { host: String, attempts: u32 },
+    #[error(
+        "{host} sends clients for tokens to {realm}, which is plain HTTP, and {realm_host} was not named insecure: a password or token sent there would travel in clear text, so nothing is sent; have the token service use HTTPS, or if you trust it, pass --insecure-registry {realm_host} (or insecure: true under registries.\"{realm_host}\" in the config file)"
+    )]
+    PlainHttpRealm {
+        host: String,
+        realm: String,
+        realm_host: String,
+    },
+    #[error(
+        "{host} sends clients for tokens to {realm}, plain HTTP on another host; credentials go to a token service on another host only over HTTPS (as Docker and containerd send them), so none are sent; have the token service use HTTPS"
+    )]
+    CredentialsToPlainRealm { host: String, realm: String },
     #[error("{host}: {what}")]
     Protocol { host: String, what: String },
     #[error("credentials for {host}: {why}")]
@@ -671,6 +683,11 @@ impl Registry {
             host: host.name.clone(),
             what: format!("the token service address {realm:?} in its challenge is not a URL: {e}"),
         })?;
+        if let Err(e) = self.realm_allowed(host, &url, credential.is_some()) {
+            // The same answer for every later request to this registry, said once.
+            let _ = host.down.set(e.clone());
+            return Err(e);
+        }
         let req = match credential.as_ref().map(|c| &c.credential) {
             Some(Credential::IdentityToken(refresh)) => {
                 // OAuth2 refresh-token grant, as docker does with an identity token.
@@ -755,6 +772,55 @@ impl Registry {
         // The spec's default lifetime is 60 s; renew a little early.
         let lifetime = Duration::from_secs(answer.expires_in.unwrap_or(60).max(10) - 5);
         Ok((Secret::new(token), Instant::now() + lifetime))
+    }
+
+    /// Whether a token may be asked of `realm`. A token service is a host like any other: plain
+    /// HTTP only when the user named its `HOST[:PORT]` insecure, for a registry on TLS as for one
+    /// on plain HTTP (the registry's challenge alone must not downgrade the transport). And a
+    /// credential goes over plain HTTP only to the registry's own host name: a token service on
+    /// another host gets one over HTTPS only, as Docker and containerd send them.
+    fn realm_allowed(
+        &self,
+        host: &Host,
+        realm: &reqwest::Url,
+        with_credential: bool,
+    ) -> Result<(), RegistryError> {
+        match realm.scheme() {
+            "https" => return Ok(()),
+            "http" => {}
+            other => {
+                return Err(RegistryError::Protocol {
+                    host: host.name.clone(),
+                    what: format!(
+                        "its token service {realm} uses {other}:, neither https: nor http:; the registry is misconfigured"
+                    ),
+                });
+            }
+        }
+        let realm_name = realm.host_str().unwrap_or_default().to_ascii_lowercase();
+        let realm_host = match realm.port() {
+            Some(port) => format!("{realm_name}:{port}"),
+            None => realm_name.clone(),
+        };
+        let named = self
+            .options
+            .hosts
+            .iter()
+            .any(|(h, o)| o.insecure && h.eq_ignore_ascii_case(&realm_host));
+        if !named {
+            return Err(RegistryError::PlainHttpRealm {
+                host: host.name.clone(),
+                realm: realm.to_string(),
+                realm_host,
+            });
+        }
+        if with_credential && !hostname(&host.name).eq_ignore_ascii_case(&realm_name) {
+            return Err(RegistryError::CredentialsToPlainRealm {
+                host: host.name.clone(),
+                realm: realm.to_string(),
+            });
+        }
+        Ok(())
     }
 
     /// Records what a 401 asked for. A second 401 for the same request is a refusal.
@@ -929,6 +995,14 @@ fn next_link(header: &str) -> Option<String> {
     let target = target.trim().strip_prefix('<')?.strip_suffix('>')?;
     // Only a path on the same registry is followed, never another host.
     target.starts_with("/v2/").then(|| target.to_string())
+}
+
+/// `HOST` of `HOST[:PORT]` (`[::1]` of `[::1]:5000`).
+fn hostname(name: &str) -> &str {
+    match name.rfind(':') {
+        Some(i) if !name[i..].contains(']') => &name[..i],
+        _ => name,
+    }
 }
 
 /// Docker Hub's API lives at another host than its name.

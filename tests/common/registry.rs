@@ -212,6 +212,12 @@ impl TestRegistry {
     }
 
     fn start(tls: Tls, auth: Auth) -> TestRegistry {
+        Self::start_with_realm(tls, auth, None)
+    }
+
+    /// `realm`, when given, is the token service the registry names in its challenges instead
+    /// of the issuer's own address (the issuer's certificate still signs the tokens it trusts).
+    fn start_with_realm(tls: Tls, auth: Auth, realm: Option<&str>) -> TestRegistry {
         let registry = require_tool("docker-registry");
         require_tool("skopeo");
         let dir = tempfile::tempdir().unwrap();
@@ -248,8 +254,8 @@ impl TestRegistry {
                 ));
             }
             Auth::Token(issuer) => config.push_str(&format!(
-                "auth:\n  token:\n    realm: http://127.0.0.1:{}/token\n    service: airgap-test-registry\n    issuer: airgap-test-issuer\n    rootcertbundle: {}\n",
-                issuer.port,
+                "auth:\n  token:\n    realm: {}\n    service: airgap-test-registry\n    issuer: airgap-test-issuer\n    rootcertbundle: {}\n",
+                realm.map_or_else(|| format!("http://127.0.0.1:{}/token", issuer.port), String::from),
                 issuer.cert.display()
             )),
         }
@@ -860,4 +866,125 @@ pub fn catalog(host: &str) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+impl TestRegistry {
+    /// TLS (a test CA) and token auth, its Bearer challenge naming `realm` as the token service.
+    pub fn tls_token_at(realm: &str) -> TestRegistry {
+        Self::start_with_realm(Tls::Server, Auth::Token(TokenIssuer::start()), Some(realm))
+    }
+}
+
+/// A plain-HTTP listener that keeps every byte it receives and answers each request 401: a
+/// token service that must never be sent a credential.
+pub struct Recorder {
+    pub port: u16,
+    pub received: Arc<Mutex<Vec<u8>>>,
+    pub connections: Arc<AtomicUsize>,
+}
+
+impl Recorder {
+    pub fn start() -> Recorder {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let connections = Arc::new(AtomicUsize::new(0));
+        let (log, count) = (received.clone(), connections.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { break };
+                count.fetch_add(1, Ordering::SeqCst);
+                let log = log.clone();
+                std::thread::spawn(move || {
+                    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+                    let mut mine = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    while let Ok(n) = stream.read(&mut buf) {
+                        if n == 0 {
+                            break;
+                        }
+                        mine.extend_from_slice(&buf[..n]);
+                        log.lock().unwrap().extend_from_slice(&buf[..n]);
+                        if mine.windows(4).any(|w| w == b"\r\n\r\n") {
+                            let _ = stream.write_all(
+                                b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                            );
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        Recorder {
+            port,
+            received,
+            connections,
+        }
+    }
+
+    /// Everything received so far, as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.received.lock().unwrap()).into_owned()
+    }
+}
+
+/// A TLS front (rustls) for a plain-HTTP test server such as [`TokenIssuer`]: bound first, so
+/// that its address can be written into a registry's config before that registry (and the
+/// certificate it makes) exists; served once the certificate is there.
+pub struct TlsFront {
+    pub port: u16,
+    listener: TcpListener,
+}
+
+impl TlsFront {
+    pub fn bind() -> TlsFront {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        TlsFront { port, listener }
+    }
+
+    /// Answers TLS with `cert` and `key`, forwarding each connection's one request to
+    /// 127.0.0.1:`upstream` and its answer back.
+    pub fn serve(self, cert: &Path, key: &Path, upstream: u16) {
+        use rustls::pki_types::pem::PemObject as _;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let certs = CertificateDer::pem_file_iter(cert)
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        let key = PrivateKeyDer::from_pem_file(key).unwrap();
+        let config = Arc::new(
+            rustls::ServerConfig::builder()
+                .with_no_client_auth()
+                .with_single_cert(certs, key)
+                .unwrap(),
+        );
+        std::thread::spawn(move || {
+            for stream in self.listener.incoming() {
+                let Ok(stream) = stream else { break };
+                let config = config.clone();
+                std::thread::spawn(move || {
+                    let conn = rustls::ServerConnection::new(config).unwrap();
+                    let mut reader = BufReader::new(rustls::StreamOwned::new(conn, stream));
+                    let Some((request_line, headers)) = read_head(&mut reader) else {
+                        return;
+                    };
+                    let mut up = TcpStream::connect(("127.0.0.1", upstream)).unwrap();
+                    let mut head = format!("{request_line}\r\n");
+                    for (k, v) in headers.iter().filter(|(k, _)| k != "connection") {
+                        head.push_str(&format!("{k}: {v}\r\n"));
+                    }
+                    head.push_str("connection: close\r\n\r\n");
+                    up.write_all(head.as_bytes()).unwrap();
+                    let mut answer = Vec::new();
+                    let _ = up.read_to_end(&mut answer);
+                    let tls = reader.get_mut();
+                    let _ = tls.write_all(&answer);
+                    tls.conn.send_close_notify();
+                    let _ = tls.flush();
+                });
+            }
+        });
+    }
 }
