@@ -268,3 +268,61 @@ fn credentials_go_to_another_hosts_realm_only_over_https() {
     assert!(stdout(&out).contains("\"missing\""), "{}", stdout(&out));
     assert!(issuer.requests.load(std::sync::atomic::Ordering::SeqCst) >= 1);
 }
+
+/// The self-signed certificate of the Docker docs' recipe (`openssl req -x509`, so `CA:TRUE`)
+/// named in `--ca-file` is trusted as the registry's own, as skopeo and curl trust it; its
+/// name and dates are still checked.
+#[test]
+fn a_self_signed_certificate_in_the_ca_file_is_trusted() {
+    let reg = TestRegistry::tls_self_signed(None);
+    let host = reg.host();
+    let cert = reg.pki.as_ref().unwrap().ca.clone();
+    reg.push(Layout::single(41).dir.path(), "ghcr.io/o/self", "1");
+    let dir = tempfile::tempdir().unwrap();
+    let m = manifests(dir.path(), &["ghcr.io/o/self:1"], None);
+    let out = airgap()
+        .args(["check", "--registry", &host, "--ca-file"])
+        .arg(&cert)
+        .arg("-f")
+        .arg(&m)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+
+    // The same certificate under another name than it was made for: refused.
+    let other = format!("localhost:{}", reg.port);
+    let out = airgap()
+        .args(["check", "--registry", &other, "--ca-file"])
+        .arg(&cert)
+        .arg("-f")
+        .arg(&m)
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("TLS with") && err.contains("not valid for"),
+        "{err}"
+    );
+
+    // Without it in the CA file: refused, as before.
+    let out = airgap()
+        .args(["check", "--registry", &host, "-f"])
+        .arg(&m)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+
+    // Out of its dates: refused, though the CA file names it.
+    let old = TestRegistry::tls_self_signed(Some(("20200101000000Z", "20200102000000Z")));
+    let out = airgap()
+        .args(["check", "--registry", &old.host(), "--ca-file"])
+        .arg(&old.pki.as_ref().unwrap().ca)
+        .arg("-f")
+        .arg(&m)
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("TLS with") && err.contains("expired"), "{err}");
+}

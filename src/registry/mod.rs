@@ -11,6 +11,7 @@ pub mod auth;
 pub mod blobs;
 pub mod exists;
 pub mod retry;
+mod tls;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -898,42 +899,49 @@ impl Host {
             .timeout(options.request_timeout)
             .user_agent(concat!("kubectl-airgap/", env!("CARGO_PKG_VERSION")))
             .pool_max_idle_per_host(options.concurrency.max(1));
+        let mut roots = Vec::new();
         if let Some(ca) = &settings.ca_file {
             let pem = read("CA file", ca)?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+            roots = tls::pem_certificates(&pem).map_err(|e| {
                 bad(format!(
                     "CA file {} holds no PEM certificate: {e}",
                     ca.display()
                 ))
             })?;
-            if certs.is_empty() {
+            if roots.is_empty() {
                 return Err(bad(format!(
                     "CA file {} holds no PEM certificate",
                     ca.display()
                 )));
             }
-            builder = builder.tls_certs_merge(certs);
         }
-        match (&settings.cert_file, &settings.key_file) {
-            (Some(cert), Some(key)) => {
-                let mut pem = read("client certificate", cert)?;
-                pem.push(b'\n');
-                pem.extend(read("client key", key)?);
-                let identity = reqwest::Identity::from_pem(&pem).map_err(|e| {
+        let identity = match (&settings.cert_file, &settings.key_file) {
+            (Some(cert), Some(key)) => Some(
+                tls::client_identity(
+                    &read("client certificate", cert)?,
+                    &read("client key", key)?,
+                )
+                .map_err(|e| {
                     bad(format!(
                         "client certificate {} with key {}: {e}",
                         cert.display(),
                         key.display()
                     ))
-                })?;
-                builder = builder.identity(identity);
-            }
-            (None, None) => {}
+                })?,
+            ),
+            (None, None) => None,
             _ => {
                 return Err(bad(
                     "a client certificate needs both --cert-file and --key-file".into(),
                 ));
             }
+        };
+        // reqwest's own TLS set-up serves hosts with neither; see `tls` for why the others
+        // get a configuration of ours.
+        if !roots.is_empty() || identity.is_some() {
+            let config = tls::client_config(roots, identity)
+                .map_err(|e| bad(format!("setting up TLS: {e}")))?;
+            builder = builder.tls_backend_preconfigured(config);
         }
         let http = builder
             .build()

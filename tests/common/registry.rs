@@ -212,12 +212,19 @@ impl TestRegistry {
     }
 
     fn start(tls: Tls, auth: Auth) -> TestRegistry {
-        Self::start_with_realm(tls, auth, None)
+        Self::start_with(tls, auth, None, None)
     }
 
     /// `realm`, when given, is the token service the registry names in its challenges instead
     /// of the issuer's own address (the issuer's certificate still signs the tokens it trusts).
-    fn start_with_realm(tls: Tls, auth: Auth, realm: Option<&str>) -> TestRegistry {
+    /// `make_pki`, when given, makes the certificates in the registry's directory instead of
+    /// [`Pki::new`].
+    fn start_with(
+        tls: Tls,
+        auth: Auth,
+        realm: Option<&str>,
+        make_pki: Option<&dyn Fn(&Path) -> Pki>,
+    ) -> TestRegistry {
         let registry = require_tool("docker-registry");
         require_tool("skopeo");
         let dir = tempfile::tempdir().unwrap();
@@ -225,7 +232,10 @@ impl TestRegistry {
             "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:PORT\n",
             dir.path().join("storage").display()
         );
-        let pki = (tls != Tls::Off).then(|| Pki::new(dir.path()));
+        let pki = (tls != Tls::Off).then(|| match make_pki {
+            Some(make) => make(dir.path()),
+            None => Pki::new(dir.path()),
+        });
         if let Some(p) = &pki {
             config.push_str(&format!(
                 "  tls:\n    certificate: {}\n    key: {}\n",
@@ -871,7 +881,12 @@ pub fn catalog(host: &str) -> Vec<String> {
 impl TestRegistry {
     /// TLS (a test CA) and token auth, its Bearer challenge naming `realm` as the token service.
     pub fn tls_token_at(realm: &str) -> TestRegistry {
-        Self::start_with_realm(Tls::Server, Auth::Token(TokenIssuer::start()), Some(realm))
+        Self::start_with(
+            Tls::Server,
+            Auth::Token(TokenIssuer::start()),
+            Some(realm),
+            None,
+        )
     }
 }
 
@@ -986,5 +1001,96 @@ impl TlsFront {
                 });
             }
         });
+    }
+}
+
+impl Pki {
+    /// One self-signed certificate serving as its own CA, as the Docker and distribution docs
+    /// make it: `openssl req -x509` gives it `CA:TRUE`. `dates`, when given, are the
+    /// `notBefore` and `notAfter` (`YYYYMMDDHHMMSSZ`), for a certificate out of its dates.
+    pub fn lone_self_signed(dir: &Path, dates: Option<(&str, &str)>) -> Pki {
+        let pki = dir.join("lone");
+        std::fs::create_dir_all(&pki).unwrap();
+        let run = |args: &[&str]| openssl(&pki, args);
+        match dates {
+            None => {
+                run(&[
+                    "req",
+                    "-x509",
+                    "-newkey",
+                    "rsa:2048",
+                    "-nodes",
+                    "-days",
+                    "2",
+                    "-subj",
+                    "/CN=127.0.0.1",
+                    "-addext",
+                    "subjectAltName=IP:127.0.0.1",
+                    "-keyout",
+                    "domain.key",
+                    "-out",
+                    "domain.crt",
+                ]);
+            }
+            Some((from, until)) => {
+                // `req -x509` of OpenSSL 3.0 takes no dates; `ca -selfsign` does.
+                std::fs::write(
+                    pki.join("ca.cnf"),
+                    "[ca]\ndefault_ca = d\n[d]\ndatabase = index.txt\nnew_certs_dir = .\nserial = serial\ndefault_md = sha256\npolicy = p\nx509_extensions = ext\n[p]\ncommonName = supplied\n[ext]\nbasicConstraints = critical,CA:TRUE\nsubjectAltName = IP:127.0.0.1\n",
+                )
+                .unwrap();
+                std::fs::write(pki.join("index.txt"), "").unwrap();
+                std::fs::write(pki.join("serial"), "01\n").unwrap();
+                run(&[
+                    "req",
+                    "-new",
+                    "-newkey",
+                    "rsa:2048",
+                    "-nodes",
+                    "-subj",
+                    "/CN=127.0.0.1",
+                    "-keyout",
+                    "domain.key",
+                    "-out",
+                    "domain.csr",
+                ]);
+                run(&[
+                    "ca",
+                    "-batch",
+                    "-notext",
+                    "-config",
+                    "ca.cnf",
+                    "-selfsign",
+                    "-keyfile",
+                    "domain.key",
+                    "-in",
+                    "domain.csr",
+                    "-startdate",
+                    from,
+                    "-enddate",
+                    until,
+                    "-out",
+                    "domain.crt",
+                ]);
+            }
+        }
+        Pki {
+            dir: pki.clone(),
+            ca: pki.join("domain.crt"),
+            server_cert: pki.join("domain.crt"),
+            server_key: pki.join("domain.key"),
+            // Never asked for (the registry wants no client certificate); skopeo's cert
+            // directory gets a copy all the same.
+            client_cert: pki.join("domain.crt"),
+            client_key: pki.join("domain.key"),
+        }
+    }
+}
+
+impl TestRegistry {
+    /// TLS with a lone self-signed certificate (see [`Pki::lone_self_signed`]).
+    pub fn tls_self_signed(dates: Option<(&str, &str)>) -> TestRegistry {
+        let make = move |dir: &Path| Pki::lone_self_signed(dir, dates);
+        Self::start_with(Tls::Server, Auth::None, None, Some(&make))
     }
 }
