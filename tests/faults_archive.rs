@@ -1,8 +1,17 @@
-//! Hostile and damaged bundles: a truncated plain tar is named truncated and tags nothing.
+//! Hostile and damaged bundles: a zstd bomb is refused at once with almost nothing written,
+//! and a truncated plain tar is named truncated and tags nothing.
 
 mod common;
 
-use common::registry::{Bundle, TestRegistry, against, catalog};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use common::registry::{Bundle, TestRegistry, against, catalog, pod_manifests};
+
+/// More than this in TMPDIR while a bomb is read fails the test (and stops the run).
+const WRITE_LIMIT: u64 = 200 << 20;
 
 /// One tar entry (a GNU header, the data, padding to 512 bytes), without the end-of-archive
 /// marker, so entries can be laid out in any order and compressed piecewise.
@@ -25,6 +34,59 @@ fn tar_header(name: &str, size: u64) -> Vec<u8> {
 
 /// tar's end-of-archive marker: two zero blocks.
 const TRAILER: [u8; 1024] = [0; 1024];
+
+/// Writes `len` bytes of zeros as zstd frames of RLE blocks (4 bytes per 128 KiB), the way a
+/// bomb packs 20 GiB into 640 KiB; the encoder itself would take seconds to find that out.
+fn zstd_zeros(out: &mut impl std::io::Write, mut len: u64) {
+    const BLOCK: u64 = 128 << 10;
+    while len > 0 {
+        // A frame: magic, a descriptor with no content size, a 128 KiB window.
+        out.write_all(&[0x28, 0xb5, 0x2f, 0xfd, 0x00, 0x38])
+            .unwrap();
+        let mut frame = Vec::new();
+        // Frames of up to 1 GiB keep each one's block count modest.
+        let mut in_frame = len.min(1 << 30);
+        len -= in_frame;
+        while in_frame > 0 {
+            let n = in_frame.min(BLOCK);
+            in_frame -= n;
+            let last = u32::from(in_frame == 0);
+            let header = ((n as u32) << 3) | (1 << 1) | last;
+            frame.extend_from_slice(&header.to_le_bytes()[..3]);
+            frame.push(0);
+        }
+        out.write_all(&frame).unwrap();
+    }
+}
+
+/// A `.tar.zst` of `before`, then an entry `bomb` of `size` zero bytes, then `after` and the
+/// end-of-archive marker.
+fn write_bomb(
+    path: &Path,
+    before: &[(String, Vec<u8>)],
+    bomb: &str,
+    size: u64,
+    after: &[(String, Vec<u8>)],
+) {
+    assert_eq!(size % 512, 0, "a bomb of whole blocks needs no padding");
+    let mut head = Vec::new();
+    for (name, data) in before {
+        head.extend(tar_entry(name, data));
+    }
+    head.extend(tar_header(bomb, size));
+    let mut tail = Vec::new();
+    for (name, data) in after {
+        tail.extend(tar_entry(name, data));
+    }
+    tail.extend_from_slice(&TRAILER);
+    let mut file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    file.write_all(&zstd::encode_all(&head[..], 3).unwrap())
+        .unwrap();
+    zstd_zeros(&mut file, size);
+    file.write_all(&zstd::encode_all(&tail[..], 3).unwrap())
+        .unwrap();
+    file.flush().unwrap();
+}
 
 /// A bundle's files parent first: oci-layout, index.json, then each image's manifest, config
 /// and layers, as (name inside the layout, bytes).
@@ -51,6 +113,289 @@ fn parent_first(bundle: &Bundle) -> Vec<(String, Vec<u8>)> {
         }
     }
     out
+}
+
+fn one_image() -> Bundle {
+    Bundle::new(&[("quay.io/org/app:v1", &[(1, 10_000)])])
+}
+
+/// Bytes in the files under `dir`.
+fn dir_bytes(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => dir_bytes(&e.path()),
+            _ => e.metadata().map(|m| m.len()).unwrap_or(0),
+        })
+        .sum()
+}
+
+/// Every path under `dir` (files and directories), relative.
+fn listing(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in entries.flatten() {
+        let rel = PathBuf::from(e.file_name());
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            out.extend(listing(&e.path()).into_iter().map(|p| rel.join(p)));
+        }
+        out.push(rel);
+    }
+    out.sort();
+    out
+}
+
+/// The binary as a plain child process (the tests time, watch and signal it), the user's
+/// configuration kept out, TMPDIR set to `tmp`, output to files in `tmp`'s parent.
+fn airgap_child(args: &[&str], tmp: &Path, logs: &Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_kubectl-airgap"))
+        .args(args)
+        .env("TMPDIR", tmp)
+        .env("DOCKER_CONFIG", "/nonexistent")
+        .env("XDG_CONFIG_HOME", "/nonexistent")
+        .env_remove("AIRGAP_REGISTRY")
+        .env_remove("AIRGAP_CONFIG")
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(logs.join("stdout")).unwrap())
+        .stderr(std::fs::File::create(logs.join("stderr")).unwrap())
+        .spawn()
+        .unwrap()
+}
+
+fn logs(dir: &Path) -> (String, String) {
+    let read = |n: &str| std::fs::read_to_string(dir.join(n)).unwrap_or_default();
+    (read("stdout"), read("stderr"))
+}
+
+/// How a watched run went.
+struct Watched {
+    status: ExitStatus,
+    elapsed: Duration,
+    /// The most bytes seen in TMPDIR at once.
+    peak: u64,
+}
+
+/// Waits for `child`, polling the bytes in `tmp`; a run that writes more than WRITE_LIMIT
+/// there or takes over a minute is killed (and its `peak` says so).
+fn watch(mut child: Child, tmp: &Path) -> Watched {
+    let started = Instant::now();
+    let mut peak = 0;
+    loop {
+        peak = peak.max(dir_bytes(tmp));
+        if let Some(status) = child.try_wait().unwrap() {
+            return Watched {
+                status,
+                elapsed: started.elapsed(),
+                peak,
+            };
+        }
+        if peak > WRITE_LIMIT || started.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            let status = child.wait().unwrap();
+            return Watched {
+                status,
+                elapsed: started.elapsed(),
+                peak,
+            };
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// `push --from bomb` with TMPDIR in `work`, which must be refused within `within`, naming
+/// `entry`, with under WRITE_LIMIT written and nothing in the mirror; returns the error.
+fn assert_bomb_refused(bomb: &Path, entry: &str, within: Duration) -> String {
+    let mirror = TestRegistry::plain();
+    let work = tempfile::tempdir().unwrap();
+    let tmp = work.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let host = mirror.host();
+    let child = airgap_child(
+        &[
+            "push",
+            "--registry",
+            &host,
+            "--insecure-registry",
+            &host,
+            "--from",
+            bomb.to_str().unwrap(),
+        ],
+        &tmp,
+        work.path(),
+    );
+    let run = watch(child, &tmp);
+    let (stdout, stderr) = logs(work.path());
+    let what = bomb.file_name().unwrap().to_string_lossy();
+    assert!(
+        run.peak < WRITE_LIMIT,
+        "{what}: {} MB written to TMPDIR (stopped); {stdout}{stderr}",
+        run.peak >> 20
+    );
+    assert_eq!(run.status.code(), Some(2), "{what}: {stdout}{stderr}");
+    assert!(
+        run.elapsed < within,
+        "{what}: refused after {:?}, not within {within:?}: {stderr}",
+        run.elapsed
+    );
+    assert!(
+        stderr.contains(entry) && stderr.contains(&*what) && stderr.contains("refusing"),
+        "{what}: the error names the archive and {entry}: {stderr}"
+    );
+    assert_eq!(listing(&tmp), Vec::<PathBuf>::new(), "{what}: TMPDIR after");
+    assert_eq!(catalog(&host), Vec::<String>::new(), "{what}");
+    eprintln!(
+        "{what}: refused in {:?}, {} KB written: {}",
+        run.elapsed,
+        run.peak >> 10,
+        stderr.trim()
+    );
+    stderr
+}
+
+const BOMB_SIZE: u64 = 20 << 30;
+/// A hex name no real blob has.
+const BOMB_HEX: &str = "eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee";
+
+#[test]
+fn a_zstd_bomb_the_index_does_not_reach_is_refused_at_once() {
+    let bundle = one_image();
+    let files = parent_first(&bundle);
+    let work = tempfile::tempdir().unwrap();
+    // Everything the index reaches is known by the time the bomb comes: a blob nothing
+    // names, then an entry no layout has.
+    let (known, rest) = files.split_at(files.len() - 1);
+    let blob_name = format!("blobs/sha256/{BOMB_HEX}");
+    for (file, name) in [
+        ("unnamed.tar.zst", blob_name.as_str()),
+        ("junk.tar.zst", "zeros.bin"),
+    ] {
+        let path = work.path().join(file);
+        write_bomb(&path, known, name, BOMB_SIZE, rest);
+        let compressed = std::fs::metadata(&path).unwrap().len();
+        assert!(compressed < 1 << 20, "{file}: {compressed} bytes");
+        assert_bomb_refused(&path, name, Duration::from_secs(5));
+    }
+}
+
+#[test]
+fn a_zstd_bomb_the_index_names_with_a_small_size_is_refused_at_once() {
+    let bundle = one_image();
+    let files = parent_first(&bundle);
+    let work = tempfile::tempdir().unwrap();
+    let bomb = format!("blobs/sha256/{BOMB_HEX}");
+
+    // index.json names the bomb as an image's manifest of 1234 bytes.
+    let mut index: serde_json::Value = serde_json::from_slice(&files[1].1).unwrap();
+    index["manifests"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": format!("sha256:{BOMB_HEX}"), "size": 1234,
+            "annotations": {"io.containerd.image.name": "quay.io/org/bomb:v1"}
+        }));
+    let mut before = files[..2].to_vec();
+    before[1].1 = index.to_string().into_bytes();
+    let path = work.path().join("indexed.tar.zst");
+    write_bomb(&path, &before, &bomb, BOMB_SIZE, &files[2..]);
+    assert_bomb_refused(&path, &bomb, Duration::from_secs(5));
+
+    // A manifest names it as a layer of 5000 bytes.
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": bundle.images[0].2, "size": files[3].1.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
+            "digest": format!("sha256:{BOMB_HEX}"), "size": 5000}]
+    })
+    .to_string();
+    let digest = format!(
+        "sha256:{}",
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(manifest.as_bytes()))
+    );
+    let index = serde_json::json!({"schemaVersion": 2, "manifests": [{
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "digest": digest, "size": manifest.len(),
+        "annotations": {"io.containerd.image.name": "quay.io/org/bomb:v1"}}]});
+    let before = vec![
+        files[0].clone(),
+        ("index.json".into(), index.to_string().into_bytes()),
+        (
+            format!("blobs/sha256/{}", &digest[7..]),
+            manifest.into_bytes(),
+        ),
+    ];
+    let path = work.path().join("layer.tar.zst");
+    write_bomb(&path, &before, &bomb, BOMB_SIZE, &files[3..4]);
+    assert_bomb_refused(&path, &bomb, Duration::from_secs(5));
+}
+
+#[test]
+fn a_bundle_bigger_than_the_free_space_is_refused_before_unpacking() {
+    // The index names a 1 PiB layer, at its true size: no disk has room, and nothing of it
+    // is written (the stream holds only its first MiB; the refusal comes at the header).
+    let bundle = one_image();
+    let files = parent_first(&bundle);
+    let size: u64 = 1 << 50;
+    let layer = serde_json::json!({"mediaType": "application/vnd.oci.image.layer.v1.tar",
+        "digest": format!("sha256:{BOMB_HEX}"), "size": size});
+    let mut manifest: serde_json::Value = serde_json::from_slice(&files[2].1).unwrap();
+    manifest["layers"].as_array_mut().unwrap().push(layer);
+    let manifest = manifest.to_string();
+    let digest = format!(
+        "sha256:{}",
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(manifest.as_bytes()))
+    );
+    let index = serde_json::json!({"schemaVersion": 2, "manifests": [{
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "digest": digest, "size": manifest.len(),
+        "annotations": {"io.containerd.image.name": "quay.io/org/huge:v1"}}]});
+    let mut head = Vec::new();
+    for (name, data) in [
+        files[0].clone(),
+        ("index.json".into(), index.to_string().into_bytes()),
+        (
+            format!("blobs/sha256/{}", &digest[7..]),
+            manifest.into_bytes(),
+        ),
+    ] {
+        head.extend(tar_entry(&name, &data));
+    }
+    let bomb = format!("blobs/sha256/{BOMB_HEX}");
+    head.extend(tar_header(&bomb, size));
+    let work = tempfile::tempdir().unwrap();
+    let path = work.path().join("huge.tar.zst");
+    let mut file = std::fs::File::create(&path).unwrap();
+    file.write_all(&zstd::encode_all(&head[..], 3).unwrap())
+        .unwrap();
+    zstd_zeros(&mut file, 1 << 20);
+    drop(file);
+    let stderr = assert_bomb_refused(&path, &bomb, Duration::from_secs(5));
+    assert!(
+        stderr.contains("free") && stderr.contains("set TMPDIR"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_zstd_bomb_before_the_index_is_refused_with_nothing_written() {
+    // The order of a tar made with `tar -C DIR .` or by earlier versions of `save`: the
+    // index last, so nothing tells what the bomb is until it has gone by.
+    let bundle = one_image();
+    let files = parent_first(&bundle);
+    let work = tempfile::tempdir().unwrap();
+    let bomb = format!("blobs/sha256/{BOMB_HEX}");
+    let mut after = files[2..].to_vec();
+    after.push(files[1].clone());
+    let path = work.path().join("late-index.tar.zst");
+    write_bomb(&path, &files[..1], &bomb, 4 << 30, &after);
+    assert_bomb_refused(&path, &bomb, Duration::from_secs(30));
 }
 
 #[test]
@@ -105,4 +450,83 @@ fn a_truncated_plain_tar_is_named_truncated_and_tags_nothing() {
         "{stderr}"
     );
     assert_eq!(catalog(&mirror.host()), Vec::<String>::new());
+}
+
+fn save_scene_of(work: &Path, bundle: Bundle) -> (TestRegistry, PathBuf) {
+    let source = TestRegistry::plain();
+    let out = against("push", &source.host())
+        .args(["--naming", "strip", "--from"])
+        .arg(bundle.dir.path())
+        .output()
+        .unwrap();
+    common::stdout_of_success(&out);
+    let images: Vec<String> = bundle
+        .images
+        .iter()
+        .map(|(name, _, _)| format!("{}/{}", source.host(), name.split_once('/').unwrap().1))
+        .collect();
+    let images: Vec<&str> = images.iter().map(String::as_str).collect();
+    (source, pod_manifests(work, &images, None))
+}
+
+#[test]
+fn save_writes_a_tar_parents_first_so_it_unpacks_in_one_pass() {
+    let work = tempfile::tempdir().unwrap();
+    let bundle = Bundle::new(&[
+        ("quay.io/org/a:v1", &[(21, 30_000), (22, 5_000)]),
+        ("quay.io/org/b:v1", &[(21, 30_000), (23, 6_000)]),
+    ]);
+    let (source, manifests) = save_scene_of(work.path(), bundle);
+    let out = work.path().join("bundle.tar");
+    let status = save_child(&source, &manifests, &out, work.path())
+        .wait()
+        .unwrap();
+    let (stdout, stderr) = logs(work.path());
+    assert_eq!(status.code(), Some(0), "{stdout}{stderr}");
+    let mut archive = tar::Archive::new(std::fs::File::open(&out).unwrap());
+    let names: Vec<String> = archive
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names[..2], ["oci-layout", "index.json"], "{names:?}");
+    // Every blob comes after the manifest that names it.
+    let dir = work.path().join("unpacked");
+    std::fs::create_dir(&dir).unwrap();
+    tar::Archive::new(std::fs::File::open(&out).unwrap())
+        .unpack(&dir)
+        .unwrap();
+    let position = |digest: &str| {
+        let name = format!("blobs/sha256/{}", &digest[7..]);
+        names.iter().position(|n| *n == name).unwrap()
+    };
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
+    for d in index["manifests"].as_array().unwrap() {
+        let digest = d["digest"].as_str().unwrap();
+        let path = dir.join("blobs/sha256").join(&digest[7..]);
+        let m: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+        let children = std::iter::once(&m["config"]).chain(m["layers"].as_array().unwrap());
+        for child in children {
+            let child = child["digest"].as_str().unwrap();
+            assert!(position(digest) < position(child), "{names:?}");
+        }
+    }
+}
+
+fn save_child(source: &TestRegistry, manifests: &Path, output: &Path, work: &Path) -> Child {
+    let host = source.host();
+    airgap_child(
+        &[
+            "save",
+            "--insecure-registry",
+            &host,
+            "-f",
+            manifests.to_str().unwrap(),
+            "-o",
+            output.to_str().unwrap(),
+        ],
+        work,
+        work,
+    )
 }

@@ -131,7 +131,7 @@ pub fn run(args: &SaveArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus>
     std::fs::write(&lock_path, LockFile::new(locked).to_yaml()?)
         .with_context(|| format!("writing {}", lock_path.display()))?;
     if let Some(compression) = compression {
-        write_tar(dir, &args.output, compression)?;
+        write_tar(dir, &args.output, compression, &layout.parents_first())?;
         println!("wrote {}", args.output.display());
     }
     Ok(if failed > 0 { EXIT_ERROR } else { EXIT_OK })

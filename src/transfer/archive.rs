@@ -2,15 +2,16 @@
 //! archives.
 //!
 //! A plain tar is read in place: one pass over its headers records where each file's bytes
-//! start, and a read seeks there. A compressed tar cannot be read at random, so it is unpacked
-//! once into a private temporary directory, each file under a number of ours (never a name from
-//! the archive), and read from there; memory stays bounded either way.
+//! start, and a read seeks there. A compressed tar cannot be read at random, so what its reader
+//! needs is unpacked into a private temporary directory (see [`super::unpack`]), each file under
+//! a number of ours (never a name from the archive), and read from there; memory stays bounded
+//! either way.
 //!
 //! Every entry name is checked while indexing: an absolute path, a `..` component, or a link
 //! whose target leaves the archive fails the whole archive with the file and entry named, before
 //! a single byte of it is copied anywhere.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -19,6 +20,7 @@ use anyhow::{Context, bail};
 use sha2::{Digest as _, Sha256};
 
 use super::ByteStream;
+use super::unpack::{Needs, unpack};
 
 /// How a file is compressed, told by its first bytes (not by its name).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,7 +58,7 @@ impl Compression {
         }
     }
 
-    fn decoder<'a>(self, file: impl Read + 'a) -> io::Result<Box<dyn Read + 'a>> {
+    pub(super) fn decoder<'a>(self, file: impl Read + 'a) -> io::Result<Box<dyn Read + 'a>> {
         let file = BufReader::with_capacity(1 << 16, file);
         Ok(match self {
             Compression::None => Box::new(file),
@@ -70,7 +72,7 @@ impl Compression {
 
 /// Where a file's bytes are.
 #[derive(Debug, Clone)]
-enum At {
+pub(super) enum At {
     /// At this offset of the (plain) archive itself.
     Offset(u64),
     /// In the unpacked file with this number.
@@ -78,11 +80,11 @@ enum At {
 }
 
 #[derive(Debug, Clone)]
-struct Entry {
-    at: At,
-    size: u64,
+pub(super) struct Entry {
+    pub at: At,
+    pub size: u64,
     /// `sha256:<hex>` of the content, when the archive was opened with hashing.
-    digest: Option<String>,
+    pub digest: Option<String>,
 }
 
 /// An archive's files by name.
@@ -91,10 +93,12 @@ pub struct TarFiles {
     /// Keeps the unpacked files of a compressed archive for as long as they are read.
     unpacked: Option<tempfile::TempDir>,
     entries: HashMap<String, Entry>,
+    /// Every file name the archive holds, read or passed over.
+    seen: HashSet<String>,
 }
 
 /// An entry name made relative and clean (`./a//b` → `a/b`), or why it is refused.
-fn clean_name(raw: &str) -> Result<String, &'static str> {
+pub(super) fn clean_name(raw: &str) -> Result<String, &'static str> {
     if raw.starts_with('/') || raw.starts_with('\\') || raw.get(1..2) == Some(":") {
         return Err("is an absolute path");
     }
@@ -135,9 +139,9 @@ fn resolve_link(link: &str, target: &str, hard: bool) -> Option<String> {
 }
 
 impl TarFiles {
-    /// Indexes `path`, unpacking it first when it is compressed; with `hash`, every file's
-    /// sha256 is computed on the way (docker archives name layers by path, not digest).
-    pub fn open(path: &Path, hash: bool) -> anyhow::Result<TarFiles> {
+    /// Indexes `path`, unpacking what `needs` asks for when it is compressed; with `hash`, every
+    /// file's sha256 is computed on the way (docker archives name layers by path, not digest).
+    pub(crate) fn open(path: &Path, hash: bool, needs: &mut dyn Needs) -> anyhow::Result<TarFiles> {
         let mut file =
             File::open(path).with_context(|| format!("opening archive {}", path.display()))?;
         let mut head = [0u8; 6];
@@ -148,7 +152,13 @@ impl TarFiles {
         let result = if compression == Compression::None {
             Self::index_in_place(path, file, hash)
         } else {
-            Self::unpack(path, file, compression, hash)
+            drop(file);
+            unpack(path, compression, hash, needs).map(|u| TarFiles {
+                path: path.to_path_buf(),
+                unpacked: Some(u.dir),
+                entries: u.entries,
+                seen: u.seen,
+            })
         };
         result.with_context(|| format!("archive {}", path.display()))
     }
@@ -178,7 +188,7 @@ impl TarFiles {
                     "truncated at byte {len}: entry {n} {raw:?} needs {size} bytes from byte {offset}; the file was cut short (copy it again)"
                 );
             }
-            index.add(n, &mut entry, hash, |_| Ok(At::Offset(offset)))?;
+            index.add(n, &mut entry, hash, |_, _, _| Ok(Some(At::Offset(offset))))?;
             end = Some(((offset + size).div_ceil(512) * 512, n, raw));
         }
         // Every tar writer ends with zero blocks; without them the file was cut between
@@ -190,45 +200,12 @@ impl TarFiles {
                 "truncated at byte {len}: the file ends after entry {n} {raw:?} without tar's end-of-archive marker; it was cut short (copy it again)"
             );
         }
+        let (entries, seen) = index.finish()?;
         Ok(TarFiles {
             path: path.to_path_buf(),
             unpacked: None,
-            entries: index.finish()?,
-        })
-    }
-
-    fn unpack(
-        path: &Path,
-        file: File,
-        compression: Compression,
-        hash: bool,
-    ) -> anyhow::Result<TarFiles> {
-        let dir = tempfile::Builder::new()
-            .prefix("kubectl-airgap-unpacked-")
-            .tempdir()
-            .context(
-                "creating a temporary directory to unpack into (set TMPDIR to a disk with room)",
-            )?;
-        let damage = Damage::Compressed;
-        let mut index = Indexer::new(damage);
-        let mut archive =
-            tar::Archive::new(compression.decoder(file).map_err(|e| damage.error(e))?);
-        let mut count = 0;
-        for (n, entry) in archive.entries().map_err(|e| damage.error(e))?.enumerate() {
-            let mut entry = entry.map_err(|e| damage.error(e))?;
-            let out_dir = dir.path();
-            index.add(n, &mut entry, hash, |content| {
-                let number = count;
-                count += 1;
-                let mut out = File::create(out_dir.join(number.to_string()))?;
-                io::copy(content, &mut out)?;
-                Ok(At::Unpacked(number))
-            })?;
-        }
-        Ok(TarFiles {
-            path: path.to_path_buf(),
-            unpacked: Some(dir),
-            entries: index.finish()?,
+            entries,
+            seen,
         })
     }
 
@@ -238,6 +215,11 @@ impl TarFiles {
 
     pub fn contains(&self, name: &str) -> bool {
         self.entry(name).is_some()
+    }
+
+    /// Whether the archive holds a file `name`, read or (compressed and not needed) passed over.
+    pub fn lists(&self, name: &str) -> bool {
+        clean_name(name).is_ok_and(|n| self.seen.contains(&n))
     }
 
     fn entry(&self, name: &str) -> Option<&Entry> {
@@ -318,16 +300,20 @@ impl TarFiles {
 }
 
 /// Collects entries and links while an archive is read, then resolves the links.
-struct Indexer {
+pub(super) struct Indexer {
     entries: HashMap<String, Entry>,
     /// link name → (target name, entry number)
     links: Vec<(String, String, usize)>,
+    seen: HashSet<String>,
     damage: Damage,
 }
 
+/// Links lead to links; a few hops settle any sane chain.
+const LINK_HOPS: usize = 8;
+
 /// What a read error inside an archive is reported as.
 #[derive(Clone, Copy)]
-enum Damage {
+pub(super) enum Damage {
     /// A plain tar of `len` bytes: a short read means it was cut at its end.
     Plain { len: u64 },
     /// A compressed stream cannot tell a cut from a corruption.
@@ -336,7 +322,7 @@ enum Damage {
 
 impl Damage {
     /// A read error inside the archive, said as what it means: cut short or damaged.
-    fn error(self, e: io::Error) -> anyhow::Error {
+    pub(super) fn error(self, e: io::Error) -> anyhow::Error {
         // The tar crate says "failed to read entire block" when a header is cut.
         let short =
             e.kind() == io::ErrorKind::UnexpectedEof || e.to_string().contains("entire block");
@@ -355,20 +341,23 @@ impl Damage {
 }
 
 impl Indexer {
-    fn new(damage: Damage) -> Indexer {
+    pub(super) fn new(damage: Damage) -> Indexer {
         Indexer {
             entries: HashMap::new(),
             links: Vec::new(),
+            seen: HashSet::new(),
             damage,
         }
     }
 
-    fn add<R: Read>(
+    /// Checks and records entry `n`; a regular file's content goes to `store` (its clean name,
+    /// size and bytes), which says where it is kept, or `None` when it is passed over.
+    pub(super) fn add<R: Read>(
         &mut self,
         n: usize,
         entry: &mut tar::Entry<'_, R>,
         hash: bool,
-        store: impl FnOnce(&mut dyn Read) -> io::Result<At>,
+        store: impl FnOnce(&str, u64, &mut dyn Read) -> anyhow::Result<Option<At>>,
     ) -> anyhow::Result<()> {
         let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
         let name = clean_name(&raw)
@@ -383,14 +372,16 @@ impl Indexer {
                     inner: &mut *entry,
                     hasher: hasher.as_mut(),
                 };
-                let damaged = |e| self.damage.error(e);
-                let at = store(&mut reader)
-                    .map_err(damaged)
+                let at = store(&name, size, &mut reader)
                     .with_context(|| format!("entry {n} {raw:?}"))?;
+                self.seen.insert(name.clone());
+                let Some(at) = at else {
+                    return Ok(());
+                };
                 if hash && !matches!(at, At::Unpacked(_)) {
                     // In place: read the content through the hasher now.
                     io::copy(&mut reader, &mut io::sink())
-                        .map_err(damaged)
+                        .map_err(|e| self.damage.error(e))
                         .with_context(|| format!("entry {n} {raw:?}"))?;
                 }
                 let digest = hasher.map(|h| format!("sha256:{}", hex::encode(h.finalize())));
@@ -408,6 +399,7 @@ impl Indexer {
                         "entry {n} {raw:?} links to {target:?}, outside the archive; refusing the archive"
                     )
                 })?;
+                self.seen.insert(name.clone());
                 self.links.push((name, resolved, n));
                 Ok(())
             }
@@ -417,9 +409,48 @@ impl Indexer {
         }
     }
 
-    fn finish(mut self) -> anyhow::Result<HashMap<String, Entry>> {
-        // Links may point at links; a few rounds settle any sane chain.
-        for _ in 0..8 {
+    /// Records an entry read apart (in a second pass).
+    pub(super) fn insert(&mut self, name: String, entry: Entry) {
+        self.entries.insert(name, entry);
+    }
+
+    /// The file a name leads to, following links (`None` for a chain too long).
+    pub(super) fn resolve(&self, name: &str) -> Option<String> {
+        let mut name = name.to_string();
+        for _ in 0..=LINK_HOPS {
+            match self.links.iter().rev().find(|(link, _, _)| *link == name) {
+                Some((_, target, _)) => name = target.clone(),
+                None => return Some(name),
+            }
+        }
+        None
+    }
+
+    /// The links read so far that lead to `name`.
+    pub(super) fn links_to(&self, name: &str) -> impl Iterator<Item = String> + '_ {
+        let mut found: Vec<String> = Vec::new();
+        let mut wanted = vec![name.to_string()];
+        for _ in 0..LINK_HOPS {
+            let next: Vec<String> = self
+                .links
+                .iter()
+                .filter(|(link, target, _)| wanted.contains(target) && !found.contains(link))
+                .map(|(link, _, _)| link.clone())
+                .collect();
+            if next.is_empty() {
+                break;
+            }
+            found.extend(next.iter().cloned());
+            wanted = next;
+        }
+        found.into_iter()
+    }
+
+    /// The files by name, links resolved, and every name seen. A link to a file passed over
+    /// (not needed), or a chain of links too long, is dropped; a link to a name the archive
+    /// lacks is an error.
+    pub(super) fn finish(mut self) -> anyhow::Result<(HashMap<String, Entry>, HashSet<String>)> {
+        for _ in 0..LINK_HOPS {
             let mut pending = Vec::new();
             for (name, target, n) in std::mem::take(&mut self.links) {
                 match self.entries.get(&target) {
@@ -431,18 +462,25 @@ impl Indexer {
                 }
             }
             if pending.is_empty() {
-                return Ok(self.entries);
+                break;
             }
             self.links = pending;
         }
-        let (name, target, n) = &self.links[0];
-        bail!("entry {n} {name:?} links to {target:?}, which the archive does not hold")
+        if let Some((name, target, n)) = self
+            .links
+            .iter()
+            .find(|(_, target, _)| !self.seen.contains(target))
+        {
+            bail!("entry {n} {name:?} links to {target:?}, which the archive does not hold")
+        }
+        Ok((self.entries, self.seen))
     }
 }
 
-struct HashingReader<'a, R: Read> {
-    inner: R,
-    hasher: Option<&'a mut Sha256>,
+/// A reader that feeds what passes through it to a hasher.
+pub(super) struct HashingReader<'a, R: Read> {
+    pub inner: R,
+    pub hasher: Option<&'a mut Sha256>,
 }
 
 impl<R: Read> Read for HashingReader<'_, R> {
@@ -468,8 +506,14 @@ fn read_up_to(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
 
 /// Writes the directory `dir` as a tar at `out` (compressed as asked), atomically: the tar is
 /// written beside `out` and renamed once complete. Entries are in a fixed order with fixed
-/// owners and times, so the same bundle gives the same bytes.
-pub fn write_tar(dir: &Path, out: &Path, compression: Compression) -> anyhow::Result<()> {
+/// owners and times, so the same bundle gives the same bytes: the paths `first` names, in that
+/// order, then the rest by name.
+pub fn write_tar(
+    dir: &Path,
+    out: &Path,
+    compression: Compression,
+    first: &[String],
+) -> anyhow::Result<()> {
     let tmp = out.with_file_name(format!(
         ".{}.partial-{}",
         out.file_name().and_then(|n| n.to_str()).unwrap_or("bundle"),
@@ -495,18 +539,14 @@ pub fn write_tar(dir: &Path, out: &Path, compression: Compression) -> anyhow::Re
         builder.follow_symlinks(false);
         let mut files = Vec::new();
         collect_files(dir, dir, &mut files)?;
-        // oci-layout first and index.json last: a streaming reader meets the marker at once,
-        // and the index only after every blob it names.
-        files.sort_by_key(|p| {
+        // `first` in its order (parents before what they name, so a reader of the stream
+        // knows each entry's need at its header), then the rest by name.
+        let rank = |p: &PathBuf| {
             let s = p.to_string_lossy().into_owned();
-            let rank = match s.as_str() {
-                "oci-layout" => 0,
-                "index.json" => 2,
-                _ if s.starts_with("blobs/") => 1,
-                _ => 3,
-            };
-            (rank, s)
-        });
+            let at = first.iter().position(|f| *f == s).unwrap_or(first.len());
+            (at, s)
+        };
+        files.sort_by_cached_key(rank);
         for rel in files {
             builder.append_path_with_name(dir.join(&rel), &rel)?;
         }

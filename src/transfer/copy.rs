@@ -77,9 +77,9 @@ pub struct Copier<S, D> {
 }
 
 #[derive(Deserialize)]
-struct Descriptor {
-    digest: String,
-    size: u64,
+pub(super) struct Descriptor {
+    pub(super) digest: String,
+    pub(super) size: u64,
     #[serde(default)]
     platform: Option<DescriptorPlatform>,
 }
@@ -104,7 +104,7 @@ impl DescriptorPlatform {
 
 /// The parts of a manifest or index that name other content.
 #[derive(Deserialize)]
-struct Shape {
+pub(super) struct Shape {
     manifests: Option<Vec<Descriptor>>,
     config: Option<Descriptor>,
     #[serde(default)]
@@ -112,6 +112,20 @@ struct Shape {
 }
 
 impl Shape {
+    /// The shape of bytes that are a manifest or an index; `None` for anything else.
+    pub(super) fn parse(bytes: &[u8]) -> Option<Shape> {
+        serde_json::from_slice(bytes).ok()
+    }
+
+    /// What it names: (digest, size, whether that is a manifest or index in turn).
+    pub(super) fn children(&self) -> impl Iterator<Item = (&str, u64, bool)> {
+        let manifests = self.manifests.iter().flatten().map(|d| (d, true));
+        let blobs = self.config.iter().chain(&self.layers).map(|d| (d, false));
+        manifests
+            .chain(blobs)
+            .map(|(d, manifest)| (d.digest.as_str(), d.size, manifest))
+    }
+
     fn of(from: &Reference, manifest: &RawManifest) -> anyhow::Result<Shape> {
         serde_json::from_slice(&manifest.bytes).with_context(|| {
             format!(

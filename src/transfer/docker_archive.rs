@@ -9,7 +9,7 @@
 //! on the archive alone, so a rerun computes the same digest and finds the image already there;
 //! the image ID (the config digest) is the one `docker images` showed.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -17,7 +17,8 @@ use anyhow::{Context, bail};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use super::archive::{Compression, TarFiles};
+use super::archive::{Compression, TarFiles, clean_name};
+use super::unpack::{Need, Needs, Size};
 use super::{ByteStream, ImageSource, RawManifest};
 use crate::mirror::canonical_reference;
 use crate::reference::Reference;
@@ -51,6 +52,61 @@ struct Descriptor {
 }
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+/// `manifest.json` lists a few names per image; a bigger one is not a docker archive's.
+const MANIFEST_JSON_LIMIT: u64 = 16 << 20;
+
+/// What reading a compressed docker archive needs: `manifest.json`, and the configs and layers
+/// it names (of any size: it gives none). What it does not name stays unknown, not unneeded,
+/// because a link read later may lead to it.
+#[derive(Default)]
+struct ArchiveNeeds {
+    names: Option<HashSet<String>>,
+}
+
+impl Needs for ArchiveNeeds {
+    fn need(&self, name: &str) -> Need {
+        if name == "manifest.json" {
+            return Need::Yes(Size::AtMost(MANIFEST_JSON_LIMIT));
+        }
+        match &self.names {
+            Some(names) if names.contains(name) => Need::Yes(Size::Any),
+            _ => Need::Unknown,
+        }
+    }
+
+    fn reads(&self, name: &str, _size: u64) -> bool {
+        name == "manifest.json"
+    }
+
+    fn learn(&mut self, _name: &str, content: &[u8]) -> anyhow::Result<()> {
+        let images: Vec<ArchivedImage> = serde_json::from_slice(content)
+            .context("manifest.json is not a docker archive manifest")?;
+        let named = images
+            .iter()
+            .flat_map(|i| std::iter::once(&i.config).chain(&i.layers));
+        self.names = Some(named.filter_map(|n| clean_name(n).ok()).collect());
+        Ok(())
+    }
+
+    fn found(&self) -> bool {
+        self.names.is_some()
+    }
+
+    fn settled(&self) -> bool {
+        self.names.is_some()
+    }
+
+    fn needed(&self) -> Vec<String> {
+        let names = self.names.iter().flatten().cloned();
+        std::iter::once("manifest.json".to_string())
+            .chain(names)
+            .collect()
+    }
+
+    fn needed_count(&self) -> usize {
+        1 + self.names.as_ref().map_or(0, HashSet::len)
+    }
+}
 
 /// Every image of one or more docker archives, by name and by manifest digest.
 pub struct DockerArchives {
@@ -101,7 +157,8 @@ impl DockerArchives {
                         loop {
                             let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                             let Some(file) = files.get(i) else { break };
-                            out.push((i, TarFiles::open(file, true)));
+                            let needs = &mut ArchiveNeeds::default();
+                            out.push((i, TarFiles::open(file, true, needs)));
                         }
                         out
                     })
@@ -142,9 +199,11 @@ impl DockerArchives {
     fn add(&mut self, files: TarFiles) -> anyhow::Result<()> {
         let archive = self.archives.len();
         let where_ = files.path().display().to_string();
-        let text = files.read("manifest.json", 16 << 20)?.with_context(|| {
-            format!("{where_} is not a docker archive (no manifest.json in it)")
-        })?;
+        let text = files
+            .read("manifest.json", MANIFEST_JSON_LIMIT)?
+            .with_context(|| {
+                format!("{where_} is not a docker archive (no manifest.json in it)")
+            })?;
         let images: Vec<ArchivedImage> = serde_json::from_slice(&text)
             .with_context(|| format!("{where_}: manifest.json is not a docker archive manifest"))?;
         for (n, image) in images.iter().enumerate() {

@@ -7,6 +7,7 @@
 //! image. Paths are built only from digests checked to be `sha256:<64 hex>`, so nothing in a
 //! bundle can name a file outside it.
 
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -17,6 +18,8 @@ use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt as _;
 
 use super::archive::TarFiles;
+use super::copy::Shape;
+use super::unpack::{Need, Needs, Size};
 use super::{ByteStream, ImageSink, ImageSource, RawManifest};
 use crate::mirror::canonical_reference;
 use crate::reference::Reference;
@@ -25,6 +28,10 @@ use crate::reference::Reference;
 pub const IMAGE_NAME: &str = "io.containerd.image.name";
 /// Manifests are small; a bigger "manifest" is a damaged or hostile bundle.
 const MANIFEST_LIMIT: u64 = 4 << 20;
+/// An index of tens of thousands of images; a bigger one is not an index.
+const INDEX_LIMIT: u64 = 64 << 20;
+/// Descriptors in blobs met before anything named them, held until the index comes.
+const EARLY_LIMIT: usize = 1 << 20;
 
 /// The OCI annotation for the tag.
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
@@ -96,9 +103,9 @@ impl OciLayout {
             })?;
             (Store::Dir, text)
         } else {
-            let files = TarFiles::open(root, false)?;
-            let Some(text) = files.read("index.json", 64 << 20)? else {
-                let hint = if files.contains("manifest.json") {
+            let files = TarFiles::open(root, false, &mut LayoutNeeds::default())?;
+            let Some(text) = files.read("index.json", INDEX_LIMIT)? else {
+                let hint = if files.lists("manifest.json") {
                     format!(
                         "; it looks like a `docker save` archive: use --from docker-archive:{}",
                         root.display()
@@ -216,6 +223,34 @@ impl OciLayout {
         }
     }
 
+    /// The layout's files parents first: `oci-layout`, `index.json`, then every blob the index
+    /// reaches, breadth first, each after the manifest or index naming it. A tar in this order
+    /// unpacks in one pass, each entry's need known at its header (see `unpack`).
+    pub fn parents_first(&self) -> Vec<String> {
+        let mut out = vec!["oci-layout".to_string(), "index.json".to_string()];
+        let mut queue: std::collections::VecDeque<(String, bool)> = {
+            let images = self.images.lock().unwrap_or_else(|p| p.into_inner());
+            images.iter().map(|d| (d.digest.clone(), true)).collect()
+        };
+        let mut seen = HashSet::new();
+        while let Some((digest, manifest)) = queue.pop_front() {
+            let Ok(name) = blob_name(&digest) else {
+                continue;
+            };
+            if !seen.insert(digest) {
+                continue;
+            }
+            if manifest
+                && let Ok(bytes) = std::fs::read(self.root.join(&name))
+                && let Some(shape) = Shape::parse(&bytes)
+            {
+                queue.extend(shape.children().map(|(d, _, m)| (d.to_string(), m)));
+            }
+            out.push(name);
+        }
+        out
+    }
+
     /// Writes `index.json` (atomically: a reader sees the old index or the new one).
     pub fn finish(&self) -> anyhow::Result<()> {
         self.writable()?;
@@ -229,6 +264,139 @@ impl OciLayout {
         std::fs::write(&tmp, serde_json::to_vec_pretty(&index)?)?;
         std::fs::rename(&tmp, self.root.join("index.json"))
             .with_context(|| format!("writing {}/index.json", self.root.display()))
+    }
+}
+
+/// What reading a compressed tar of a layout needs: `index.json`, and every blob the index
+/// reaches, at the sizes their descriptors give.
+#[derive(Default)]
+struct LayoutNeeds {
+    index_read: bool,
+    /// digest → (size, where its descriptor is)
+    needed: HashMap<String, (u64, String)>,
+    /// Manifests and indexes needed and not read yet.
+    pending: HashSet<String>,
+    /// What small blobs read before anything named them name in turn: digest → (digest, size,
+    /// whether a manifest); an index after its blobs needs them.
+    early: HashMap<String, Vec<(String, u64, bool)>>,
+    early_descriptors: usize,
+}
+
+impl LayoutNeeds {
+    fn add(&mut self, digest: &str, size: u64, by: &str, manifest: bool) {
+        if blob_name(digest).is_err() || self.needed.contains_key(digest) {
+            return;
+        }
+        self.needed
+            .insert(digest.to_string(), (size, by.to_string()));
+        if manifest {
+            match self.early.remove(digest) {
+                Some(children) => self.add_children(digest, children),
+                None => {
+                    self.pending.insert(digest.to_string());
+                }
+            }
+        }
+    }
+
+    fn add_children(&mut self, parent: &str, children: Vec<(String, u64, bool)>) {
+        let by = format!("manifest {parent}");
+        for (digest, size, manifest) in children {
+            self.add(&digest, size, &by, manifest);
+        }
+    }
+}
+
+/// The digest a layout's entry name stands for (`blobs/sha256/<hex>`).
+fn named_digest(name: &str) -> Option<String> {
+    let digest = format!("sha256:{}", name.strip_prefix("blobs/sha256/")?);
+    blob_name(&digest).is_ok().then_some(digest)
+}
+
+impl Needs for LayoutNeeds {
+    fn need(&self, name: &str) -> Need {
+        if name == "index.json" {
+            return Need::Yes(Size::AtMost(INDEX_LIMIT));
+        }
+        let Some(digest) = named_digest(name) else {
+            return Need::No;
+        };
+        match self.needed.get(&digest) {
+            Some((size, by)) => Need::Yes(Size::Exactly {
+                size: *size,
+                by: by.clone(),
+            }),
+            None if self.settled() => Need::No,
+            None => Need::Unknown,
+        }
+    }
+
+    fn reads(&self, name: &str, size: u64) -> bool {
+        if name == "index.json" {
+            return true;
+        }
+        size <= MANIFEST_LIMIT
+            && named_digest(name).is_some_and(|d| {
+                self.pending.contains(&d) || !(self.settled() || self.needed.contains_key(&d))
+            })
+    }
+
+    fn learn(&mut self, name: &str, content: &[u8]) -> anyhow::Result<()> {
+        if name == "index.json" {
+            let index: Index =
+                serde_json::from_slice(content).context("index.json is not a valid OCI index")?;
+            self.index_read = true;
+            for d in &index.manifests {
+                blob_name(&d.digest).context("in index.json")?;
+                self.add(&d.digest, d.size, "index.json", true);
+            }
+            return Ok(());
+        }
+        let Some(digest) = named_digest(name) else {
+            return Ok(());
+        };
+        // Content that is not what its name says names nothing; the copier refuses it later.
+        if crate::registry::sha256_digest(content) != digest {
+            return Ok(());
+        }
+        let children: Vec<(String, u64, bool)> = Shape::parse(content)
+            .map(|s| {
+                s.children()
+                    .map(|(d, n, m)| (d.to_string(), n, m))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if self.pending.remove(&digest) {
+            self.add_children(&digest, children);
+        } else if !children.is_empty() && !self.needed.contains_key(&digest) {
+            self.early_descriptors += children.len();
+            if self.early_descriptors > EARLY_LIMIT {
+                anyhow::bail!(
+                    "the blobs before index.json name more than {EARLY_LIMIT} others; refusing the archive"
+                );
+            }
+            self.early.insert(digest, children);
+        }
+        Ok(())
+    }
+
+    fn found(&self) -> bool {
+        self.index_read
+    }
+
+    fn settled(&self) -> bool {
+        self.index_read && self.pending.is_empty()
+    }
+
+    fn needed(&self) -> Vec<String> {
+        let blobs = self.needed.keys().filter_map(|d| blob_name(d).ok());
+        std::iter::once("index.json".to_string())
+            .chain(blobs)
+            .collect()
+    }
+
+    fn needed_count(&self) -> usize {
+        1 + self.needed.len()
     }
 }
 

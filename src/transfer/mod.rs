@@ -10,6 +10,7 @@ pub mod copy;
 pub mod docker_archive;
 pub mod layout;
 pub mod registry;
+mod unpack;
 pub mod verify;
 
 use std::future::Future;
