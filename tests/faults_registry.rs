@@ -11,7 +11,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use common::airgap;
 use common::registry::pod_manifests as manifests;
-use common::registry::{Auth, Layout, PASSWORD, Recorder, TestRegistry, TlsFront, USER};
+use common::registry::{
+    Auth, Layout, PASSWORD, Recorder, Silent, TestRegistry, TlsFront, USER, against,
+};
 
 fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
@@ -325,4 +327,66 @@ fn a_self_signed_certificate_in_the_ca_file_is_trusted() {
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("TLS with") && err.contains("expired"), "{err}");
+}
+
+/// A registry that accepts connections and never answers: each request gives up after
+/// `--request-timeout`, the command ends in about that time (not attempts x timeout), says it
+/// timed out and names the host; a longer wait is announced on stderr, once.
+#[test]
+fn a_registry_that_never_answers_times_out() {
+    let silent = Silent::start();
+    let host = format!("127.0.0.1:{}", silent.port);
+    let dir = tempfile::tempdir().unwrap();
+    let images: Vec<String> = (0..5)
+        .map(|i| format!("example.com/hang/app{i}:1"))
+        .collect();
+    let refs: Vec<&str> = images.iter().map(String::as_str).collect();
+    let m = manifests(dir.path(), &refs, None);
+
+    let started = Instant::now();
+    let out = against("check", &host)
+        .args(["--request-timeout", "2s", "-f"])
+        .arg(&m)
+        .timeout(Duration::from_secs(60))
+        .output()
+        .unwrap();
+    let (err, secs) = (stderr(&out), started.elapsed().as_secs_f64());
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(secs < 20.0, "{secs} s");
+    assert!(err.contains(&format!("{host} timed out")), "{err}");
+    assert!(err.contains("--request-timeout"), "{err}");
+    assert!(!err.contains("waiting for"), "no notice before 5 s: {err}");
+
+    // push takes the same flag, and ends as soon.
+    let started = Instant::now();
+    let out = against("push", &host)
+        .arg("--source-mirror")
+        .arg(format!("example.com=http://{host}"))
+        .args(["--request-timeout", "2s", "-f"])
+        .arg(&m)
+        .timeout(Duration::from_secs(60))
+        .output()
+        .unwrap();
+    let all = format!("{}{}", stdout(&out), stderr(&out));
+    assert_ne!(out.status.code(), Some(0), "{all}");
+    assert!(started.elapsed() < Duration::from_secs(20));
+    assert!(all.contains(&format!("{host} timed out")), "{all}");
+
+    // A longer timeout: the wait is said once, with what is waited for.
+    let out = against("check", &host)
+        .args(["--request-timeout", "7s", "-f"])
+        .arg(&m)
+        .timeout(Duration::from_secs(60))
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(
+        err.matches(&format!("waiting for {host} to answer "))
+            .count(),
+        1,
+        "{err}"
+    );
+    assert!(err.contains(" /v2/example.com/hang/app"), "{err}");
+    assert!(err.contains("(timeout 7s"), "{err}");
 }

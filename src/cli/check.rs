@@ -398,7 +398,12 @@ fn detail(i: &ImageReport<'_>) -> String {
 /// Reads the cluster, and says on stderr what could not be read. Nothing read at all is an
 /// error: an empty answer would look like a clean cluster.
 async fn read_cluster(args: &CheckArgs, name: &str) -> anyhow::Result<Inventory> {
-    let cluster = Cluster::connect(&args.connection.connection(Some(name))).await?;
+    let cluster = Cluster::connect(
+        &args
+            .connection
+            .connection(Some(name), args.registry.timeout),
+    )
+    .await?;
     let inventory = cluster.inventory(&args.namespaces.scope()).await;
     if inventory.lists_read == 0 {
         let reasons: std::collections::BTreeSet<&str> = inventory

@@ -23,7 +23,15 @@ pub struct ConnectionArgs {
     /// The kubeconfig user to use
     #[arg(long, value_name = "NAME")]
     pub user: Option<String>,
-    /// How long to wait for each API request: 0 (no limit), seconds, or 30s, 1m
+}
+
+/// kubectl's `--request-timeout`, apart from [`ConnectionArgs`] because `check` reaches a
+/// registry and a cluster and has one flag for both (registry commands get it through
+/// `RegistryArgs`).
+#[derive(Debug, Clone, Copy, Args)]
+pub struct RequestTimeoutArgs {
+    /// How long to wait for each request to the API server or a registry to answer (or, for a
+    /// registry, for its next bytes): 0 (no limit), seconds, or 30s, 1m
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_request_timeout)]
     pub request_timeout: RequestTimeout,
 }
@@ -37,13 +45,13 @@ fn parse_request_timeout(text: &str) -> Result<RequestTimeout, String> {
 }
 
 impl ConnectionArgs {
-    pub fn connection(&self, cluster: Option<&str>) -> Connection {
+    pub fn connection(&self, cluster: Option<&str>, timeout: RequestTimeoutArgs) -> Connection {
         Connection {
             kubeconfig: self.kubeconfig.clone(),
             context: self.context.clone(),
             cluster: cluster.filter(|c| !c.is_empty()).map(str::to_string),
             user: self.user.clone(),
-            request_timeout: self.request_timeout.0,
+            request_timeout: timeout.request_timeout.0,
         }
     }
 }

@@ -14,7 +14,7 @@ use std::path::Path;
 use anyhow::Context;
 use clap::Args;
 
-use super::cluster_args::{ConnectionArgs, NamespaceArgs};
+use super::cluster_args::{ConnectionArgs, NamespaceArgs, RequestTimeoutArgs};
 use super::registry_args::LoginArgs;
 use super::{EXIT_ERROR, EXIT_OK, ExitStatus};
 use crate::cluster::{ApiError, Attached, Cluster, Scope, docker_config_json, pull_secret};
@@ -55,6 +55,8 @@ pub struct PullSecretArgs {
     pub cluster: Option<String>,
     #[command(flatten)]
     pub connection: ConnectionArgs,
+    #[command(flatten)]
+    pub timeout: RequestTimeoutArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -106,7 +108,14 @@ async fn apply(args: &PullSecretArgs, config_json: &str) -> anyhow::Result<usize
     let cluster = if args.dry_run && !named.is_empty() {
         None
     } else {
-        Some(Cluster::connect(&args.connection.connection(args.cluster.as_deref())).await?)
+        Some(
+            Cluster::connect(
+                &args
+                    .connection
+                    .connection(args.cluster.as_deref(), args.timeout),
+            )
+            .await?,
+        )
     };
     let namespaces = match &cluster {
         Some(c) => c

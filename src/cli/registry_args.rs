@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use super::cluster_args::RequestTimeoutArgs;
+
 use crate::mirror::check_host_port;
 use crate::registry::auth::{Login, Secret};
 use crate::registry::{DEFAULT_CONCURRENCY, HostOptions, RegistryOptions};
@@ -29,6 +31,8 @@ pub struct RegistryArgs {
     /// Registry requests in flight at once
     #[arg(long, default_value_t = DEFAULT_CONCURRENCY, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub concurrency: u16,
+    #[command(flatten)]
+    pub timeout: RequestTimeoutArgs,
 }
 
 impl RegistryArgs {
@@ -75,6 +79,7 @@ impl RegistryArgs {
             hosts,
             login,
             concurrency: usize::from(self.concurrency),
+            request_timeout: self.timeout.request_timeout.0,
             ..RegistryOptions::default()
         })
     }

@@ -46,6 +46,32 @@ fn next_location(
         })
 }
 
+/// `stream`, failing when a next piece takes longer than `idle` (`--request-timeout`): a
+/// download that stalls ends instead of holding its copy forever.
+fn idle_bounded(stream: ByteStream, idle: std::time::Duration, host: &str) -> ByteStream {
+    let host = host.to_string();
+    Box::pin(futures_util::stream::unfold(Some(stream), move |state| {
+        let host = host.clone();
+        async move {
+            let mut stream = state?;
+            match tokio::time::timeout(idle, stream.next()).await {
+                Ok(Some(item)) => Some((item, Some(stream))),
+                Ok(None) => None,
+                Err(_) => Some((
+                    Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!(
+                            "{host} sent no data for {} s (--request-timeout); the transfer stalled",
+                            idle.as_secs_f64()
+                        ),
+                    )),
+                    None,
+                )),
+            }
+        }
+    }))
+}
+
 impl Registry {
     /// Whether the repository of `image` holds blob `digest` (its size when it does).
     pub async fn blob_size(
@@ -91,7 +117,13 @@ impl Registry {
             .exchange(&host, &super::pull_scope(image), call)
             .await?;
         match f.stream {
-            Some(resp) => Ok(Box::pin(resp.bytes_stream().map_err(std::io::Error::other))),
+            Some(resp) => {
+                let bytes = resp.bytes_stream().map_err(std::io::Error::other);
+                Ok(match self.options.request_timeout {
+                    Some(t) => idle_bounded(Box::pin(bytes), t, &host.name),
+                    None => Box::pin(bytes),
+                })
+            }
             None => Err(unexpected(&host, &path, &f)),
         }
     }
@@ -146,7 +178,7 @@ impl Registry {
             path: &url,
             content_type: Some("application/octet-stream"),
             content_length: Some(size),
-            body: Some(CallBody::Once(Some(reqwest::Body::wrap_stream(body)))),
+            body: Some(CallBody::Once(Some(body))),
             limit: 64 << 10,
             ..Call::default()
         };

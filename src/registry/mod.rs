@@ -18,6 +18,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use futures_util::StreamExt as _;
 use reqwest::header::{
     ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, WWW_AUTHENTICATE,
 };
@@ -70,8 +71,11 @@ pub struct RegistryOptions {
     pub concurrency: usize,
     pub retry: RetryPolicy,
     pub connect_timeout: Duration,
-    /// One request, its body included.
-    pub request_timeout: Duration,
+    /// How long a request may go without moving: no byte of its body sent and no answer, or
+    /// no next bytes of the answer's body (`--request-timeout`; `None` for no limit). Idle
+    /// time, not a bound on the whole request, so that a large layer can take as long as it
+    /// needs while it flows.
+    pub request_timeout: Option<Duration>,
 }
 
 impl Default for RegistryOptions {
@@ -82,10 +86,14 @@ impl Default for RegistryOptions {
             concurrency: usize::from(DEFAULT_CONCURRENCY),
             retry: RetryPolicy::default(),
             connect_timeout: Duration::from_secs(10),
-            request_timeout: Duration::from_secs(60),
+            request_timeout: Some(Duration::from_secs(30)),
         }
     }
 }
+
+/// After this long without an answer, a request is announced on stderr (once per host), so a
+/// registry that hangs is not a silent wait.
+const NOTICE_AFTER: Duration = Duration::from_secs(5);
 
 /// Enough to keep a local registry busy without tripping the rate limits of public ones.
 pub const DEFAULT_CONCURRENCY: u16 = 16;
@@ -145,6 +153,14 @@ pub enum RegistryError {
         "{host} sends clients for tokens to {realm}, plain HTTP on another host; credentials go to a token service on another host only over HTTPS (as Docker and containerd send them), so none are sent; have the token service use HTTPS"
     )]
     CredentialsToPlainRealm { host: String, realm: String },
+    #[error(
+        "{host} timed out: no answer to {what} within {after} (--request-timeout); it accepts connections but does not answer: check that the registry is healthy and listens at that address, or allow longer with --request-timeout"
+    )]
+    TimedOut {
+        host: String,
+        what: String,
+        after: String,
+    },
     #[error("{host}: {what}")]
     Protocol { host: String, what: String },
     #[error("credentials for {host}: {why}")]
@@ -186,7 +202,51 @@ enum CallBody {
     /// Sent again on a retry.
     Bytes(bytes::Bytes),
     /// Sent once: a retry after it went out is an error for the caller to handle.
-    Once(Option<reqwest::Body>),
+    Once(Option<blobs::ByteStream>),
+}
+
+/// When a request last moved (a piece of its body taken by the connection, or an answer),
+/// for [`Registry::within`]: a timeout counts idle time, not the whole transfer.
+#[derive(Clone)]
+struct Activity(Arc<(Instant, std::sync::atomic::AtomicU64)>);
+
+impl Activity {
+    fn new() -> Activity {
+        Activity(Arc::new((
+            Instant::now(),
+            std::sync::atomic::AtomicU64::new(0),
+        )))
+    }
+
+    fn touch(&self) {
+        let millis = u64::try_from(self.0.0.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.0.1.store(millis, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn idle(&self) -> Duration {
+        let last = Duration::from_millis(self.0.1.load(std::sync::atomic::Ordering::Relaxed));
+        self.0.0.elapsed().saturating_sub(last)
+    }
+
+    /// `body` as a request body that marks activity as each piece is taken.
+    fn body(&self, body: blobs::ByteStream) -> reqwest::Body {
+        let me = self.clone();
+        reqwest::Body::wrap_stream(body.inspect(move |_| me.touch()))
+    }
+
+    /// Bytes as a request body: small ones whole, larger ones in pieces that mark activity (a
+    /// 1 MiB chunk on a slow link must not look idle).
+    fn bytes_body(&self, bytes: bytes::Bytes) -> reqwest::Body {
+        const PIECE: usize = 64 << 10;
+        if bytes.len() <= PIECE {
+            return reqwest::Body::from(bytes);
+        }
+        let pieces: Vec<Result<bytes::Bytes, std::io::Error>> = (0..bytes.len())
+            .step_by(PIECE)
+            .map(|at| Ok(bytes.slice(at..(at + PIECE).min(bytes.len()))))
+            .collect();
+        self.body(Box::pin(futures_util::stream::iter(pieces)))
+    }
 }
 
 impl Fetched {
@@ -237,6 +297,8 @@ struct Host {
     has_identity: bool,
     /// Set once the host refused a whole blob in one request (HTTP 413): uploads go in chunks.
     chunked: std::sync::atomic::AtomicBool,
+    /// Set once a request to it was announced as waiting ([`NOTICE_AFTER`]).
+    announced_wait: std::sync::atomic::AtomicBool,
 }
 
 /// reqwest and kube are built without a default crypto provider (ring compiles in seconds where
@@ -503,6 +565,7 @@ impl Registry {
                             what: "the request pool was closed".into(),
                         })?;
                 let auth = self.authorization(host, scope).await?;
+                let activity = Activity::new();
                 let mut req = host.http.request(method.clone(), &url);
                 if let Some(a) = accept {
                     req = req.header(ACCEPT, a);
@@ -513,16 +576,21 @@ impl Registry {
                 if let Some(t) = content_type {
                     req = req.header(CONTENT_TYPE, t);
                 }
-                if let Some(n) = content_length {
+                let length = match &body {
+                    // A body of bytes may go in pieces, whose length reqwest would not know.
+                    Some(CallBody::Bytes(b)) => Some(b.len() as u64),
+                    _ => content_length,
+                };
+                if let Some(n) = length {
                     req = req.header(CONTENT_LENGTH, n);
                 }
                 if let Some(r) = &content_range {
                     req = req.header(reqwest::header::CONTENT_RANGE, r.as_str());
                 }
                 match &mut body {
-                    Some(CallBody::Bytes(b)) => req = req.body(b.clone()),
+                    Some(CallBody::Bytes(b)) => req = req.body(activity.bytes_body(b.clone())),
                     Some(CallBody::Once(once)) => match once.take() {
-                        Some(b) => req = req.body(b),
+                        Some(b) => req = req.body(activity.body(b)),
                         None => {
                             return Err(RegistryError::Protocol {
                                 host: host.name.clone(),
@@ -534,17 +602,20 @@ impl Registry {
                     },
                     None => {}
                 }
-                match req.send().await {
-                    Ok(resp) if stream && resp.status().is_success() => Ok(Fetched {
+                let what = request_what(&method, path);
+                match self.within(host, &what, &activity, req.send()).await {
+                    None => Err(Transport::TimedOut),
+                    Some(Ok(resp)) if stream && resp.status().is_success() => Ok(Fetched {
                         status: resp.status(),
                         headers: resp.headers().clone(),
                         body: Vec::new(),
                         stream: Some(resp),
                     }),
-                    Ok(resp) => {
-                        read_bounded(resp, if method == Method::HEAD { 0 } else { limit }).await
+                    Some(Ok(resp)) => {
+                        let limit = if method == Method::HEAD { 0 } else { limit };
+                        read_bounded(resp, limit, self.options.request_timeout).await
                     }
-                    Err(e) => Err(Transport::Http(e)),
+                    Some(Err(e)) => Err(Transport::Http(e)),
                 }
             };
             let (retry_after, failure) = match outcome {
@@ -588,6 +659,14 @@ impl Registry {
                             "the answer to {method} {path} is larger than {limit} bytes; refusing to read it"
                         ),
                     });
+                }
+                // Not retried: a registry that let a request sit through the whole timeout
+                // mostly does it again, and attempts x timeout is how a hung registry used to
+                // cost four minutes of silence. Later requests fail at once.
+                Err(Transport::TimedOut) => {
+                    let error = self.timed_out(host, &request_what(&method, path));
+                    let _ = host.down.set(error.clone());
+                    return Err(host.down.get().cloned().unwrap_or(error));
                 }
                 Err(Transport::Http(e)) => {
                     let cause = error_chain(&e);
@@ -724,9 +803,13 @@ impl Registry {
                 }
             }
         };
-        let f = match req.send().await {
-            Ok(resp) => read_bounded(resp, MAX_SMALL_BODY).await,
-            Err(e) => Err(Transport::Http(e)),
+        let what = format!("the token request to {realm}");
+        let f = match self.within(host, &what, &Activity::new(), req.send()).await {
+            Some(Ok(resp)) => {
+                read_bounded(resp, MAX_SMALL_BODY, self.options.request_timeout).await
+            }
+            Some(Err(e)) => Err(Transport::Http(e)),
+            None => Err(Transport::TimedOut),
         };
         let f = match f {
             Ok(f) => f,
@@ -743,6 +826,11 @@ impl Registry {
                     host: host.name.clone(),
                     what: "the token service's answer is too large".into(),
                 });
+            }
+            Err(Transport::TimedOut) => {
+                let error = self.timed_out(host, &what);
+                let _ = host.down.set(error.clone());
+                return Err(error);
             }
         };
         match f.status.as_u16() {
@@ -773,6 +861,65 @@ impl Registry {
         // The spec's default lifetime is 60 s; renew a little early.
         let lifetime = Duration::from_secs(answer.expires_in.unwrap_or(60).max(10) - 5);
         Ok((Secret::new(token), Instant::now() + lifetime))
+    }
+
+    /// Awaits `fut` (a request being sent and answered) while `activity` shows it moving within
+    /// `--request-timeout`; `None` when it sat idle that long. After [`NOTICE_AFTER`] idle,
+    /// says on stderr what it waits for, once per host.
+    async fn within<F: std::future::Future>(
+        &self,
+        host: &Host,
+        what: &str,
+        activity: &Activity,
+        fut: F,
+    ) -> Option<F::Output> {
+        let timeout = self.options.request_timeout;
+        let mut fut = std::pin::pin!(fut);
+        let mut noticed = false;
+        loop {
+            let idle = activity.idle();
+            if timeout.is_some_and(|t| idle >= t) {
+                return None;
+            }
+            let until_notice = (!noticed).then(|| NOTICE_AFTER.saturating_sub(idle));
+            let until_timeout = timeout.map(|t| t - idle);
+            let wait = match (until_notice, until_timeout) {
+                (Some(a), Some(b)) => a.min(b),
+                (a, b) => match a.or(b) {
+                    Some(w) => w,
+                    None => return Some(fut.await),
+                },
+            };
+            tokio::select! {
+                out = &mut fut => return Some(out),
+                () = tokio::time::sleep(wait) => {}
+            }
+            if !noticed && activity.idle() >= NOTICE_AFTER {
+                noticed = true;
+                if !host
+                    .announced_wait
+                    .swap(true, std::sync::atomic::Ordering::Relaxed)
+                {
+                    let limit = match timeout {
+                        Some(t) => format!("timeout {}, --request-timeout", humanize(t)),
+                        None => "no timeout: --request-timeout 0".into(),
+                    };
+                    eprintln!("waiting for {} to answer {what} ({limit})", host.name);
+                }
+            }
+        }
+    }
+
+    fn timed_out(&self, host: &Host, what: &str) -> RegistryError {
+        RegistryError::TimedOut {
+            host: host.name.clone(),
+            what: what.to_string(),
+            after: self
+                .options
+                .request_timeout
+                .map(humanize)
+                .unwrap_or_default(),
+        }
     }
 
     /// Whether a token may be asked of `realm`. A token service is a host like any other: plain
@@ -896,7 +1043,6 @@ impl Host {
         };
         let mut builder = reqwest::Client::builder()
             .connect_timeout(options.connect_timeout)
-            .timeout(options.request_timeout)
             .user_agent(concat!("kubectl-airgap/", env!("CARGO_PKG_VERSION")))
             .pool_max_idle_per_host(options.concurrency.max(1));
         let mut roots = Vec::new();
@@ -957,6 +1103,7 @@ impl Host {
             down: OnceLock::new(),
             has_identity: settings.cert_file.is_some(),
             chunked: std::sync::atomic::AtomicBool::new(false),
+            announced_wait: std::sync::atomic::AtomicBool::new(false),
         })
     }
 }
@@ -964,10 +1111,17 @@ impl Host {
 enum Transport {
     Http(reqwest::Error),
     TooLarge,
+    /// Idle for `--request-timeout`.
+    TimedOut,
 }
 
-/// Reads an answer's body, refusing more than `limit` bytes.
-async fn read_bounded(mut resp: reqwest::Response, limit: usize) -> Result<Fetched, Transport> {
+/// Reads an answer's body, refusing more than `limit` bytes, and waiting at most `idle` for
+/// each next piece.
+async fn read_bounded(
+    mut resp: reqwest::Response,
+    limit: usize,
+    idle: Option<Duration>,
+) -> Result<Fetched, Transport> {
     let status = resp.status();
     let headers = std::mem::take(resp.headers_mut());
     // Error bodies are read for their message only; a page of it is enough.
@@ -977,7 +1131,16 @@ async fn read_bounded(mut resp: reqwest::Response, limit: usize) -> Result<Fetch
         limit.max(64 << 10)
     };
     let mut body = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(Transport::Http)? {
+    loop {
+        let next = match idle {
+            Some(t) => tokio::time::timeout(t, resp.chunk())
+                .await
+                .map_err(|_| Transport::TimedOut)?,
+            None => resp.chunk().await,
+        };
+        let Some(chunk) = next.map_err(Transport::Http)? else {
+            break;
+        };
         if body.len() + chunk.len() > limit {
             if status.is_success() {
                 return Err(Transport::TooLarge);
@@ -1003,6 +1166,28 @@ fn next_link(header: &str) -> Option<String> {
     let target = target.trim().strip_prefix('<')?.strip_suffix('>')?;
     // Only a path on the same registry is followed, never another host.
     target.starts_with("/v2/").then(|| target.to_string())
+}
+
+/// `GET /v2/x/manifests/1` for a notice or an error: the path without its query, and of an
+/// absolute URL (an upload's `Location`) the path alone.
+fn request_what(method: &Method, path: &str) -> String {
+    let path = match reqwest::Url::parse(path) {
+        Ok(url) => url.path().to_string(),
+        Err(_) => path.split('?').next().unwrap_or(path).to_string(),
+    };
+    format!("{method} {path}")
+}
+
+/// `30s`, `1m30s`, `500ms`: a timeout as the flag is written.
+fn humanize(t: Duration) -> String {
+    let secs = t.as_secs();
+    match (secs, t.subsec_millis()) {
+        (0, ms) => format!("{ms}ms"),
+        (s, 0) if s >= 60 && s % 60 == 0 => format!("{}m", s / 60),
+        (s, 0) if s >= 60 => format!("{}m{}s", s / 60, s % 60),
+        (s, 0) => format!("{s}s"),
+        _ => format!("{}ms", t.as_millis()),
+    }
 }
 
 /// `HOST` of `HOST[:PORT]` (`[::1]` of `[::1]:5000`).
@@ -1139,5 +1324,44 @@ fn is_rustls(e: &(dyn std::error::Error + 'static)) -> bool {
     {
         Some(inner) => is_rustls(inner),
         None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeouts_read_as_written() {
+        assert_eq!(humanize(Duration::from_secs(30)), "30s");
+        assert_eq!(humanize(Duration::from_secs(120)), "2m");
+        assert_eq!(humanize(Duration::from_secs(90)), "1m30s");
+        assert_eq!(humanize(Duration::from_millis(500)), "500ms");
+    }
+
+    #[test]
+    fn requests_are_named_without_query_or_host() {
+        assert_eq!(
+            request_what(&Method::GET, "/v2/a/tags/list?n=100&last=x"),
+            "GET /v2/a/tags/list"
+        );
+        assert_eq!(
+            request_what(
+                &Method::PUT,
+                "https://r:5000/v2/a/blobs/uploads/u?digest=sha256:1"
+            ),
+            "PUT /v2/a/blobs/uploads/u"
+        );
+        assert_eq!(hostname("[::1]:5000"), "[::1]");
+        assert_eq!(hostname("reg.local"), "reg.local");
+    }
+
+    #[tokio::test]
+    async fn activity_counts_idle_time_from_the_last_piece() {
+        let a = Activity::new();
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        assert!(a.idle() >= Duration::from_millis(30));
+        a.touch();
+        assert!(a.idle() < Duration::from_millis(30));
     }
 }

@@ -1094,3 +1094,28 @@ impl TestRegistry {
         Self::start_with(Tls::Server, Auth::None, None, Some(&make))
     }
 }
+
+/// A listener that accepts connections and never answers (nor closes them): a registry that
+/// hangs.
+pub struct Silent {
+    pub port: u16,
+    pub connections: Arc<AtomicUsize>,
+}
+
+impl Silent {
+    pub fn start() -> Silent {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let count = connections.clone();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { break };
+                count.fetch_add(1, Ordering::SeqCst);
+                held.push(stream);
+            }
+        });
+        Silent { port, connections }
+    }
+}
