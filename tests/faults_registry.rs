@@ -139,6 +139,13 @@ fn assert_refused_realm(out: &std::process::Output, recorder: &Recorder, what: &
         "{what}: {all}"
     );
     assert!(!all.contains(PASSWORD), "{what}: password in output");
+    // Said once on stderr for the registry, not once per image.
+    let err = stderr(out);
+    assert_eq!(
+        err.matches("was not named insecure").count(),
+        1,
+        "{what}: {err}"
+    );
 }
 
 /// A TLS registry whose Bearer realm is plain HTTP on another port: no credential goes there,
@@ -389,4 +396,70 @@ fn a_registry_that_never_answers_times_out() {
     );
     assert!(err.contains(" /v2/example.com/hang/app"), "{err}");
     assert!(err.contains("(timeout 7s"), "{err}");
+}
+
+/// One failure of a host, shared by many images, is said once with how many images it
+/// affects: for `check` (table and stderr), `push` and `save`; a refused TLS handshake and a
+/// closed port alike.
+#[test]
+fn one_host_failure_is_said_once_with_its_count() {
+    let plain = TestRegistry::plain();
+    let tls_refused = plain.host();
+    let dir = tempfile::tempdir().unwrap();
+    let images: Vec<String> = (0..20)
+        .map(|i| format!("example.com/many/app{i}:1"))
+        .collect();
+    let refs: Vec<&str> = images.iter().map(String::as_str).collect();
+    let m = manifests(dir.path(), &refs, None);
+    let once = |all: &str, needle: &str, what: &str| {
+        assert_eq!(all.matches(needle).count(), 1, "{what}: {all}");
+        assert!(all.contains("20 images"), "{what}: {all}");
+    };
+
+    // The registry speaks plain HTTP and was not named insecure: TLS fails.
+    let out = airgap()
+        .args(["check", "--registry", &tls_refused, "-f"])
+        .arg(&m)
+        .output()
+        .unwrap();
+    let all = format!("{}{}", stdout(&out), stderr(&out));
+    assert_eq!(out.status.code(), Some(2), "{all}");
+    once(
+        &all,
+        &format!("TLS with {tls_refused} failed:"),
+        "check, TLS",
+    );
+    assert_eq!(stdout(&out).matches("\nerror ").count(), 20, "{all}");
+
+    let closed = "127.0.0.1:1";
+    let out = against("check", closed).arg("-f").arg(&m).output().unwrap();
+    let all = format!("{}{}", stdout(&out), stderr(&out));
+    assert_eq!(out.status.code(), Some(2), "{all}");
+    once(
+        &all,
+        "check that the registry is running",
+        "check, closed port",
+    );
+
+    // push and save read the images from that host.
+    let mirror = format!("example.com=https://{tls_refused}");
+    let out = against("push", closed)
+        .args(["--source-mirror", &mirror, "-f"])
+        .arg(&m)
+        .output()
+        .unwrap();
+    let all = format!("{}{}", stdout(&out), stderr(&out));
+    assert_ne!(out.status.code(), Some(0), "{all}");
+    once(&all, &format!("TLS with {tls_refused} failed:"), "push");
+
+    let out = airgap()
+        .args(["save", "--source-mirror", &mirror, "-f"])
+        .arg(&m)
+        .arg("-o")
+        .arg(dir.path().join("bundle"))
+        .output()
+        .unwrap();
+    let all = format!("{}{}", stdout(&out), stderr(&out));
+    assert_ne!(out.status.code(), Some(0), "{all}");
+    once(&all, &format!("TLS with {tls_refused} failed:"), "save");
 }

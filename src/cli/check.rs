@@ -92,6 +92,9 @@ struct ImageReport<'a> {
     status: Status,
     digest: Option<&'a str>,
     detail: &'a str,
+    /// The few words a table row gives a host's failure, said whole once on stderr.
+    #[serde(skip)]
+    host_wide: Option<&'a str>,
     #[serde(rename = "pointsAtMirror", skip_serializing_if = "Option::is_none")]
     points_at_mirror: Option<bool>,
     #[serde(rename = "usedBy", skip_serializing_if = "<[_]>::is_empty")]
@@ -213,6 +216,7 @@ pub fn run(args: &CheckArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus
                 status: v.status,
                 digest: v.digest.as_deref(),
                 detail: &v.detail,
+                host_wide: v.host_wide.as_deref(),
                 points_at_mirror: points_at_mirror(w),
                 used_by: &w.used_by,
             })
@@ -231,14 +235,14 @@ pub fn run(args: &CheckArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus
     }
     out.flush()?;
 
-    // Say once, on stderr, what to do about each distinct failure.
-    let distinct: std::collections::BTreeSet<String> = verdicts
-        .iter()
-        .filter(|v| v.status == Status::Error)
-        .map(|v| v.detail.clone())
-        .collect();
-    for e in distinct {
-        eprintln!("error: {e}");
+    // Say once, on stderr, what to do about each distinct failure, and how many images it
+    // leaves unchecked.
+    let mut distinct: BTreeMap<&str, usize> = BTreeMap::new();
+    for v in verdicts.iter().filter(|v| v.status == Status::Error) {
+        *distinct.entry(&v.detail).or_default() += 1;
+    }
+    for (e, n) in distinct {
+        eprintln!("error: {e} ({})", affects(n));
     }
     let s = &report.summary;
     Ok(if s.error > 0 {
@@ -375,14 +379,21 @@ fn write_table(out: &mut impl Write, report: &Report<'_>) -> std::io::Result<()>
     )
 }
 
+/// `affects 20 images`.
+pub(crate) fn affects(n: usize) -> String {
+    format!("affects {n} image{}", if n == 1 { "" } else { "s" })
+}
+
 /// The verdict's detail, and for cluster images where they point and who uses them.
 fn detail(i: &ImageReport<'_>) -> String {
     let mut parts: Vec<String> = Vec::new();
     if i.points_at_mirror == Some(false) {
         parts.push("cluster names it outside the mirror".into());
     }
-    if !i.detail.is_empty() {
-        parts.push(i.detail.to_string());
+    match i.host_wide {
+        Some(words) => parts.push(format!("{words} (error below)")),
+        None if !i.detail.is_empty() => parts.push(i.detail.to_string()),
+        None => {}
     }
     if let Some((first, rest)) = i.used_by.split_first() {
         let ran = if first.ran { " (ran)" } else { "" };

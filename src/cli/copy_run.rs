@@ -208,8 +208,19 @@ fn line(job: &Job, result: &CopyResult, dry_run: bool) -> String {
             format!("copied   {src} -> {dst} ({}{})", c.digest, filtered(c))
         }
         Ok(c) => format!("present  {dst}{}", filtered(c)),
-        Err(e) => format!("failed   {src}: {e:#}"),
+        Err(e) => match host_failure(e) {
+            Some((words, _)) => format!("failed   {src}: {words} (error below)"),
+            None => format!("failed   {src}: {e:#}"),
+        },
     }
+}
+
+/// The registry failure of a whole host behind a copy's error: its few words and its message
+/// (see `RegistryError::host_wide`).
+fn host_failure(e: &anyhow::Error) -> Option<(String, String)> {
+    e.chain()
+        .filter_map(|c| c.downcast_ref::<crate::registry::RegistryError>())
+        .find_map(|r| Some((r.host_wide()?, r.to_string())))
 }
 
 /// The closing summary; returns the number of failures.
@@ -226,6 +237,16 @@ pub fn report<S, D>(
             Ok(_) => present += 1,
             Err(_) => failed += 1,
         }
+    }
+    // Each host's failure once, with how many images it failed, rather than once per image.
+    let mut hosts: BTreeMap<String, usize> = BTreeMap::new();
+    for e in results.iter().filter_map(|r| r.as_ref().err()) {
+        if let Some((_, message)) = host_failure(e) {
+            *hosts.entry(message).or_default() += 1;
+        }
+    }
+    for (message, n) in hosts {
+        eprintln!("error: {message} ({})", super::check::affects(n));
     }
     let s = &copier.stats;
     let secs = started.elapsed().as_secs_f64();

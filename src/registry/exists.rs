@@ -91,6 +91,9 @@ pub struct Verdict {
     /// Why, for anything but a plain `present`; for `error`, the registry error's message,
     /// which says what to do.
     pub detail: String,
+    /// For an error of the whole host ([`RegistryError::host_wide`]), its few words: a report
+    /// says `detail` once for all the images it affects.
+    pub host_wide: Option<String>,
 }
 
 impl Verdict {
@@ -99,11 +102,15 @@ impl Verdict {
             status,
             digest,
             detail: detail.into(),
+            host_wide: None,
         }
     }
 
     fn error(e: RegistryError) -> Verdict {
-        Verdict::new(Status::Error, None, e.to_string())
+        Verdict {
+            host_wide: e.host_wide(),
+            ..Verdict::new(Status::Error, None, e.to_string())
+        }
     }
 }
 

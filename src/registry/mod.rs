@@ -169,6 +169,33 @@ pub enum RegistryError {
     Settings { host: String, why: String },
 }
 
+impl RegistryError {
+    /// A few words naming the failure, when it is the host's rather than one image's (the
+    /// host is unreachable, refuses TLS or credentials, hangs, fails): a report lists each
+    /// such failure once, with the images it affects, and names it in a line per image by
+    /// these words.
+    pub fn host_wide(&self) -> Option<String> {
+        Some(match self {
+            RegistryError::Unreachable { host, .. } => format!("cannot reach {host}"),
+            RegistryError::Tls { host, .. } => format!("TLS with {host} failed"),
+            RegistryError::AuthRequired { host } => format!("{host} requires credentials"),
+            RegistryError::AuthRefused { host, .. } => format!("{host} refused the credentials"),
+            RegistryError::Server { host, status, .. } => format!("{host} answers HTTP {status}"),
+            RegistryError::RateLimited { host, .. } => format!("{host} is rate-limiting"),
+            RegistryError::TimedOut { host, .. } => format!("{host} timed out"),
+            RegistryError::PlainHttpRealm { host, .. }
+            | RegistryError::CredentialsToPlainRealm { host, .. } => {
+                format!("{host}'s token service is plain HTTP")
+            }
+            RegistryError::Credentials { host, .. } => {
+                format!("credentials for {host} could not be read")
+            }
+            RegistryError::Settings { host, .. } => format!("settings for registry {host}"),
+            RegistryError::Denied { .. } | RegistryError::Protocol { .. } => return None,
+        })
+    }
+}
+
 /// An answer read whole (within a bound).
 #[derive(Debug)]
 pub struct Fetched {
@@ -669,6 +696,9 @@ impl Registry {
                     return Err(host.down.get().cloned().unwrap_or(error));
                 }
                 Err(Transport::Http(e)) => {
+                    // Without the URL, one failure of the host reads the same for every image
+                    // it fails, and is said once.
+                    let e = e.without_url();
                     let cause = error_chain(&e);
                     if is_tls_failure(&e) {
                         let error = RegistryError::Tls {
@@ -676,7 +706,7 @@ impl Registry {
                             cause,
                         };
                         let _ = host.down.set(error.clone());
-                        return Err(error);
+                        return Err(host.down.get().cloned().unwrap_or(error));
                     }
                     let error = RegistryError::Unreachable {
                         host: host.name.clone(),
@@ -699,7 +729,7 @@ impl Registry {
             };
             if attempt >= policy.attempts {
                 let _ = host.down.set(failure.clone());
-                return Err(failure);
+                return Err(host.down.get().cloned().unwrap_or(failure));
             }
             attempt += 1;
             tokio::time::sleep(policy.delay(attempt, retry_after)).await;
@@ -816,7 +846,7 @@ impl Registry {
             Err(Transport::Http(e)) => {
                 return Err(RegistryError::Unreachable {
                     host: format!("{} (token service {realm})", host.name),
-                    cause: error_chain(&e),
+                    cause: error_chain(&e.without_url()),
                     attempts: 1,
                     hint: "",
                 });
