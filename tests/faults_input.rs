@@ -94,7 +94,9 @@ fn anchored_image_values_keep_their_anchors_and_aliases_follow() {
     assert_eq!(tree(&out), tree(&want));
     // Both places are listed, whichever the rules visit first.
     let images = listed(&input);
-    let nginx = images.iter().find(|(i, _)| i == "docker.io/library/nginx:1");
+    let nginx = images
+        .iter()
+        .find(|(i, _)| i == "docker.io/library/nginx:1");
     assert_eq!(
         nginx.map(|(_, p)| p.clone()),
         Some(vec![
@@ -155,15 +157,30 @@ fn string_tags_on_image_values_are_kept_and_read() {
         out.contains("image: !!str \"reg.local:5000/quay.io/a/b:1\"\n"),
         "{out}"
     );
-    assert!(out.contains("image: ! reg.local:5000/quay.io/a/c:1\n"), "{out}");
+    assert!(
+        out.contains("image: ! reg.local:5000/quay.io/a/c:1\n"),
+        "{out}"
+    );
     let images: Vec<String> = listed(&input).into_iter().map(|(i, _)| i).collect();
     assert_eq!(
         images,
-        ["docker.io/library/nginx:2", "quay.io/a/b:1", "quay.io/a/c:1"]
+        [
+            "docker.io/library/nginx:2",
+            "quay.io/a/b:1",
+            "quay.io/a/c:1"
+        ]
     );
     // check sees the image, so it cannot pass with nothing checked.
     let (code, _, err) = run(
-        &["check", "-f", "-", "--registry", "127.0.0.1:1", "--insecure-registry", "127.0.0.1:1"],
+        &[
+            "check",
+            "-f",
+            "-",
+            "--registry",
+            "127.0.0.1:1",
+            "--insecure-registry",
+            "127.0.0.1:1",
+        ],
         &pod("  - name: a\n    image: !!str nginx:2\n"),
     );
     assert_ne!(code, 0, "{err}");
@@ -171,7 +188,8 @@ fn string_tags_on_image_values_are_kept_and_read() {
 
 #[test]
 fn a_tab_after_the_colon_is_separation_as_yaml_says() {
-    let input = pod("  - name: a\n    image:\tnginx:1\n  - name: b\n    image:\t\t'quay.io/a/b:1'\n");
+    let input =
+        pod("  - name: a\n    image:\tnginx:1\n  - name: b\n    image:\t\t'quay.io/a/b:1'\n");
     let out = post_render(&input);
     assert_eq!(
         out,
@@ -206,7 +224,10 @@ fn deep_nesting_is_a_clear_error_not_a_crash() {
             let (code, out, err) = run(args, input);
             assert_eq!(code, 2, "{args:?}: {err}");
             assert!(out.is_empty(), "{args:?} wrote output");
-            assert!(err.contains("nest more than 256 levels deep"), "{args:?}: {err}");
+            assert!(
+                err.contains("nest more than 256 levels deep"),
+                "{args:?}: {err}"
+            );
             assert!(err.contains("at line "), "{args:?}: {err}");
         }
     }
@@ -221,17 +242,19 @@ fn deep_nesting_is_a_clear_error_not_a_crash() {
     assert!(err.contains("field data.a"), "{err}");
     assert!(err.contains("more than 256 levels deep"), "{err}");
     // At a depth real configuration has, the image inside is found.
-    let shallow = embedded.replace(&"{\"a\": ".repeat(300), &"{\"a\": ".repeat(40)).replace(
-        &"}".repeat(300),
-        &"}".repeat(40),
-    );
+    let shallow = embedded
+        .replace(&"{\"a\": ".repeat(300), &"{\"a\": ".repeat(40))
+        .replace(&"}".repeat(300), &"}".repeat(40));
     let images: Vec<String> = listed(&shallow).into_iter().map(|(i, _)| i).collect();
     assert_eq!(images, ["quay.io/x/y:1"]);
 }
 
 #[test]
 fn a_huge_bad_value_is_quoted_in_part() {
-    let input = pod(&format!("  - name: a\n    image: \"{}\"\n", "A".repeat(10 << 20)));
+    let input = pod(&format!(
+        "  - name: a\n    image: \"{}\"\n",
+        "A".repeat(10 << 20)
+    ));
     let (code, out, err) = run(&["post-render", "--registry", MIRROR], &input);
     assert_eq!(code, 2);
     assert!(out.is_empty());

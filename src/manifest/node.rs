@@ -163,7 +163,8 @@ pub fn parse_documents(text: &str, first_line: usize) -> Result<Vec<Node<'_>>, S
     match parse_exact(text, first_line) {
         Ok(docs) => Ok(docs),
         Err(e) => past_tabs(text, e, first_line, |fixed| {
-            parse_exact(fixed, first_line).map(|docs| docs.into_iter().map(Node::into_owned).collect())
+            parse_exact(fixed, first_line)
+                .map(|docs| docs.into_iter().map(Node::into_owned).collect())
         }),
     }
 }
