@@ -309,10 +309,10 @@ fn syntax_error(e: &saphyr_parser::ScanError, first_line: usize) -> SyntaxError 
 /// `!!str` (also written `!<tag:yaml.org,2002:str>`) and the non-specific `!`: tags that say
 /// the scalar is a string. saphyr-parser gives `!` as an empty handle with suffix `!`.
 fn is_string_tag(tag: &saphyr_parser::Tag) -> bool {
-    match (tag.handle.as_str(), tag.suffix.as_str()) {
-        ("tag:yaml.org,2002:", "str") | ("", "tag:yaml.org,2002:str" | "!") => true,
-        _ => false,
-    }
+    matches!(
+        (tag.handle.as_str(), tag.suffix.as_str()),
+        ("tag:yaml.org,2002:", "str") | ("", "tag:yaml.org,2002:str" | "!")
+    )
 }
 
 /// Parses `text` only to validate it, returning how many documents it holds. For documents no
