@@ -1,5 +1,7 @@
-//! Hostile and damaged bundles: a zstd bomb is refused at once with almost nothing written,
-//! and a truncated plain tar is named truncated and tags nothing.
+//! Hostile and damaged bundles, and interrupted runs: a zstd bomb is refused at once with
+//! almost nothing written, a truncated plain tar is named truncated and tags nothing, and
+//! SIGINT, SIGTERM and `kill -9` during `push` and `save` leave no temporary files behind
+//! (the last one by the next run's sweep).
 
 mod common;
 
@@ -452,6 +454,130 @@ fn a_truncated_plain_tar_is_named_truncated_and_tags_nothing() {
     assert_eq!(catalog(&mirror.host()), Vec::<String>::new());
 }
 
+/// A bundle slow enough to interrupt: one image with a 150 MB layer of random bytes.
+fn big_bundle() -> Bundle {
+    Bundle::new(&[("quay.io/org/big:v1", &[(300, 150 << 20), (301, 10_000)])])
+}
+
+/// Waits until `ready` holds (polling), failing if `child` ends first or it takes a minute.
+fn wait_until(child: &mut Child, what: &str, ready: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !ready() {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before {what}"
+        );
+        assert!(Instant::now() < deadline, "{what} never happened");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Sends `signal` (`INT`, `TERM`, `KILL`) to `child` and waits for it to end.
+fn signal(child: &mut Child, signal: &str) -> ExitStatus {
+    let ok = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(child.id().to_string())
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill -{signal}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("still running 20 s after SIG{signal}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Bytes of blob uploads in progress in a test registry.
+fn uploading(registry: &TestRegistry) -> u64 {
+    let repos = registry
+        .dir
+        .path()
+        .join("storage/docker/registry/v2/repositories");
+    fn uploads(dir: &Path) -> u64 {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return 0;
+        };
+        entries
+            .flatten()
+            .map(|e| {
+                if e.file_name() == "_uploads" {
+                    dir_bytes(&e.path())
+                } else if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    uploads(&e.path())
+                } else {
+                    0
+                }
+            })
+            .sum()
+    }
+    uploads(&repos)
+}
+
+#[test]
+fn push_from_a_compressed_bundle_interrupted_leaves_nothing_in_tmpdir() {
+    let bundle = big_bundle();
+    let work = tempfile::tempdir().unwrap();
+    let archive = work.path().join("big.tar.zst");
+    {
+        let file = std::fs::File::create(&archive).unwrap();
+        let mut b = tar::Builder::new(zstd::Encoder::new(file, 1).unwrap().auto_finish());
+        b.append_dir_all(".", bundle.dir.path()).unwrap();
+        b.into_inner().unwrap();
+    }
+    // SIGINT while the bundle is being unpacked, SIGTERM while its layer is being uploaded.
+    for (sig, code, phase) in [("INT", 130, "unpacking"), ("TERM", 143, "uploading")] {
+        let mirror = TestRegistry::plain();
+        let tmp = work.path().join(format!("tmp-{sig}"));
+        std::fs::create_dir(&tmp).unwrap();
+        let host = mirror.host();
+        let mut child = airgap_child(
+            &[
+                "push",
+                "--registry",
+                &host,
+                "--insecure-registry",
+                &host,
+                "--from",
+                archive.to_str().unwrap(),
+            ],
+            &tmp,
+            work.path(),
+        );
+        match phase {
+            "unpacking" => wait_until(&mut child, "unpacking", || dir_bytes(&tmp) > 20 << 20),
+            _ => wait_until(&mut child, "uploading", || uploading(&mirror) > 20 << 20),
+        }
+        let status = signal(&mut child, sig);
+        let (stdout, stderr) = logs(work.path());
+        assert_eq!(
+            status.code(),
+            Some(code),
+            "SIG{sig} while {phase}: {status:?} {stdout}{stderr}"
+        );
+        assert_eq!(
+            listing(&tmp),
+            Vec::<PathBuf>::new(),
+            "TMPDIR after SIG{sig} while {phase}: {stderr}"
+        );
+        assert!(
+            stderr.contains(&format!("interrupted (SIG{sig})")),
+            "{stderr}"
+        );
+    }
+}
+
+/// A source registry holding `big_bundle`'s image, and manifests naming it.
+fn save_scene(work: &Path) -> (TestRegistry, PathBuf) {
+    save_scene_of(work, big_bundle())
+}
+
 fn save_scene_of(work: &Path, bundle: Bundle) -> (TestRegistry, PathBuf) {
     let source = TestRegistry::plain();
     let out = against("push", &source.host())
@@ -529,4 +655,81 @@ fn save_child(source: &TestRegistry, manifests: &Path, output: &Path, work: &Pat
         work,
         work,
     )
+}
+
+/// Paths under `dir` with `.partial` in their name.
+fn partials(dir: &Path) -> Vec<PathBuf> {
+    listing(dir)
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains(".partial"))
+        .collect()
+}
+
+/// Whether a blob of over 5 MB is being written under `dir`.
+fn writing_blob(dir: &Path) -> bool {
+    listing(dir).iter().any(|p| {
+        p.to_string_lossy().contains(".partial-")
+            && std::fs::metadata(dir.join(p)).is_ok_and(|m| m.len() > 5 << 20)
+    })
+}
+
+#[test]
+fn save_interrupted_leaves_no_partial_files_nor_staging_directory() {
+    let work = tempfile::tempdir().unwrap();
+    let (source, manifests) = save_scene(work.path());
+    for (sig, code, output) in [("INT", 130, "bundle"), ("TERM", 143, "bundle.tar")] {
+        let parent = work.path().join(format!("out-{sig}"));
+        std::fs::create_dir(&parent).unwrap();
+        let out = parent.join(output);
+        let mut child = save_child(&source, &manifests, &out, work.path());
+        wait_until(&mut child, "a blob being written", || writing_blob(&parent));
+        let status = signal(&mut child, sig);
+        let (stdout, stderr) = logs(work.path());
+        assert_eq!(status.code(), Some(code), "{output}: {stdout}{stderr}");
+        assert_eq!(partials(&parent), Vec::<PathBuf>::new(), "{output}");
+        assert!(
+            stderr.contains(&format!("interrupted (SIG{sig})")),
+            "{stderr}"
+        );
+        if output.ends_with(".tar") {
+            assert_eq!(
+                listing(&parent),
+                Vec::<PathBuf>::new(),
+                "no tar, no hidden staging directory"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_save_rerun_after_kill_9_leaves_no_partial_files() {
+    let work = tempfile::tempdir().unwrap();
+    let (source, manifests) = save_scene(work.path());
+    for output in ["bundle", "bundle.tar"] {
+        let parent = work.path().join(format!("out-{output}"));
+        std::fs::create_dir(&parent).unwrap();
+        let out = parent.join(output);
+        let mut child = save_child(&source, &manifests, &out, work.path());
+        wait_until(&mut child, "a blob being written", || writing_blob(&parent));
+        signal(&mut child, "KILL");
+        assert_ne!(
+            partials(&parent),
+            Vec::<PathBuf>::new(),
+            "kill -9 leaves them"
+        );
+
+        let status = save_child(&source, &manifests, &out, work.path())
+            .wait()
+            .unwrap();
+        let (stdout, stderr) = logs(work.path());
+        assert_eq!(status.code(), Some(0), "{output}: {stdout}{stderr}");
+        assert_eq!(
+            partials(&parent),
+            Vec::<PathBuf>::new(),
+            "{output}: the rerun swept them"
+        );
+        if output.ends_with(".tar") {
+            assert_eq!(listing(&parent), [PathBuf::from("bundle.tar")]);
+        }
+    }
 }

@@ -20,6 +20,8 @@ use crate::transfer::layout::OciLayout;
 
 /// The lock file's name inside a bundle.
 pub const LOCK_NAME: &str = "images.lock.yaml";
+/// The hidden directory beside a tar output where the bundle is built, before the PID.
+const STAGING: &str = ".kubectl-airgap-save-";
 
 #[derive(Debug, Args)]
 pub struct SaveArgs {
@@ -81,13 +83,14 @@ pub fn run(args: &SaveArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus>
                 Some(p) if !p.as_os_str().is_empty() => p,
                 _ => Path::new("."),
             };
+            // What saves that `kill -9` ended left, then ours (removed on a signal too).
+            crate::cleanup::sweep(parent, |name| {
+                crate::cleanup::leading_pid(name.strip_prefix(STAGING)?)
+            });
             Some(
-                tempfile::Builder::new()
-                    .prefix(".kubectl-airgap-save-")
-                    .tempdir_in(parent)
-                    .with_context(|| {
-                        format!("creating a staging directory in {}", parent.display())
-                    })?,
+                crate::cleanup::TempDir::new_in(parent, STAGING).with_context(|| {
+                    format!("creating a staging directory in {}", parent.display())
+                })?,
             )
         }
         None => None,

@@ -91,7 +91,7 @@ pub(super) struct Entry {
 pub struct TarFiles {
     path: PathBuf,
     /// Keeps the unpacked files of a compressed archive for as long as they are read.
-    unpacked: Option<tempfile::TempDir>,
+    unpacked: Option<crate::cleanup::TempDir>,
     entries: HashMap<String, Entry>,
     /// Every file name the archive holds, read or passed over.
     seen: HashSet<String>,
@@ -514,11 +514,16 @@ pub fn write_tar(
     compression: Compression,
     first: &[String],
 ) -> anyhow::Result<()> {
-    let tmp = out.with_file_name(format!(
-        ".{}.partial-{}",
-        out.file_name().and_then(|n| n.to_str()).unwrap_or("bundle"),
-        std::process::id()
-    ));
+    let name = out.file_name().and_then(|n| n.to_str()).unwrap_or("bundle");
+    let partial = format!(".{name}.partial-");
+    let tmp = out.with_file_name(format!("{partial}{}", std::process::id()));
+    // Removed on a signal; what a `kill -9` left, removed now.
+    let _registered = crate::cleanup::register(&tmp);
+    if let Some(parent) = tmp.parent() {
+        crate::cleanup::sweep(parent, |n| {
+            crate::cleanup::leading_pid(n.strip_prefix(&partial)?)
+        });
+    }
     let result = (|| -> anyhow::Result<()> {
         let file = io::BufWriter::with_capacity(1 << 16, File::create(&tmp)?);
         let writer: Box<dyn io::Write> = match compression {

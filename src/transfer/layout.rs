@@ -140,8 +140,13 @@ impl OciLayout {
                 root.display()
             );
         }
-        std::fs::create_dir_all(root.join("blobs").join("sha256"))
-            .with_context(|| format!("creating {}", root.display()))?;
+        let blobs = root.join("blobs").join("sha256");
+        std::fs::create_dir_all(&blobs).with_context(|| format!("creating {}", root.display()))?;
+        // Blobs half-written by a save that `kill -9` ended (complete ones are kept: the rerun
+        // skips them).
+        crate::cleanup::sweep(&blobs, |name| {
+            crate::cleanup::leading_pid(name.split_once(".partial-")?.1)
+        });
         std::fs::write(root.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#)
             .with_context(|| format!("writing {}/oci-layout", root.display()))?;
         Ok(OciLayout {
@@ -488,6 +493,9 @@ impl ImageSink for std::sync::Arc<OciLayout> {
         // Written beside its final name and renamed once whole and verified: an interrupted
         // save never leaves a blob that looks complete.
         let tmp = path.with_extension(format!("partial-{}", std::process::id()));
+        // Removed on a signal, before it exists; the staging directory it may be in, too.
+        let _registered = crate::cleanup::register(&tmp);
+        crate::cleanup::checkpoint();
         let result = async {
             let mut file = tokio::fs::File::create(&tmp).await?;
             while let Some(chunk) = body.next().await {

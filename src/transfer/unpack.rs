@@ -26,6 +26,10 @@ use anyhow::{Context, bail};
 use sha2::{Digest as _, Sha256};
 
 use super::archive::{At, Compression, Damage, Entry, HashingReader, Indexer, clean_name};
+use crate::cleanup::{self, TempDir};
+
+/// The name of our unpacking directories in TMPDIR, before the PID of the run.
+const PREFIX: &str = "kubectl-airgap-unpacked-";
 
 /// Bytes of entries nothing needs that an archive may hold: skipping them costs decompression
 /// time, and a bundle has no business with gigabytes outside its images.
@@ -70,7 +74,7 @@ pub(crate) trait Needs {
 
 /// An archive's needed files, unpacked.
 pub(super) struct Unpacked {
-    pub dir: tempfile::TempDir,
+    pub dir: TempDir,
     pub entries: HashMap<String, Entry>,
     /// Every file name the archive holds, unpacked or not.
     pub seen: HashSet<String>,
@@ -85,7 +89,7 @@ struct Deferred {
 }
 
 struct Unpacker<'a> {
-    dir: tempfile::TempDir,
+    dir: TempDir,
     needs: &'a mut dyn Needs,
     damage: Damage,
     /// Bytes free on the disk of `dir` when unpacking began (`None`: not known here).
@@ -104,12 +108,17 @@ pub(super) fn unpack(
     hash: bool,
     needs: &mut dyn Needs,
 ) -> anyhow::Result<Unpacked> {
-    let dir = tempfile::Builder::new()
-        .prefix("kubectl-airgap-unpacked-")
-        .tempdir()
-        .context(
-            "creating a temporary directory to unpack into (set TMPDIR to a disk with room)",
-        )?;
+    let tmp = std::env::temp_dir();
+    // What runs killed with `kill -9` left.
+    cleanup::sweep(&tmp, |name| {
+        cleanup::leading_pid(name.strip_prefix(PREFIX)?)
+    });
+    let dir = TempDir::new_in(&tmp, PREFIX).with_context(|| {
+        format!(
+            "creating a temporary directory in {} to unpack into (set TMPDIR to a disk with room)",
+            tmp.display()
+        )
+    })?;
     let free = free_space(dir.path());
     let damage = Damage::Compressed;
     let mut u = Unpacker {
@@ -315,6 +324,7 @@ impl Unpacker<'_> {
         let number = self.files;
         self.files += 1;
         let path = self.dir.path().join(number.to_string());
+        cleanup::checkpoint();
         let mut out = File::create(&path)
             .with_context(|| format!("creating {} to unpack into", path.display()))?;
         if self.needs.reads(name, size) {
