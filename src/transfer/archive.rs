@@ -3,7 +3,7 @@
 //!
 //! A plain tar is read in place: one pass over its headers records where each file's bytes
 //! start, and a read seeks there. A compressed tar cannot be read at random, so what its reader
-//! needs is unpacked into a private temporary directory (see [`super::unpack`]), each file under
+//! needs is unpacked into a private temporary directory (see `unpack.rs`), each file under
 //! a number of ours (never a name from the archive), and read from there; memory stays bounded
 //! either way.
 //!
