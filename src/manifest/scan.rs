@@ -464,12 +464,15 @@ impl<'s, 'r: 'd, 'd> Walk<'s, 'r, 'd> {
             let shared = edits
                 .iter()
                 .all(|e| e.scalar.anchored && self.claimed_exactly(e.scalar, &e.range));
+            // Paths are rendered only for anchored scalars, which are rare.
+            if !shared {
+                return;
+            }
             let path = self.path(segs);
-            if !shared
-                || self
-                    .findings
-                    .iter()
-                    .any(|f| render(&f.place.object.prefix, &f.place.segs) == path)
+            if self
+                .findings
+                .iter()
+                .any(|f| render(&f.place.object.prefix, &f.place.segs) == path)
             {
                 return;
             }

@@ -734,13 +734,7 @@ fn proxy_connection(
                 );
                 return;
             }
-            let mut up = TcpStream::connect(("127.0.0.1", upstream)).unwrap();
-            let mut head = format!("{request_line}\r\n");
-            for (k, v) in headers.iter().filter(|(k, _)| k != "connection") {
-                head.push_str(&format!("{k}: {v}\r\n"));
-            }
-            head.push_str("connection: close\r\n\r\n");
-            up.write_all(head.as_bytes()).unwrap();
+            let mut up = forward_head(upstream, &request_line, &headers);
             let _ = std::io::copy(&mut (&mut reader).take(length), &mut up);
             let mut answer = Vec::new();
             let _ = up.read_to_end(&mut answer);
@@ -985,13 +979,7 @@ impl TlsFront {
                     let Some((request_line, headers)) = read_head(&mut reader) else {
                         return;
                     };
-                    let mut up = TcpStream::connect(("127.0.0.1", upstream)).unwrap();
-                    let mut head = format!("{request_line}\r\n");
-                    for (k, v) in headers.iter().filter(|(k, _)| k != "connection") {
-                        head.push_str(&format!("{k}: {v}\r\n"));
-                    }
-                    head.push_str("connection: close\r\n\r\n");
-                    up.write_all(head.as_bytes()).unwrap();
+                    let mut up = forward_head(upstream, &request_line, &headers);
                     let mut answer = Vec::new();
                     let _ = up.read_to_end(&mut answer);
                     let tls = reader.get_mut();
@@ -1118,4 +1106,17 @@ impl Silent {
         });
         Silent { port, connections }
     }
+}
+
+/// Opens a connection to the upstream registry and sends it a request's head, closing after one
+/// answer, for the proxies that stand between a client and a test registry.
+fn forward_head(upstream: u16, request_line: &str, headers: &[(String, String)]) -> TcpStream {
+    let mut up = TcpStream::connect(("127.0.0.1", upstream)).unwrap();
+    let mut head = format!("{request_line}\r\n");
+    for (k, v) in headers.iter().filter(|(k, _)| k != "connection") {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("connection: close\r\n\r\n");
+    up.write_all(head.as_bytes()).unwrap();
+    up
 }
