@@ -7,18 +7,26 @@
 //! exits with 128 + the signal's number (130, 143, 129), as a shell reports a process the
 //! signal ended. `kill -9` cannot be caught: what it leaves carries the PID in its name, and
 //! the next run removes what a PID no longer running left ([`sweep`]).
+//!
+//! Every file or directory of ours is created inside [`creating`], which the handler waits
+//! for before it removes anything: a creation in flight when the signal comes finishes (and
+//! is removed), and none starts afterwards.
 
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::{Mutex, MutexGuard, OnceLock, RwLock, RwLockReadGuard};
 
 static PATHS: Mutex<Vec<(u64, PathBuf)>> = Mutex::new(Vec::new());
 static NEXT: AtomicU64 = AtomicU64::new(0);
 static LISTENING: OnceLock<()> = OnceLock::new();
-/// Set when a signal came: writers stop at their next [`checkpoint`] rather than create files
+/// Set when a signal came: writers stop at their next [`creating`] rather than create files
 /// in a directory being removed.
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+/// Read-held by each creation ("check [`INTERRUPTED`], create, register"), write-held by the
+/// handler from before it removes anything until the process exits.
+static CREATION: RwLock<()> = RwLock::new(());
+
 
 /// A path removed if the process is interrupted; dropping this forgets it (its owner removes
 /// or keeps the path itself).
@@ -55,10 +63,15 @@ impl TempDir {
     /// can tell whether the run that made it still runs.
     pub(crate) fn new_in(parent: &Path, prefix: &str) -> io::Result<TempDir> {
         let prefix = format!("{prefix}{}-", std::process::id());
+        // Listening before the directory exists, and creating and registering it inside
+        // `creating`: a signal at any moment finds it registered or not yet made.
+        listen();
+        let creating = creating();
         let dir = tempfile::Builder::new()
             .prefix(&prefix)
             .tempdir_in(parent)?;
         let registered = register(dir.path());
+        drop(creating);
         Ok(TempDir {
             dir,
             _registered: registered,
@@ -70,12 +83,25 @@ impl TempDir {
     }
 }
 
-/// Waits forever once a signal has come (the handler is removing our files and will end the
-/// process); call it before creating a file inside a registered directory.
-pub(crate) fn checkpoint() {
-    while INTERRUPTED.load(Ordering::SeqCst) {
-        std::thread::park();
+/// Held while a file or directory of ours is created (and registered, when it is a
+/// registered path): the signal handler waits for it before removing anything.
+pub(crate) struct Creating {
+    _guard: RwLockReadGuard<'static, ()>,
+}
+
+/// Begins a creation; waits forever once a signal has come (the handler is removing our files
+/// and will end the process). Hold the result across the `create` (and the `register`) only:
+/// it is a blocking lock, so never across an `.await`.
+pub(crate) fn creating() -> Creating {
+    let guard = CREATION.read().unwrap_or_else(|p| p.into_inner());
+    if INTERRUPTED.load(Ordering::SeqCst) {
+        // Released first, or the handler waiting for it would wait forever.
+        drop(guard);
+        loop {
+            std::thread::park();
+        }
     }
+    Creating { _guard: guard }
 }
 
 /// Removes what runs no longer running left in `dir`: each entry for which `pid_in` gives a
@@ -195,7 +221,10 @@ async fn wait(ready: std::sync::mpsc::Sender<()>) -> Option<(i32, &'static str)>
 
 fn clean_up_and_exit(code: i32, name: &str) -> ! {
     INTERRUPTED.store(true, Ordering::SeqCst);
-    // Held to the end: nothing registers (and so creates) anything meanwhile.
+    // Creations in flight finish (and registered what they made); none starts after this.
+    // Taken before `paths`, which a creation may be waiting for to register.
+    let _no_creation = CREATION.write().unwrap_or_else(|p| p.into_inner());
+    // Held to the end: nothing registers anything meanwhile.
     let paths = paths();
     for (_, path) in paths.iter() {
         remove(path);

@@ -525,7 +525,12 @@ pub fn write_tar(
         });
     }
     let result = (|| -> anyhow::Result<()> {
-        let file = io::BufWriter::with_capacity(1 << 16, File::create(&tmp)?);
+        let file = {
+            // The handler waits for this creation, so a signal never leaves `tmp` behind.
+            let _creating = crate::cleanup::creating();
+            File::create(&tmp)?
+        };
+        let file = io::BufWriter::with_capacity(1 << 16, file);
         let writer: Box<dyn io::Write> = match compression {
             Compression::None => Box::new(file),
             Compression::Gzip => Box::new(flate2::write::GzEncoder::new(

@@ -324,9 +324,10 @@ impl Unpacker<'_> {
         let number = self.files;
         self.files += 1;
         let path = self.dir.path().join(number.to_string());
-        cleanup::checkpoint();
+        let creating = cleanup::creating();
         let mut out = File::create(&path)
             .with_context(|| format!("creating {} to unpack into", path.display()))?;
+        drop(creating);
         if self.needs.reads(name, size) {
             let bytes = self.read_all(content, size)?;
             self.needs.learn(name, &bytes)?;
