@@ -6,19 +6,33 @@
 //! that waits for SIGINT, SIGTERM and SIGHUP; on one, it removes every registered path and
 //! exits with 128 + the signal's number (130, 143, 129), as a shell reports a process the
 //! signal ended. `kill -9` cannot be caught: what it leaves carries the PID in its name, and
-//! the next run removes what a PID no longer running left ([`sweep`]).
+//! the next run removes what a PID no longer running left, once it is an hour old ([`sweep`]).
+//!
+//! Every file or directory of ours is created inside [`creating`], which the handler waits
+//! for before it removes anything: a creation in flight when the signal comes finishes (and
+//! is removed), and none starts afterwards.
 
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::{Mutex, MutexGuard, OnceLock, RwLock, RwLockReadGuard};
+use std::time::Duration;
 
 static PATHS: Mutex<Vec<(u64, PathBuf)>> = Mutex::new(Vec::new());
 static NEXT: AtomicU64 = AtomicU64::new(0);
 static LISTENING: OnceLock<()> = OnceLock::new();
-/// Set when a signal came: writers stop at their next [`checkpoint`] rather than create files
+/// Set when a signal came: writers stop at their next [`creating`] rather than create files
 /// in a directory being removed.
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+/// Read-held by each creation ("check [`INTERRUPTED`], create, register"), write-held by the
+/// handler from before it removes anything until the process exits.
+static CREATION: RwLock<()> = RwLock::new(());
+
+/// An entry left by a dead run is removed only once it is this old: the PID is checked in our
+/// own PID namespace, and a run in another container sharing the directory (a shared /tmp or
+/// output directory) may hold that PID over there and be writing the entry right now. A live
+/// writer touches its file as it writes, so its mtime stays recent.
+pub(crate) const STALE_AFTER: Duration = Duration::from_secs(60 * 60);
 
 /// A path removed if the process is interrupted; dropping this forgets it (its owner removes
 /// or keeps the path itself).
@@ -55,10 +69,15 @@ impl TempDir {
     /// can tell whether the run that made it still runs.
     pub(crate) fn new_in(parent: &Path, prefix: &str) -> io::Result<TempDir> {
         let prefix = format!("{prefix}{}-", std::process::id());
+        // Listening before the directory exists, and creating and registering it inside
+        // `creating`: a signal at any moment finds it registered or not yet made.
+        listen();
+        let creating = creating();
         let dir = tempfile::Builder::new()
             .prefix(&prefix)
             .tempdir_in(parent)?;
         let registered = register(dir.path());
+        drop(creating);
         Ok(TempDir {
             dir,
             _registered: registered,
@@ -70,16 +89,30 @@ impl TempDir {
     }
 }
 
-/// Waits forever once a signal has come (the handler is removing our files and will end the
-/// process); call it before creating a file inside a registered directory.
-pub(crate) fn checkpoint() {
-    while INTERRUPTED.load(Ordering::SeqCst) {
-        std::thread::park();
+/// Held while a file or directory of ours is created (and registered, when it is a
+/// registered path): the signal handler waits for it before removing anything.
+pub(crate) struct Creating {
+    _guard: RwLockReadGuard<'static, ()>,
+}
+
+/// Begins a creation; waits forever once a signal has come (the handler is removing our files
+/// and will end the process). Hold the result across the `create` (and the `register`) only:
+/// it is a blocking lock, so never across an `.await`.
+pub(crate) fn creating() -> Creating {
+    let guard = CREATION.read().unwrap_or_else(|p| p.into_inner());
+    if INTERRUPTED.load(Ordering::SeqCst) {
+        // Released first, or the handler waiting for it would wait forever.
+        drop(guard);
+        loop {
+            std::thread::park();
+        }
     }
+    Creating { _guard: guard }
 }
 
 /// Removes what runs no longer running left in `dir`: each entry for which `pid_in` gives a
-/// PID that is not ours and not alive.
+/// PID that is not ours and not alive, and that was last modified over [`STALE_AFTER`] ago
+/// (a PID gone here may be alive in another PID namespace sharing the directory).
 pub(crate) fn sweep(dir: &Path, pid_in: impl Fn(&str) -> Option<u32>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
@@ -89,10 +122,20 @@ pub(crate) fn sweep(dir: &Path, pid_in: impl Fn(&str) -> Option<u32>) {
         let Some(pid) = name.to_str().and_then(&pid_in) else {
             continue;
         };
-        if pid != std::process::id() && !alive(pid) {
+        if pid != std::process::id() && !alive(pid) && stale(&entry.path()) {
             remove(&entry.path());
         }
     }
+}
+
+/// Whether `path` was last modified over [`STALE_AFTER`] ago (not knowing, or a time in the
+/// future, counts as recent: keep it).
+fn stale(path: &Path) -> bool {
+    std::fs::symlink_metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_some_and(|age| age > STALE_AFTER)
 }
 
 /// The PID at the start of `s` (digits up to its end or a `-`).
@@ -195,7 +238,10 @@ async fn wait(ready: std::sync::mpsc::Sender<()>) -> Option<(i32, &'static str)>
 
 fn clean_up_and_exit(code: i32, name: &str) -> ! {
     INTERRUPTED.store(true, Ordering::SeqCst);
-    // Held to the end: nothing registers (and so creates) anything meanwhile.
+    // Creations in flight finish (and registered what they made); none starts after this.
+    // Taken before `paths`, which a creation may be waiting for to register.
+    let _no_creation = CREATION.write().unwrap_or_else(|p| p.into_inner());
+    // Held to the end: nothing registers anything meanwhile.
     let paths = paths();
     for (_, path) in paths.iter() {
         remove(path);
@@ -219,20 +265,43 @@ mod tests {
         assert_eq!(leading_pid("-1"), None);
     }
 
+    /// Sets the mtime of `path` (a file or a directory) to `ago` before now.
+    fn age(path: &Path, ago: Duration) {
+        let when = std::time::SystemTime::now() - ago;
+        std::fs::File::open(path)
+            .unwrap()
+            .set_modified(when)
+            .unwrap();
+    }
+
     #[cfg(unix)]
     #[test]
-    fn sweep_removes_what_dead_runs_left_and_keeps_the_living() {
+    fn sweep_removes_what_dead_runs_left_long_ago_and_keeps_the_living() {
         let dir = tempfile::tempdir().unwrap();
         // PIDs above the kernel's maximum (4194304) never run.
         let dead = dir.path().join("x.partial-999999999");
         let ours = dir.path().join(format!("x.partial-{}", std::process::id()));
+        // A live process that is not us: the test runner's parent.
+        let parent = dir
+            .path()
+            .join(format!("x.partial-{}", std::os::unix::process::parent_id()));
+        // Dead here, but written a minute ago: maybe by a live run in another PID namespace.
+        let recent = dir.path().join("y.partial-999999998");
         let other = dir.path().join("x.tmp");
         std::fs::create_dir(&dead).unwrap();
         std::fs::write(dead.join("f"), "x").unwrap();
-        std::fs::write(&ours, "x").unwrap();
-        std::fs::write(&other, "x").unwrap();
+        for file in [&ours, &parent, &recent, &other] {
+            std::fs::write(file, "x").unwrap();
+        }
+        let two_hours = Duration::from_secs(2 * 60 * 60);
+        for old in [&dead, &ours, &parent, &other] {
+            age(old, two_hours);
+        }
+        age(&recent, Duration::from_secs(60));
         sweep(dir.path(), |n| leading_pid(n.split_once(".partial-")?.1));
-        assert!(!dead.exists());
-        assert!(ours.exists() && other.exists());
+        assert!(!dead.exists(), "dead two hours: removed");
+        for kept in [&ours, &parent, &recent, &other] {
+            assert!(kept.exists(), "{} kept", kept.display());
+        }
     }
 }

@@ -1,7 +1,8 @@
 //! Hostile and damaged bundles, and interrupted runs: a zstd bomb is refused at once with
 //! almost nothing written, a truncated plain tar is named truncated and tags nothing, and
 //! SIGINT, SIGTERM and `kill -9` during `push` and `save` leave no temporary files behind
-//! (the last one by the next run's sweep).
+//! (the last one by the next run's sweep, once an hour old).
+#![cfg(unix)]
 
 mod common;
 
@@ -183,8 +184,8 @@ struct Watched {
 }
 
 /// Waits for `child`, polling the bytes in `tmp`; a run that writes more than WRITE_LIMIT
-/// there or takes over a minute is killed (and its `peak` says so).
-fn watch(mut child: Child, tmp: &Path) -> Watched {
+/// there or takes over `limit` is killed (and its `peak` says so).
+fn watch(mut child: Child, tmp: &Path, limit: Duration) -> Watched {
     let started = Instant::now();
     let mut peak = 0;
     loop {
@@ -196,7 +197,7 @@ fn watch(mut child: Child, tmp: &Path) -> Watched {
                 peak,
             };
         }
-        if peak > WRITE_LIMIT || started.elapsed() > Duration::from_secs(60) {
+        if peak > WRITE_LIMIT || started.elapsed() > limit {
             let _ = child.kill();
             let status = child.wait().unwrap();
             return Watched {
@@ -212,6 +213,12 @@ fn watch(mut child: Child, tmp: &Path) -> Watched {
 /// `push --from bomb` with TMPDIR in `work`, which must be refused within `within`, naming
 /// `entry`, with under WRITE_LIMIT written and nothing in the mirror; returns the error.
 fn assert_bomb_refused(bomb: &Path, entry: &str, within: Duration) -> String {
+    assert_refused(bomb.to_str().unwrap(), bomb, entry, within)
+}
+
+/// As [`assert_bomb_refused`], for `push --from FROM` where FROM names `bomb` (with a
+/// `docker-archive:` prefix, say).
+fn assert_refused(from: &str, bomb: &Path, entry: &str, within: Duration) -> String {
     let mirror = TestRegistry::plain();
     let work = tempfile::tempdir().unwrap();
     let tmp = work.path().join("tmp");
@@ -225,12 +232,16 @@ fn assert_bomb_refused(bomb: &Path, entry: &str, within: Duration) -> String {
             "--insecure-registry",
             &host,
             "--from",
-            bomb.to_str().unwrap(),
+            from,
         ],
         &tmp,
         work.path(),
     );
-    let run = watch(child, &tmp);
+    let run = watch(
+        child,
+        &tmp,
+        within.max(Duration::from_secs(50)) + Duration::from_secs(10),
+    );
     let (stdout, stderr) = logs(work.path());
     let what = bomb.file_name().unwrap().to_string_lossy();
     assert!(
@@ -398,6 +409,100 @@ fn a_zstd_bomb_before_the_index_is_refused_with_nothing_written() {
     let path = work.path().join("late-index.tar.zst");
     write_bomb(&path, &files[..1], &bomb, 4 << 30, &after);
     assert_bomb_refused(&path, &bomb, Duration::from_secs(30));
+}
+
+/// A `.tar.zst` of `count` entries named by `name` of `size` zero bytes each, each under
+/// both limits on its own, then `after` and the end-of-archive marker.
+fn write_many_zeros(
+    path: &Path,
+    before: &[(String, Vec<u8>)],
+    name: impl Fn(usize) -> String,
+    count: usize,
+    size: u64,
+    after: &[(String, Vec<u8>)],
+) {
+    let mut file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let mut head = Vec::new();
+    for (name, data) in before {
+        head.extend(tar_entry(name, data));
+    }
+    file.write_all(&zstd::encode_all(&head[..], 3).unwrap())
+        .unwrap();
+    for i in 0..count {
+        file.write_all(&zstd::encode_all(&tar_header(&name(i), size)[..], 3).unwrap())
+            .unwrap();
+        zstd_zeros(&mut file, size);
+    }
+    let mut tail = Vec::new();
+    for (name, data) in after {
+        tail.extend(tar_entry(name, data));
+    }
+    tail.extend_from_slice(&TRAILER);
+    file.write_all(&zstd::encode_all(&tail[..], 3).unwrap())
+        .unwrap();
+    file.flush().unwrap();
+}
+
+/// How long a bomb of entries of unknown need may take to be refused. Nothing tells what
+/// they are as they go by, so they are decompressed (never written) until they come to more
+/// than the free space of TMPDIR's disk plus the 1 GiB of unused entries: a few seconds, and
+/// half a second more per GiB free (zeros decompress at several GiB/s; unbounded, 1 TiB of
+/// them would take minutes).
+fn within_free_space() -> Duration {
+    let out = Command::new("df")
+        .args(["-Pk"])
+        .arg(std::env::temp_dir())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let free_kib: u64 = text
+        .lines()
+        .nth(1)
+        .and_then(|l| l.split_whitespace().nth(3))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("df -Pk: {text}"));
+    Duration::from_millis(5_000 + (free_kib >> 20) * 500)
+}
+
+#[test]
+fn a_zstd_docker_archive_of_many_entries_before_its_manifest_is_refused_before_it_is_read_whole() {
+    // A docker archive tells its needs in manifest.json; this one puts it after 1000
+    // entries of 1 GiB of zeros each (1 TiB in 32 MB), so none of them is known to be
+    // needed or not as it goes by, and none is too big on its own.
+    let work = tempfile::tempdir().unwrap();
+    let path = work.path().join("many.tar.zst");
+    let manifest = br#"[{"Config":"config.json","RepoTags":["quay.io/org/bomb:v1"],"Layers":["layer0000.tar"]}]"#;
+    let after = [("manifest.json".to_string(), manifest.to_vec())];
+    write_many_zeros(
+        &path,
+        &[],
+        |i| format!("layer{i:04}.tar"),
+        1000,
+        1 << 30,
+        &after,
+    );
+    let from = format!("docker-archive:{}", path.display());
+    let stderr = assert_refused(&from, &path, "\"layer0", within_free_space());
+    assert!(stderr.contains("decompression bomb"), "{stderr}");
+}
+
+#[test]
+fn a_zstd_layout_without_index_json_is_refused_before_it_is_read_whole() {
+    // Blobs and no index at all: nothing ever tells whether they are needed.
+    let bundle = one_image();
+    let files = parent_first(&bundle);
+    let work = tempfile::tempdir().unwrap();
+    let path = work.path().join("no-index.tar.zst");
+    write_many_zeros(
+        &path,
+        &files[..1],
+        |i| format!("blobs/sha256/{i:064x}"),
+        1000,
+        1 << 30,
+        &[],
+    );
+    let stderr = assert_bomb_refused(&path, "\"blobs/sha256/0", within_free_space());
+    assert!(stderr.contains("decompression bomb"), "{stderr}");
 }
 
 #[test]
@@ -657,6 +762,16 @@ fn save_child(source: &TestRegistry, manifests: &Path, output: &Path, work: &Pat
     )
 }
 
+/// Dates every path under `dir` (files and directories) `ago` back.
+fn age(dir: &Path, ago: Duration) {
+    let when = std::time::SystemTime::now() - ago;
+    for path in listing(dir) {
+        std::fs::File::open(dir.join(&path))
+            .and_then(|f| f.set_modified(when))
+            .unwrap();
+    }
+}
+
 /// Paths under `dir` with `.partial` in their name.
 fn partials(dir: &Path) -> Vec<PathBuf> {
     listing(dir)
@@ -717,6 +832,9 @@ fn a_save_rerun_after_kill_9_leaves_no_partial_files() {
             Vec::<PathBuf>::new(),
             "kill -9 leaves them"
         );
+        // A dead run's files are swept once an hour old (a PID gone here may be alive in
+        // another container sharing the directory).
+        age(&parent, Duration::from_secs(2 * 60 * 60));
 
         let status = save_child(&source, &manifests, &out, work.path())
             .wait()

@@ -525,20 +525,20 @@ pub fn write_tar(
         });
     }
     let result = (|| -> anyhow::Result<()> {
-        let file = io::BufWriter::with_capacity(1 << 16, File::create(&tmp)?);
-        let writer: Box<dyn io::Write> = match compression {
-            Compression::None => Box::new(file),
-            Compression::Gzip => Box::new(flate2::write::GzEncoder::new(
-                file,
-                flate2::Compression::default(),
-            )),
-            Compression::Zstd => {
-                Box::new(zstd::stream::write::Encoder::new(file, 3)?.auto_finish())
-            }
-            other => {
-                bail!("writing {other:?} archives is not supported; use .tar, .tar.gz or .tar.zst")
-            }
+        if !matches!(
+            compression,
+            Compression::None | Compression::Gzip | Compression::Zstd
+        ) {
+            bail!(
+                "writing {compression:?} archives is not supported; use .tar, .tar.gz or .tar.zst"
+            )
+        }
+        let file = {
+            // The handler waits for this creation, so a signal never leaves `tmp` behind.
+            let _creating = crate::cleanup::creating();
+            File::create(&tmp)?
         };
+        let writer = Output::new(io::BufWriter::with_capacity(1 << 16, file), compression)?;
         let mut builder = tar::Builder::new(writer);
         builder.mode(tar::HeaderMode::Deterministic);
         builder.follow_symlinks(false);
@@ -555,7 +555,10 @@ pub fn write_tar(
         for rel in files {
             builder.append_path_with_name(dir.join(&rel), &rel)?;
         }
-        builder.into_inner()?.flush()?;
+        // The compressor's trailer and the buffer's last bytes are written here, and the
+        // file synced, with every error reported: a full disk at the very end must not rename
+        // a cut bundle into place.
+        builder.into_inner()?.finish()?.sync_all()?;
         Ok(())
     })();
     match result {
@@ -563,6 +566,58 @@ pub fn write_tar(
         Err(e) => {
             let _ = std::fs::remove_file(&tmp);
             Err(e.context(format!("writing {}", out.display())))
+        }
+    }
+}
+
+/// A tar's output: its file, buffered and maybe compressed, that is finished explicitly
+/// rather than in `Drop`, where write errors are lost.
+enum Output {
+    Plain(io::BufWriter<File>),
+    Gzip(flate2::write::GzEncoder<io::BufWriter<File>>),
+    Zstd(zstd::stream::write::Encoder<'static, io::BufWriter<File>>),
+}
+
+impl Output {
+    /// `compression` is one of those `write_tar` accepts.
+    fn new(file: io::BufWriter<File>, compression: Compression) -> io::Result<Output> {
+        Ok(match compression {
+            Compression::Gzip => Output::Gzip(flate2::write::GzEncoder::new(
+                file,
+                flate2::Compression::default(),
+            )),
+            Compression::Zstd => Output::Zstd(zstd::stream::write::Encoder::new(file, 3)?),
+            _ => Output::Plain(file),
+        })
+    }
+
+    /// Writes the compressor's trailer and the last buffered bytes; the file, to be synced.
+    fn finish(self) -> io::Result<File> {
+        let buffered = match self {
+            Output::Plain(b) => b,
+            Output::Gzip(e) => e.finish()?,
+            Output::Zstd(e) => e.finish()?,
+        };
+        buffered
+            .into_inner()
+            .map_err(io::IntoInnerError::into_error)
+    }
+}
+
+impl io::Write for Output {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Output::Plain(w) => w.write(buf),
+            Output::Gzip(w) => w.write(buf),
+            Output::Zstd(w) => w.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Output::Plain(w) => w.flush(),
+            Output::Gzip(w) => w.flush(),
+            Output::Zstd(w) => w.flush(),
         }
     }
 }

@@ -495,9 +495,14 @@ impl ImageSink for std::sync::Arc<OciLayout> {
         let tmp = path.with_extension(format!("partial-{}", std::process::id()));
         // Removed on a signal, before it exists; the staging directory it may be in, too.
         let _registered = crate::cleanup::register(&tmp);
-        crate::cleanup::checkpoint();
         let result = async {
-            let mut file = tokio::fs::File::create(&tmp).await?;
+            // Created in place, not on tokio's blocking pool, so that the signal handler's
+            // wait (`creating`) covers the creation itself; it takes as long as an open.
+            let file = {
+                let _creating = crate::cleanup::creating();
+                std::fs::File::create(&tmp)?
+            };
+            let mut file = tokio::fs::File::from_std(file);
             while let Some(chunk) = body.next().await {
                 file.write_all(&chunk?).await?;
             }
