@@ -1,10 +1,16 @@
 """Runs the comparisons named in issue 3 side by side and writes bench/results.md.
 
 Inputs: (a) the rendered chart corpus concatenated, (b) a generated stream of 20,000 Deployments,
-(c) a generated 1 GB stream (peak memory). Tools: cat, kubectl-airgap post-render, and kustomize's
-`images` transformer (`kubectl kustomize` from the Helm 4 npm package, one `images:` entry per
-distinct image). Kustomize refuses the concatenated corpus (two charts share resource ids), so on
-(a) it runs once per corpus file and its times are summed.
+(c) a generated 1 GB stream (peak memory; BENCH_BIG_MB sets its size, 0 leaves it out). Tools: cat,
+kubectl-airgap post-render, and kustomize's `images` transformer (`kubectl kustomize` from the
+Helm 4 npm package, one `images:` entry per distinct image). Kustomize refuses the concatenated
+corpus (two charts share resource ids), so on (a) it runs once per corpus file and its times are
+summed.
+
+On (a) and (b) two more rows put post-render in proportion: a bare saphyr-parser event parse of
+the same bytes (examples/saphyr_events.rs, no tree, no output), and, when BENCH_BEFORE_BIN names
+another kubectl-airgap binary (say one built from an earlier commit), post-render run by that
+binary, so one run shows a change's effect on the same machine under the same load.
 """
 import json, os, platform, shutil, statistics, subprocess, sys, tempfile, time
 
@@ -13,6 +19,16 @@ import push_bench
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "target/release/kubectl-airgap")
+SAPHYR = os.path.join(ROOT, "target/release/examples/saphyr_events")
+BEFORE_BIN = os.environ.get("BENCH_BEFORE_BIN") or None
+
+
+def before_note():
+    """The (before) row's note: the binary, and the commit a COMMIT file beside it names."""
+    path = os.path.join(os.path.dirname(BEFORE_BIN), "COMMIT")
+    commit = open(path).read().strip()[:12] if os.path.exists(path) else None
+    shown = os.path.relpath(BEFORE_BIN, ROOT) if BEFORE_BIN.startswith(ROOT + "/") else BEFORE_BIN
+    return shown + (f" (commit {commit})" if commit else "")
 KUBECTL = os.path.join(ROOT, ".tools/helm4/kubectl/kubectl")
 CORPUS = os.path.join(ROOT, "../shared/corpus/rendered")
 MIRROR = "reg.local:5000"
@@ -31,16 +47,20 @@ def run(cmd, stdin_path=None, cwd=None, limit=None):
     """Wall seconds and peak RSS (KiB) of one run; output discarded."""
     with open(stdin_path or os.devnull, "rb") as stdin, open(os.devnull, "wb") as out:
         t = time.perf_counter()
+        # Its own process group, so that a timeout ends time and the tool under it, and nothing
+        # else (killing by name would also hit the same tool started by someone else).
+        p = subprocess.Popen(["/usr/bin/time", "-f", "%M", *cmd], stdin=stdin, stdout=out,
+                             stderr=subprocess.PIPE, cwd=cwd, start_new_session=True)
         try:
-            p = subprocess.run(["/usr/bin/time", "-f", "%M", *cmd], stdin=stdin, stdout=out,
-                               stderr=subprocess.PIPE, cwd=cwd, timeout=limit)
+            _, err = p.communicate(timeout=limit)
         except subprocess.TimeoutExpired:
-            subprocess.run(["pkill", "-f", " ".join(cmd[:2])])
+            os.killpg(p.pid, 9)
+            p.communicate()
             raise TimedOut()
         elapsed = time.perf_counter() - t
     if p.returncode != 0:
-        raise RuntimeError(f"{cmd} failed: {p.stderr.decode()[-500:]}")
-    peak = int(p.stderr.decode().strip().splitlines()[-1])
+        raise RuntimeError(f"{cmd} failed: {err.decode()[-500:]}")
+    peak = int(err.decode().strip().splitlines()[-1])
     return elapsed, peak
 
 
@@ -141,12 +161,32 @@ def post_render_section():
         generate(small, count=2000)
 
         ours = [BIN, "post-render", "--registry", MIRROR]
+        before = [BEFORE_BIN, "post-render", "--registry", MIRROR] if BEFORE_BIN else None
         for label, path in [("(a) corpus, 17 charts", corpus),
                             ("(b) 20,000 Deployments", deployments),
                             ("(b') 2,000 Deployments", small)]:
             size = os.path.getsize(path)
             cat_s, cat_kb = median_run(["cat"], path)
             our_s, our_kb = median_run(ours, path)
+            our_mbs = size / our_s / 1e6
+            extra, summaries = [], []
+            if path != small:
+                sa_s, sa_kb = median_run([SAPHYR], path)
+                sa_mbs = size / sa_s / 1e6
+                extra.append(("saphyr event parse (baseline)", sa_s, sa_mbs, sa_kb,
+                              "examples/saphyr_events: events only, no tree, no output"))
+                summaries.append(("post-render / saphyr parse", f"{our_mbs / sa_mbs:.2f}x"))
+                if before:
+                    b_s, b_kb = median_run(before, path)
+                    b_mbs = size / b_s / 1e6
+                    extra.append(("kubectl-airgap post-render (before)", b_s, b_mbs, b_kb,
+                                  before_note()))
+                    summaries.append(("post-render / saphyr parse (before)",
+                                      f"{b_mbs / sa_mbs:.2f}x"))
+                    summaries.append(("post-render after / before", f"{our_mbs / b_mbs:.2f}x"))
+                else:
+                    extra.append(("kubectl-airgap post-render (before)", None, None, 0,
+                                  "not run: BENCH_BEFORE_BIN unset"))
             if path == corpus:
                 dirs = [kustomize_dir(work, f"k{i}", f) for i, f in enumerate(corpus_files)]
                 usable = [d for d in dirs if kustomize_ok(d)]
@@ -173,22 +213,24 @@ def post_render_section():
                 k_s, k_kb = median_run([KUBECTL, "kustomize", d], runs=3)
                 k_note = "whole stream"
                 k_mbs = size / k_s / 1e6
-            our_mbs = size / our_s / 1e6
+            bound = ">" if "did not finish" in k_note else ""
             rows.append((label, size, [
                 ("cat", cat_s, size / cat_s / 1e6, cat_kb, ""),
                 ("kubectl-airgap post-render", our_s, our_mbs, our_kb, ""),
+                *extra,
                 ("kubectl kustomize (images)", k_s, k_mbs, k_kb, k_note),
-            ], our_mbs / k_mbs))
+            ], [("kubectl-airgap / kustomize", f"{bound}{our_mbs / k_mbs:.0f}x"), *summaries]))
 
-        big = os.path.join(work, "big.yaml")
-        generate(big, size_mb=BIG_MB)
-        size = os.path.getsize(big)
-        cat_s, cat_kb = median_run(["cat"], big, runs=1)
-        our_s, our_kb = median_run(ours, big, runs=1)
-        rows.append((f"(c) generated {size >> 20} MiB stream", size, [
-            ("cat", cat_s, size / cat_s / 1e6, cat_kb, ""),
-            ("kubectl-airgap post-render", our_s, size / our_s / 1e6, our_kb, ""),
-        ], None))
+        if BIG_MB > 0:
+            big = os.path.join(work, "big.yaml")
+            generate(big, size_mb=BIG_MB)
+            size = os.path.getsize(big)
+            cat_s, cat_kb = median_run(["cat"], big, runs=1)
+            our_s, our_kb = median_run(ours, big, runs=1)
+            rows.append((f"(c) generated {size >> 20} MiB stream", size, [
+                ("cat", cat_s, size / cat_s / 1e6, cat_kb, ""),
+                ("kubectl-airgap post-render", our_s, size / our_s / 1e6, our_kb, ""),
+            ], []))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -197,17 +239,22 @@ def post_render_section():
         "",
         f"Median of {RUNS} runs (kustomize: 3, or 1 on 20,000 Deployments; the 1 GB stream: 1).",
         "Peak memory is the maximum resident set size of the process (GNU time %M).",
+        "The saphyr row is a bare event parse of the same bytes (examples/saphyr_events.rs); the",
+        "(before) row is post-render run by the binary BENCH_BEFORE_BIN names. Ratios are of MB/s:",
+        "above 1x the first-named is faster.",
+        *([] if BIG_MB > 0 else ["", "The 1 GB stream (c) was left out (BENCH_BIG_MB=0)."]),
         "",
         "| input | bytes | tool | median s | MB/s | peak RSS MiB | note |",
         "|---|---:|---|---:|---:|---:|---|",
     ]
-    for label, size, tools, ratio in rows:
+    for label, size, tools, summaries in rows:
         for name, s, mbs, kb, note in tools:
             peak = f"{kb / 1024:.1f}" if kb else "-"
-            lines.append(f"| {label} | {size} | {name} | {s:.3f} | {mbs:.1f} | {peak} | {note} |")
-        if ratio:
-            bound = ">" if "did not finish" in tools[-1][4] else ""
-            lines.append(f"| {label} | | **kubectl-airgap / kustomize** | | **{bound}{ratio:.0f}x** | | |")
+            s_text = "-" if s is None else f"{s:.3f}"
+            mbs_text = "-" if mbs is None else f"{mbs:.1f}"
+            lines.append(f"| {label} | {size} | {name} | {s_text} | {mbs_text} | {peak} | {note} |")
+        for name, value in summaries:
+            lines.append(f"| {label} | | **{name}** | | **{value}** | | |")
     return lines
 
 
