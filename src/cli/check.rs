@@ -305,8 +305,8 @@ fn wanted_images(
         cluster_uses.push((key, u));
     }
     let mut hook_notes: Vec<(String, Option<String>)> = Vec::new();
-    for (_, uses, _) in args.images.scan(rules)? {
-        for u in uses {
+    for input in args.images.scan(rules)? {
+        for u in input.scan.uses {
             let key = add(&u.reference)?;
             let note = u
                 .location

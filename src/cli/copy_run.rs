@@ -36,8 +36,8 @@ pub type CopyResult = anyhow::Result<Copied>;
 /// The images that `-f`, `--images-digests` and `--lock` name, each once, in a stable order.
 pub fn listed_images(list: &ImageListArgs, rules: &RuleSet) -> anyhow::Result<Vec<Reference>> {
     let mut out: BTreeMap<String, Reference> = BTreeMap::new();
-    for (_, uses, _) in list.scan(rules)? {
-        for u in uses {
+    for input in list.scan(rules)? {
+        for u in input.scan.uses {
             out.entry(canonical_reference(&u.reference))
                 .or_insert(u.reference);
         }

@@ -12,8 +12,9 @@ use super::{EXIT_OK, ExitStatus, MirrorArgs, settings};
 use crate::ess::ImagesDigests;
 use crate::manifest::rules::RuleSet;
 use crate::manifest::scan::{Location, Suspect};
-use crate::manifest::{ImageUse, scan_stream};
+use crate::manifest::{ImageUse, StreamScan, scan_stream};
 use crate::mirror::canonical_reference;
+use crate::reference::Reference;
 
 #[derive(Debug, Args)]
 pub struct ImagesArgs {
@@ -60,6 +61,9 @@ pub enum ImagesFormat {
 #[derive(Debug, Serialize)]
 struct Report {
     images: Vec<ImageReport>,
+    /// Repository-only values: rewritten to the mirror, but not images to copy.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    repositories: Vec<ImageReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     suspects: Option<Vec<Suspect>>,
 }
@@ -196,11 +200,20 @@ fn ess_uses(file: &Path) -> anyhow::Result<InputScan> {
             },
         })
         .collect();
-    Ok((name, uses, Vec::new()))
+    Ok(InputScan {
+        name,
+        scan: StreamScan {
+            uses,
+            ..StreamScan::default()
+        },
+    })
 }
 
-/// What one input holds: its name, its image uses, its suspects.
-pub type InputScan = (String, Vec<ImageUse>, Vec<Suspect>);
+/// What one input holds, by its name.
+pub struct InputScan {
+    pub name: String,
+    pub scan: StreamScan,
+}
 
 /// Every image use and suspect in the named inputs.
 pub fn collect(
@@ -228,8 +241,10 @@ pub fn collect(
             );
             (name, r)
         };
-        let (uses, s) = result?;
-        out.push((name, uses, s));
+        out.push(InputScan {
+            name,
+            scan: result?,
+        });
     }
     Ok(out)
 }
@@ -243,39 +258,32 @@ pub fn run(args: &ImagesArgs, config: Option<&Path>) -> anyhow::Result<ExitStatu
         &settings.rules,
         args.suspects,
     )?;
-    let mut by_source: BTreeMap<String, ImageReport> = BTreeMap::new();
+    let mut images: BTreeMap<String, ImageReport> = BTreeMap::new();
+    let mut repositories: BTreeMap<String, ImageReport> = BTreeMap::new();
     let mut suspects = Vec::new();
-    for (file, uses, s) in inputs {
-        for u in uses {
-            let source = canonical_reference(&u.reference);
-            let entry = match by_source.entry(source.clone()) {
-                std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
-                std::collections::btree_map::Entry::Vacant(e) => {
-                    let mirror = match &settings.naming {
-                        Some(n) => Some(n.map(&u.reference)?.to_string()),
-                        None => None,
-                    };
-                    e.insert(ImageReport {
-                        source,
-                        mirror,
-                        locations: Vec::new(),
-                    })
-                }
-            };
-            entry.locations.push(LocationReport {
-                file: file.clone(),
-                kind: u.location.kind,
-                namespace: u.location.namespace,
-                name: u.location.name,
-                path: u.location.path,
-                rule: u.location.rule,
-                line: u.location.line,
-            });
+    let naming = settings.naming.as_ref();
+    for input in inputs {
+        let file = &input.name;
+        for u in input.scan.uses {
+            add_use(&mut images, u, file, naming, canonical_reference, |m| {
+                m.to_string()
+            })?;
         }
-        suspects.extend(s);
+        for u in input.scan.repositories {
+            add_use(
+                &mut repositories,
+                u,
+                file,
+                naming,
+                Reference::name,
+                Reference::name,
+            )?;
+        }
+        suspects.extend(input.scan.suspects);
     }
     let report = Report {
-        images: by_source.into_values().collect(),
+        images: images.into_values().collect(),
+        repositories: repositories.into_values().collect(),
         suspects: args.suspects.then_some(suspects),
     };
     let mut out = std::io::stdout().lock();
@@ -292,6 +300,73 @@ pub fn run(args: &ImagesArgs, config: Option<&Path>) -> anyhow::Result<ExitStatu
     }
     out.flush()?;
     Ok(EXIT_OK)
+}
+
+fn write_rows(
+    out: &mut impl Write,
+    entries: &[ImageReport],
+    width: usize,
+    mirror_width: usize,
+) -> std::io::Result<()> {
+    for image in entries {
+        for (i, l) in image.locations.iter().enumerate() {
+            let (source, mirror) = if i == 0 {
+                (
+                    image.source.as_str(),
+                    image.mirror.as_deref().unwrap_or("-"),
+                )
+            } else {
+                ("", "")
+            };
+            let object = match (&l.namespace, &l.name) {
+                (Some(ns), Some(n)) => format!("{} {ns}/{n}", l.kind),
+                (None, Some(n)) => format!("{} {n}", l.kind),
+                _ => l.kind.clone(),
+            };
+            writeln!(
+                out,
+                "{source:width$}  {mirror:mirror_width$}  {object} {}",
+                l.path
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Adds a use to the report entry of its source (`key` names it, `shown` names its mirror).
+fn add_use(
+    by_source: &mut BTreeMap<String, ImageReport>,
+    u: ImageUse,
+    file: &str,
+    naming: Option<&crate::mirror::MirrorNaming>,
+    key: impl Fn(&Reference) -> String,
+    shown: impl Fn(&Reference) -> String,
+) -> anyhow::Result<()> {
+    let source = key(&u.reference);
+    let entry = match by_source.entry(source.clone()) {
+        std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+        std::collections::btree_map::Entry::Vacant(e) => {
+            let mirror = match naming {
+                Some(n) => Some(shown(&n.map(&u.reference)?)),
+                None => None,
+            };
+            e.insert(ImageReport {
+                source,
+                mirror,
+                locations: Vec::new(),
+            })
+        }
+    };
+    entry.locations.push(LocationReport {
+        file: file.to_string(),
+        kind: u.location.kind,
+        namespace: u.location.namespace,
+        name: u.location.name,
+        path: u.location.path,
+        rule: u.location.rule,
+        line: u.location.line,
+    });
+    Ok(())
 }
 
 /// `-o ess-configmap`: the images_digests tree with every server and path in the mirror.
@@ -318,16 +393,13 @@ fn ess_config_map(
 }
 
 fn write_table(out: &mut impl Write, report: &Report) -> std::io::Result<()> {
-    let width = report
-        .images
-        .iter()
+    let all = || report.images.iter().chain(&report.repositories);
+    let width = all()
         .map(|i| i.source.len())
         .max()
         .unwrap_or(0)
         .max("IMAGE".len());
-    let mirror_width = report
-        .images
-        .iter()
+    let mirror_width = all()
         .map(|i| i.mirror.as_deref().map_or(1, str::len))
         .max()
         .unwrap_or(0)
@@ -337,27 +409,15 @@ fn write_table(out: &mut impl Write, report: &Report) -> std::io::Result<()> {
         "{:width$}  {:mirror_width$}  USED BY",
         "IMAGE", "MIRROR"
     )?;
-    for image in &report.images {
-        for (i, l) in image.locations.iter().enumerate() {
-            let (source, mirror) = if i == 0 {
-                (
-                    image.source.as_str(),
-                    image.mirror.as_deref().unwrap_or("-"),
-                )
-            } else {
-                ("", "")
-            };
-            let object = match (&l.namespace, &l.name) {
-                (Some(ns), Some(n)) => format!("{} {ns}/{n}", l.kind),
-                (None, Some(n)) => format!("{} {n}", l.kind),
-                _ => l.kind.clone(),
-            };
-            writeln!(
-                out,
-                "{source:width$}  {mirror:mirror_width$}  {object} {}",
-                l.path
-            )?;
-        }
+    write_rows(out, &report.images, width, mirror_width)?;
+    if !report.repositories.is_empty() {
+        writeln!(out)?;
+        writeln!(
+            out,
+            "REPOSITORIES (rewritten; their operators add the tag, so nothing to copy): {}",
+            report.repositories.len()
+        )?;
+        write_rows(out, &report.repositories, width, mirror_width)?;
     }
     if let Some(suspects) = &report.suspects {
         writeln!(out)?;

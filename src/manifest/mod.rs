@@ -146,6 +146,21 @@ fn no_rule_applies(text: &str, rules: &RuleSet) -> bool {
             .any(|r| r.names_kind("CustomResourceDefinition"))
 }
 
+/// The text of a split reference's repository field: the mirror's `name` less the `tail` bytes
+/// that a later field (an `image` name) appends to the source's. Naming keeps a repository's
+/// last part, so the mirror name ends with the same tail unless an override renames it.
+fn split_lead(name: &str, source: &Reference, tail: usize) -> Result<String, String> {
+    let source_name = source.name();
+    let Some(suffix) = source_name.get(source_name.len().saturating_sub(tail)..) else {
+        return Err("the split reference's parts do not add up".into());
+    };
+    name.strip_suffix(suffix).map(str::to_string).ok_or_else(|| {
+        format!(
+            "its mirror name {name} does not end with {suffix:?}, which the chart's image field supplies and the rewrite leaves as it is; change the override so that it keeps the last part of the repository"
+        )
+    })
+}
+
 /// Defence in depth: a rewritten chunk must still be YAML, or it is an error and is never
 /// written. Splicing keeps every byte but the image text, so this only fails on a bug; the
 /// fast reader answers for almost every chunk, the full parser for the rest.
@@ -156,24 +171,39 @@ fn still_parses(text: &str, first_line: usize) -> Result<(), SyntaxError> {
     validate_documents(text, first_line).map(|_| ())
 }
 
+/// What a stream names: images to copy, repository-only values (rewritten, but their tags
+/// are the operator's to add, so nothing to copy), and, when asked, suspects.
+#[derive(Debug, Default)]
+pub struct StreamScan {
+    pub uses: Vec<ImageUse>,
+    pub repositories: Vec<ImageUse>,
+    pub suspects: Vec<Suspect>,
+}
+
 /// Lists every image use (and, when asked, every suspect) in a stream.
 pub fn scan_stream<R: BufRead>(
     input: R,
     source_name: &str,
     rules: &RuleSet,
     suspects: bool,
-) -> Result<(Vec<ImageUse>, Vec<Suspect>), ManifestError> {
-    let mut uses = Vec::new();
-    let mut all_suspects = Vec::new();
+) -> Result<StreamScan, ManifestError> {
+    let mut out = StreamScan::default();
     for_each_document(input, source_name, rules, suspects, |_, scan| {
-        uses.extend(scan.findings.into_iter().map(|f| ImageUse {
-            location: f.location(),
-            reference: f.reference,
-        }));
-        all_suspects.extend(scan.suspects);
+        for f in scan.findings {
+            let u = ImageUse {
+                location: f.location(),
+                reference: f.reference,
+            };
+            if f.repository_only {
+                out.repositories.push(u);
+            } else {
+                out.uses.push(u);
+            }
+        }
+        out.suspects.extend(scan.suspects);
         Ok(())
     })?;
-    Ok((uses, all_suspects))
+    Ok(out)
 }
 
 /// What a rewrite did.
@@ -226,6 +256,12 @@ impl Rewriter<'_> {
                         }
                     }
                 }
+                let splice_error = |f: &scan::Finding<'_>, why| ManifestError::Splice {
+                    source_name: source_name.to_string(),
+                    location: Box::new(f.location()),
+                    image: f.reference.to_string(),
+                    why,
+                };
                 for f in scan.findings {
                     if self.naming.mirror().holds(&f.reference) {
                         stats.already_mirrored += 1;
@@ -254,16 +290,17 @@ impl Rewriter<'_> {
                         let new_text = match e.part {
                             Part::Image => mirrored.to_string(),
                             Part::Registry => mirrored.domain().to_string(),
-                            Part::Repository => mirrored.path().to_string(),
-                            Part::RepositoryWithHost => mirrored.name(),
+                            Part::Repository { tail } => {
+                                split_lead(mirrored.path(), &f.reference, tail)
+                                    .map_err(|why| splice_error(&f, why))?
+                            }
+                            Part::RepositoryWithHost { tail } => {
+                                split_lead(&mirrored.name(), &f.reference, tail)
+                                    .map_err(|why| splice_error(&f, why))?
+                            }
                         };
                         let r = splice::replacement(chunk, e.scalar, e.range.clone(), &new_text)
-                            .map_err(|why| ManifestError::Splice {
-                                source_name: source_name.to_string(),
-                                location: Box::new(f.location()),
-                                image: f.reference.to_string(),
-                                why,
-                            })?;
+                            .map_err(|why| splice_error(&f, why))?;
                         replacements.push(r);
                     }
                     stats.rewritten += 1;

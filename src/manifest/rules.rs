@@ -51,6 +51,12 @@ pub struct RuleSpec {
     pub pod_spec: Vec<String>,
     #[serde(default)]
     pub split: Vec<String>,
+    /// Fields holding a whole reference, or only a tag of `tagRepository` (Grafana's
+    /// `spec.version: 12.3.1`, which its operator joins with a repository of its own).
+    #[serde(default)]
+    pub tag_or_image: Vec<String>,
+    #[serde(default)]
+    pub tag_repository: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -59,7 +65,66 @@ struct Pack {
     image_flags: Vec<String>,
     image_env: Vec<String>,
     placeholders: Vec<String>,
+    split_forms: Vec<SplitSpec>,
+    sibling_tags: Vec<String>,
+    env_splits: Vec<SplitSpec>,
+    repository_env: Vec<String>,
+    ignored_config_keys: Vec<String>,
     rules: Vec<RuleSpec>,
+}
+
+/// A split form as written in `rules.yaml`: the field names of each part, tried in order.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct SplitSpec {
+    name: String,
+    #[serde(default)]
+    registry: OneOrMany,
+    repository: OneOrMany,
+    #[serde(default)]
+    image: OneOrMany,
+    #[serde(default)]
+    tag: OneOrMany,
+    #[serde(default)]
+    digest: OneOrMany,
+    #[serde(default)]
+    under_image_key: bool,
+    #[serde(default)]
+    empty_registry_unknown: bool,
+}
+
+/// How an operator joins one reference from sibling fields:
+/// `[registry "/"] repository ["/" image] [":" tag] ["@" digest]`. Each part lists the field
+/// names it may have, tried in order.
+#[derive(Debug, Clone)]
+pub struct SplitForm {
+    pub name: String,
+    pub registry: Vec<String>,
+    pub repository: Vec<String>,
+    pub image: Vec<String>,
+    pub tag: Vec<String>,
+    pub digest: Vec<String>,
+    /// Only in a map under a key that says image: the field names (`name`, `version`) are
+    /// too common elsewhere.
+    pub under_image_key: bool,
+    /// An empty registry field means the operator's default registry, which the output does
+    /// not name: such a map is left alone rather than joined without it.
+    pub empty_registry_unknown: bool,
+}
+
+impl SplitForm {
+    fn compile(spec: SplitSpec) -> SplitForm {
+        SplitForm {
+            name: spec.name,
+            registry: spec.registry.into_vec(),
+            repository: spec.repository.into_vec(),
+            image: spec.image.into_vec(),
+            tag: spec.tag.into_vec(),
+            digest: spec.digest.into_vec(),
+            under_image_key: spec.under_image_key,
+            empty_registry_unknown: spec.empty_registry_unknown,
+        }
+    }
 }
 
 /// What the value at a rule's path is.
@@ -69,6 +134,8 @@ pub enum Target {
     Container,
     PodSpec,
     Split,
+    /// A whole reference, or a tag of the rule's `tagRepository`.
+    TagOrImage,
 }
 
 /// One step of a field path.
@@ -165,6 +232,7 @@ pub struct Rule {
     api_versions: Vec<ApiVersionPattern>,
     kinds: Vec<String>,
     pub paths: Vec<(Target, FieldPath)>,
+    pub tag_repository: Option<String>,
 }
 
 impl Rule {
@@ -181,10 +249,16 @@ impl Rule {
             (Target::Container, spec.container),
             (Target::PodSpec, spec.pod_spec),
             (Target::Split, spec.split),
+            (Target::TagOrImage, spec.tag_or_image),
         ] {
             for p in list {
                 paths.push((target, FieldPath::parse(&p)?));
             }
+        }
+        if paths.iter().any(|(t, _)| *t == Target::TagOrImage) && spec.tag_repository.is_none() {
+            return Err(format!(
+                "rule {name:?} has tagOrImage paths: give tagRepository, the repository a bare tag there belongs to"
+            ));
         }
         if paths.is_empty() {
             return Err(format!(
@@ -201,6 +275,7 @@ impl Rule {
                 .collect(),
             kinds,
             paths,
+            tag_repository: spec.tag_repository,
         })
     }
 
@@ -222,6 +297,17 @@ pub struct RuleSet {
     image_flags: HashSet<String>,
     image_env: HashSet<String>,
     placeholders: HashSet<String>,
+    /// The split forms, most specific first is not needed: a map takes the form it fills most.
+    pub split_forms: Vec<SplitForm>,
+    /// Suffixes that make a sibling key the tag of an image key: `controllerImage` and
+    /// `controllerImageVersion`.
+    pub sibling_tags: Vec<String>,
+    /// Split forms over the env variables of one container, by variable name.
+    pub env_splits: Vec<SplitForm>,
+    /// Env variables (patterns) whose value is a repository the operator adds its own tag to.
+    repository_env: Vec<String>,
+    /// ConfigMap keys (patterns) that no operator reads: examples shipped beside the real files.
+    ignored_config_keys: Vec<String>,
 }
 
 impl RuleSet {
@@ -244,6 +330,19 @@ impl RuleSet {
             image_flags: pack.image_flags.into_iter().collect(),
             image_env: pack.image_env.into_iter().collect(),
             placeholders,
+            split_forms: pack
+                .split_forms
+                .into_iter()
+                .map(SplitForm::compile)
+                .collect(),
+            sibling_tags: pack.sibling_tags,
+            env_splits: pack
+                .env_splits
+                .into_iter()
+                .map(SplitForm::compile)
+                .collect(),
+            repository_env: pack.repository_env,
+            ignored_config_keys: pack.ignored_config_keys,
         })
     }
 
@@ -263,14 +362,12 @@ impl RuleSet {
 
     /// Whether a container flag (dashes removed) holds an image.
     pub fn is_image_flag(&self, flag: &str) -> bool {
-        contains_ignore_case(flag, "image") && !says_not_an_image(flag)
-            || self.image_flags.contains(flag)
+        says_image(flag) || self.image_flags.contains(flag)
     }
 
-    /// Whether an environment variable holds an image.
+    /// Whether an environment variable (or a ConfigMap key read as one) holds an image.
     pub fn is_image_env(&self, name: &str) -> bool {
-        contains_ignore_case(name, "image") && !says_not_an_image(name)
-            || self.image_env.contains(name)
+        says_image(name) || self.image_env.contains(name)
     }
 
     /// Whether a map key (in a custom resource or embedded config) says its value is an image.
@@ -281,21 +378,92 @@ impl RuleSet {
             || key.ends_with("-image")
     }
 
+    /// Whether an env variable holds a repository that its operator completes with a tag.
+    pub fn is_repository_env(&self, name: &str) -> bool {
+        self.repository_env.iter().any(|p| glob(p, name))
+    }
+
+    pub fn is_ignored_config_key(&self, key: &str) -> bool {
+        self.ignored_config_keys.iter().any(|p| glob(p, key))
+    }
+
     pub fn is_placeholder(&self, value: &str) -> bool {
         self.placeholders.contains(value)
     }
 }
 
-fn contains_ignore_case(haystack: &str, lower_needle: &str) -> bool {
-    haystack.to_ascii_lowercase().contains(lower_needle)
+/// The words of a name: `RELATED_IMAGE_MARIADB`, `controllerImageVersion`, `trivy.tag` and
+/// `image-pull-policy` split at `_`, `-`, `.`, `/` and lower-to-upper case changes, lowercased.
+pub fn words(name: &str) -> impl Iterator<Item = String> + '_ {
+    let mut out = Vec::new();
+    let mut word = String::new();
+    let mut prev_lower = false;
+    for c in name.chars() {
+        if matches!(c, '_' | '-' | '.' | '/' | ' ') {
+            if !word.is_empty() {
+                out.push(std::mem::take(&mut word));
+            }
+            prev_lower = false;
+            continue;
+        }
+        if c.is_ascii_uppercase() && prev_lower && !word.is_empty() {
+            out.push(std::mem::take(&mut word));
+        }
+        prev_lower = c.is_ascii_lowercase() || c.is_ascii_digit();
+        word.push(c.to_ascii_lowercase());
+    }
+    if !word.is_empty() {
+        out.push(word);
+    }
+    out.into_iter()
 }
 
-/// Names such as `imagePullPolicy` or `IMAGE_PULL_SECRETS` mention images but hold none.
-fn says_not_an_image(name: &str) -> bool {
-    let lower = name.to_ascii_lowercase();
-    ["pull", "policy", "secret"]
-        .iter()
-        .any(|w| lower.contains(w))
+/// Whether a name says its value is an image: a word `image` or `images` (`RELATED_IMAGE_X`,
+/// `POSTGRES_IMAGE_NAME`, `VERSION_UPGRADE_HOOK_IMAGE`, `sidecarImage`), no word about pulling
+/// (`IMAGE_PULL_POLICY`, `imagePullSecrets`), and no last word naming a part of one (`imageTag`,
+/// `IMAGE_REGISTRY`, `IMAGE_VERSION`).
+pub fn says_image(name: &str) -> bool {
+    let mut image = false;
+    let mut last = String::new();
+    for w in words(name) {
+        match w.as_str() {
+            w if w.ends_with("image") || w.ends_with("images") => image = true,
+            "pull" | "policy" | "secret" | "secrets" | "pullpolicy" => return false,
+            _ => {}
+        }
+        last = w;
+    }
+    image
+        && !matches!(
+            last.as_str(),
+            "tag" | "version" | "registry" | "digest" | "repository" | "repo" | "url"
+        )
+}
+
+/// Whether `name` matches a pattern with `*` wildcards (`VM_*DEFAULT_IMAGE`).
+pub fn glob(pattern: &str, name: &str) -> bool {
+    let mut parts = pattern.split('*');
+    let first = parts.next().unwrap_or("");
+    let Some(mut rest) = name.strip_prefix(first) else {
+        return false;
+    };
+    let parts: Vec<&str> = parts.collect();
+    for (i, p) in parts.iter().enumerate() {
+        if i == parts.len() - 1 {
+            return rest.ends_with(p);
+        }
+        match rest.find(p) {
+            Some(at) => rest = &rest[at + p.len()..],
+            None => return false,
+        }
+    }
+    rest.is_empty()
+}
+
+/// Whether a name's last word is `image`: a value there may be a bare short name
+/// (`SIDECAR_IMAGE: busybox`), as in a container's `image`.
+pub fn ends_with_image(name: &str) -> bool {
+    words(name).last().is_some_and(|w| w == "image")
 }
 
 #[cfg(test)]
@@ -341,5 +509,18 @@ mod tests {
         assert!(r.is_image_env("STRIMZI_KAFKA_IMAGES"));
         assert!(r.is_image_env("STRIMZI_DEFAULT_MAVEN_BUILDER"));
         assert!(!r.is_image_env("IMAGE_PULL_SECRET"));
+        assert!(r.is_image_env("RELATED_IMAGE_MARIADB"));
+        assert!(r.is_image_env("POSTGRES_IMAGE_NAME"));
+        assert!(!r.is_image_env("IMAGE_REGISTRY"));
+        assert!(!r.is_image_env("imageTag"));
+        assert!(!r.is_image_env("STAGE"));
+        assert!(r.is_image_env("VERSION_UPGRADE_HOOK_IMAGE"));
+        assert!(!r.is_image_env("IMAGE_PULL_SECRET_NAME"));
+        assert!(glob("VM_*DEFAULT_IMAGE", "VM_VMAUTHDEFAULT_IMAGE"));
+        assert!(!glob("VM_*DEFAULT_IMAGE", "VM_VMAUTHDEFAULT_VERSION"));
+        assert!(glob("*.example", "001-templates.json.example") && glob("a", "a"));
+        assert!(r.is_image_env("sidecar_docker_images"));
+        assert!(ends_with_image("SIDECAR_IMAGE") && ends_with_image("initImage"));
+        assert!(!ends_with_image("RELATED_IMAGE_X"));
     }
 }

@@ -17,7 +17,7 @@ use std::rc::Rc;
 use saphyr_parser::ScalarStyle;
 
 use super::node::{MAX_DEPTH, Node, Scalar, parse_documents};
-use super::rules::{RuleSet, Step, Target};
+use super::rules::{Rule, RuleSet, SplitForm, Step, Target, ends_with_image, says_image};
 use crate::excerpt::Excerpt;
 use crate::reference::{ParseError, Reference};
 
@@ -28,10 +28,12 @@ pub enum Part {
     Image,
     /// The registry host of a split reference.
     Registry,
-    /// The repository path of a split reference that has a registry field.
-    Repository,
-    /// The repository of a split reference without a registry field: host and path.
-    RepositoryWithHost,
+    /// The repository path of a split reference that has a registry field, less the last
+    /// `tail` bytes of the path, which a later field (an `image` name) supplies.
+    Repository { tail: usize },
+    /// The repository of a split reference without a registry field: host and path, less the
+    /// last `tail` bytes that a later field supplies.
+    RepositoryWithHost { tail: usize },
 }
 
 /// One change to make: replace `range` of a scalar's decoded value.
@@ -40,6 +42,108 @@ pub struct Edit<'d> {
     pub scalar: &'d Scalar<'d>,
     pub range: Range<usize>,
     pub part: Part,
+}
+
+/// The fields of one split reference, as found.
+struct SplitParts<'d> {
+    registry: Option<&'d Scalar<'d>>,
+    repository: Field<'d>,
+    image: Option<&'d Scalar<'d>>,
+    /// Present but perhaps empty: an empty tag field makes a repository-only value.
+    tag_field: Option<&'d Scalar<'d>>,
+    digest: Option<&'d Scalar<'d>>,
+}
+
+/// A named string among siblings: a map's entry, or a container's env variable.
+#[derive(Debug, Clone, Copy)]
+struct Field<'d> {
+    name: &'d str,
+    value: &'d Scalar<'d>,
+    /// The env variable's index, for its path.
+    env: Option<usize>,
+}
+
+impl<'d> Field<'d> {
+    fn path(&self, segs: &[Seg<'d>]) -> Vec<Seg<'d>> {
+        let mut p = segs.to_vec();
+        match self.env {
+            Some(i) => p.extend([Seg::Key("env"), Seg::Index(i), Seg::Key("value")]),
+            None => p.push(Seg::Key(self.name)),
+        }
+        p
+    }
+}
+
+/// Where split fields are read: a map's entries or an env list, without copying either.
+#[derive(Debug, Clone, Copy)]
+enum Fields<'d> {
+    Map(&'d [(Node<'d>, Node<'d>)]),
+    Env(&'d [Node<'d>]),
+}
+
+impl<'d> Fields<'d> {
+    fn each(&self, mut f: impl FnMut(Field<'d>)) {
+        match self {
+            Fields::Map(entries) => {
+                for (k, v) in entries.iter() {
+                    if let (Some(name), Node::Scalar(value)) = (k.as_str(), v)
+                        && !value.tagged
+                    {
+                        f(Field {
+                            name,
+                            value,
+                            env: None,
+                        });
+                    }
+                }
+            }
+            Fields::Env(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    if let (Some(name), Some(Node::Scalar(value))) =
+                        (item.str_at("name"), item.get("value"))
+                        && !value.tagged
+                    {
+                        f(Field {
+                            name,
+                            value,
+                            env: Some(i),
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    fn find(&self, mut pred: impl FnMut(&Field<'d>) -> bool) -> Option<Field<'d>> {
+        let mut found = None;
+        self.each(|f| {
+            if found.is_none() && pred(&f) {
+                found = Some(f);
+            }
+        });
+        found
+    }
+}
+
+/// The names that may hold the tag of image key `key`: `key` + each of `suffixes`, and `key`
+/// with its last word `image` turned into `version` or `tag`, in the same case.
+fn sibling_names<'a>(key: &'a str, suffixes: &'a [String]) -> impl Iterator<Item = String> + 'a {
+    let stem = ["IMAGE", "Image", "image"]
+        .iter()
+        .find_map(|w| key.strip_suffix(w).map(|stem| (stem, *w)));
+    let swapped = stem.into_iter().flat_map(|(stem, w)| {
+        let (v, t) = match w {
+            "IMAGE" => ("VERSION", "TAG"),
+            "Image" => ("Version", "Tag"),
+            _ => ("version", "tag"),
+        };
+        [format!("{stem}{v}"), format!("{stem}{t}")]
+    });
+    suffixes
+        .iter()
+        .map(move |s| format!("{key}{s}"))
+        .chain(swapped)
+        .filter(move |n| n != key)
 }
 
 /// Where a reference was found.
@@ -65,6 +169,9 @@ pub struct Location {
 pub struct Finding<'d> {
     pub reference: Reference,
     pub edits: Vec<Edit<'d>>,
+    /// A repository without tag or digest at a place whose operator adds the tag (`image:
+    /// {name: REPO, version: ""}`): rewritten to the mirror's repository, but no image to copy.
+    pub repository_only: bool,
     place: Place<'d>,
 }
 
@@ -241,7 +348,28 @@ enum Certainty {
     Rule,
     /// A name or shape suggests so: the value is taken only if it parses and looks like one.
     Heuristic,
+    /// A name ending in `image` (`SIDECAR_IMAGE`, a custom resource's container `image`): the
+    /// value is taken if it parses, a bare short name (`busybox`) included, as in a pod spec.
+    Named,
 }
+
+/// Which lines of a string may hold a reference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lines {
+    /// A value whose name says image: `key=REF` lines and lines that are a reference alone
+    /// (Strimzi's multi-line `version=image` lists).
+    Bare,
+    /// ConfigMap text: `key=REF` lines, and `KEY: REF` lines whose key says image (a template
+    /// that Go actions keep from parsing as YAML).
+    Text,
+    /// Any other string (a custom resource's): only `KEY: REF` lines whose key says image,
+    /// since `a=b:c` is everywhere in PromQL and prose.
+    KeyedOnly,
+}
+
+/// How many strings deep YAML in YAML is looked into (a ConfigMap value holding a `yaml: |`
+/// block holding a Pod is two).
+const MAX_NESTED: usize = 4;
 
 struct Walk<'s, 'r: 'd, 'd> {
     scanner: &'s Scanner<'r>,
@@ -332,7 +460,7 @@ impl<'r> Scanner<'r> {
                 let mut hits = Vec::new();
                 select(root, &path.0, &mut Vec::new(), &mut hits);
                 for (node, segs) in hits {
-                    walk.target(*target, node, &segs, &rule.name)?;
+                    walk.target(*target, node, &segs, rule)?;
                 }
             }
         }
@@ -340,14 +468,39 @@ impl<'r> Scanner<'r> {
             && api_version == "v1"
             && let Some(Node::Map(entries)) = root.get("data")
         {
+            // Flat split references (`trivy.repository` + `trivy.tag`) and sibling tags come
+            // first, so that their parts are not taken one by one.
+            let mut prefixes: Vec<&str> = entries
+                .iter()
+                .filter_map(|(k, _)| Some(k.as_str()?.rsplit_once('.')?.0))
+                .collect();
+            prefixes.sort_unstable();
+            prefixes.dedup();
+            let data = [Seg::Key("data")];
+            let forms = &self.rules.split_forms;
+            for prefix in prefixes {
+                let under_image = says_image(prefix);
+                let prefix = format!("{prefix}.");
+                walk.split(
+                    Fields::Map(entries),
+                    forms,
+                    &prefix,
+                    &data,
+                    "configmap",
+                    under_image,
+                );
+            }
+            walk.sibling_tags(Fields::Map(entries), &data, "configmap");
             for (k, v) in entries {
-                if let (Some(key), Some(s)) = (k.as_str(), v.as_scalar()) {
-                    walk.embedded(key, s, &[Seg::Key("data"), Seg::Key(key)])?;
+                if let (Some(key), Some(s)) = (k.as_str(), v.as_scalar())
+                    && !self.rules.is_ignored_config_key(key)
+                {
+                    walk.text(key, s, &[Seg::Key("data"), Seg::Key(key)], "configmap", 1)?;
                 }
             }
         }
         if is_custom_resource(api_version) {
-            walk.sweep(root, &mut Vec::new(), "custom-resource")?;
+            walk.sweep(root, &mut Vec::new(), "custom-resource", 0)?;
         }
         if self.suspects {
             let claimed = &walk.claimed;
@@ -448,6 +601,22 @@ impl<'s, 'r: 'd, 'd> Walk<'s, 'r, 'd> {
         }
     }
 
+    /// A split reference's finding.
+    fn push_split(
+        &mut self,
+        reference: Reference,
+        segs: &[Seg<'d>],
+        rule: &'d str,
+        edits: Vec<Edit<'d>>,
+        repository_only: bool,
+    ) {
+        let before = self.findings.len();
+        self.push(reference, segs, rule, true, edits);
+        if let Some(f) = self.findings.get_mut(before) {
+            f.repository_only = repository_only;
+        }
+    }
+
     fn push(
         &mut self,
         reference: Reference,
@@ -481,6 +650,7 @@ impl<'s, 'r: 'd, 'd> Walk<'s, 'r, 'd> {
         self.findings.push(Finding {
             reference,
             edits,
+            repository_only: false,
             place: Place {
                 object: Rc::clone(&self.object),
                 segs: segs.to_vec(),
@@ -516,21 +686,54 @@ impl<'s, 'r: 'd, 'd> Walk<'s, 'r, 'd> {
         target: Target,
         node: &'d Node<'d>,
         segs: &[Seg<'d>],
-        rule: &'d str,
+        rule_of: &'r Rule,
     ) -> Result<(), ScanError> {
+        let rule: &'d str = &rule_of.name;
         match target {
+            Target::TagOrImage => {
+                let (Node::Scalar(s), Some(repository)) = (node, &rule_of.tag_repository) else {
+                    return Ok(());
+                };
+                if s.tagged || s.is_null() || s.value.contains(['/', '@']) {
+                    return self.image(s, 0..s.value.len(), segs, rule, Certainty::Rule);
+                }
+                match self.scanner.parse(&format!("{repository}:{}", s.value)) {
+                    Ok(r) => {
+                        let edit = Edit {
+                            scalar: s,
+                            range: 0..s.value.len(),
+                            part: Part::Image,
+                        };
+                        self.push(r, segs, rule, false, vec![edit]);
+                        Ok(())
+                    }
+                    Err(e) => Err(self.error(
+                        segs,
+                        s.line,
+                        format!(
+                            "{} is neither an image reference nor a tag of {repository}: {}",
+                            Excerpt(&s.value),
+                            e.message
+                        ),
+                    )),
+                }
+            }
             Target::Image => match node {
                 Node::Scalar(s) => self.image(s, 0..s.value.len(), segs, rule, Certainty::Rule),
-                Node::Map(_) => {
-                    self.split(node, segs, rule);
+                Node::Map(entries) => {
+                    let forms = &self.rules().split_forms;
+                    self.split(Fields::Map(entries), forms, "", segs, rule, true);
                     Ok(())
                 }
                 _ => Ok(()),
             },
-            Target::Container => self.container(node, segs, rule),
+            Target::Container => self.container(node, segs, rule, Certainty::Rule),
             Target::PodSpec => self.pod_spec(node, segs, rule),
             Target::Split => {
-                self.split(node, segs, rule);
+                if let Node::Map(entries) = node {
+                    let forms = &self.rules().split_forms;
+                    self.split(Fields::Map(entries), forms, "", segs, rule, true);
+                }
                 Ok(())
             }
         }
@@ -553,7 +756,11 @@ impl<'s, 'r: 'd, 'd> Walk<'s, 'r, 'd> {
             return Ok(());
         }
         match self.scanner.parse(text) {
-            Ok(r) if certainty == Certainty::Rule || looks_like_image(text, &r) => {
+            Ok(r)
+                if certainty == Certainty::Rule
+                    || certainty == Certainty::Named && !r.domain().bytes().any(|b| b.is_ascii_uppercase())
+                    || looks_like_image(text, &r) =>
+            {
                 let edit = Edit {
                     scalar: s,
                     range,
@@ -594,7 +801,7 @@ impl<'s, 'r: 'd, 'd> Walk<'s, 'r, 'd> {
                 for (i, c) in items.iter().enumerate() {
                     let mut p = segs.to_vec();
                     p.extend([Seg::Key(list), Seg::Index(i)]);
-                    self.container(c, &p, rule)?;
+                    self.container(c, &p, rule, Certainty::Rule)?;
                 }
             }
         }
@@ -615,16 +822,19 @@ impl<'s, 'r: 'd, 'd> Walk<'s, 'r, 'd> {
         Ok(())
     }
 
+    /// A container: `image` (with `certainty`: a rule's pod spec, or a container-shaped item
+    /// of a custom resource's `*Containers` list), flags, and env values.
     fn container(
         &mut self,
         node: &'d Node<'d>,
         segs: &[Seg<'d>],
         rule: &'d str,
+        certainty: Certainty,
     ) -> Result<(), ScanError> {
         if let Some(Node::Scalar(s)) = node.get("image") {
             let mut p = segs.to_vec();
             p.push(Seg::Key("image"));
-            self.image(s, 0..s.value.len(), &p, rule, Certainty::Rule)?;
+            self.image(s, 0..s.value.len(), &p, rule, certainty)?;
         }
         for list in ["command", "args"] {
             if let Some(Node::Seq(items)) = node.get(list) {
@@ -634,6 +844,7 @@ impl<'s, 'r: 'd, 'd> Walk<'s, 'r, 'd> {
             }
         }
         if let Some(Node::Seq(env)) = node.get("env") {
+            self.env_splits(env, segs);
             for (i, var) in env.iter().enumerate() {
                 let (Some(name), Some(Node::Scalar(value))) =
                     (var.str_at("name"), var.get("value"))
@@ -643,7 +854,11 @@ impl<'s, 'r: 'd, 'd> Walk<'s, 'r, 'd> {
                 if self.rules().is_image_env(name) {
                     let mut p = segs.to_vec();
                     p.extend([Seg::Key("env"), Seg::Index(i), Seg::Key("value")]);
-                    self.lines(value, &p, "env", true)?;
+                    if ends_with_image(name) && !value.value.contains('\n') {
+                        self.image(value, 0..value.value.len(), &p, "env", Certainty::Named)?;
+                    } else {
+                        self.lines(value, &p, "env", Lines::Bare)?;
+                    }
                 }
             }
         }
@@ -683,22 +898,32 @@ impl<'s, 'r: 'd, 'd> Walk<'s, 'r, 'd> {
         Ok(())
     }
 
-    /// Lines of `key=REF`, and with `bare` also lines that are a reference alone (a value whose
-    /// name says image); free text elsewhere only yields `key=REF` lines.
+    /// References in the lines of a string, as `mode` says which lines count.
     fn lines(
         &mut self,
         s: &'d Scalar<'d>,
         segs: &[Seg<'d>],
         rule: &'d str,
-        bare: bool,
+        mode: Lines,
     ) -> Result<(), ScanError> {
         let mut offset = 0;
         for line in s.value.split_inclusive('\n') {
             let body = line.trim_end_matches(['\n', '\r']);
-            let value = match body.split_once('=') {
-                Some((_, v)) => v,
-                None if bare => body,
-                None => {
+            let mut certainty = Certainty::Heuristic;
+            let yaml = match mode {
+                Lines::Bare => None,
+                Lines::Text | Lines::KeyedOnly => yaml_line_image(body, self.rules()),
+            };
+            let value = match (yaml, body.split_once('='), mode) {
+                (Some((value, named)), _, _) => {
+                    if named {
+                        certainty = Certainty::Named;
+                    }
+                    value
+                }
+                (None, Some((_, v)), Lines::Bare | Lines::Text) => v,
+                (None, None, Lines::Bare) => body,
+                _ => {
                     offset += line.len();
                     continue;
                 }
@@ -708,104 +933,228 @@ impl<'s, 'r: 'd, 'd> Walk<'s, 'r, 'd> {
                 let start = offset
                     + (value.as_ptr() as usize - body.as_ptr() as usize)
                     + (value.len() - value.trim_start().len());
-                self.image(
-                    s,
-                    start..start + trimmed.len(),
-                    segs,
-                    rule,
-                    Certainty::Heuristic,
-                )?;
+                self.image(s, start..start + trimmed.len(), segs, rule, certainty)?;
             }
             offset += line.len();
         }
         Ok(())
     }
 
-    /// A map holding the parts of one reference, in either of the two known spellings.
-    fn split(&mut self, node: &'d Node<'d>, segs: &[Seg<'d>], rule: &'d str) {
-        const FORMS: [[&str; 4]; 2] = [
-            ["registry", "repository", "tag", "digest"],
-            [
-                "image_repository_server",
-                "image_repository_path",
-                "image_tag",
-                "image_digest",
-            ],
-        ];
-        for [reg_key, repo_key, tag_key, digest_key] in FORMS {
-            let Some(Node::Scalar(repo)) = node.get(repo_key) else {
+    /// Fields holding the parts of one reference, in the split form of `forms` they fill most
+    /// (`splitForms` in `rules.yaml`); `prefix` reads dotted keys of a flat map
+    /// (`trivy.repository`, `trivy.tag` with prefix `trivy.`), and `under_image` says the map's
+    /// own key says image (some forms need that).
+    fn split(
+        &mut self,
+        fields: Fields<'d>,
+        forms: &[SplitForm],
+        prefix: &str,
+        segs: &[Seg<'d>],
+        rule: &'d str,
+        under_image: bool,
+    ) {
+        let field = |name: &str| fields.find(|f| f.name.strip_prefix(prefix) == Some(name));
+        let first = |names: &[String]| names.iter().find_map(|n| field(n));
+        let set =
+            |f: Option<Field<'d>>| f.filter(|f| !f.value.is_null() && !f.value.value.is_empty());
+        // The best form so far, by fields filled; `None` parts: the map is one reference whose
+        // registry is not in the output, so nothing is taken from it.
+        let mut best: Option<(usize, Option<SplitParts<'d>>)> = None;
+        for form in forms {
+            if form.under_image_key && !under_image {
+                continue;
+            }
+            let Some(repository) = set(first(&form.repository)) else {
                 continue;
             };
-            let field = |k: &str| match node.get(k) {
-                Some(Node::Scalar(s)) if !s.is_null() && !s.value.is_empty() && !s.tagged => {
-                    Some(s)
+            let registry_field = first(&form.registry);
+            // Istio's `hub: ""`: the operator's default registry, which is not in the output.
+            if form.empty_registry_unknown && registry_field.is_some_and(|f| set(Some(f)).is_none())
+            {
+                let score = 2 + usize::from(first(&form.tag).is_some());
+                if best.as_ref().is_none_or(|(b, _)| score > *b) {
+                    best = Some((score, None));
                 }
-                _ => None,
+                continue;
+            }
+            let parts = SplitParts {
+                registry: set(registry_field).map(|f| f.value),
+                repository,
+                image: set(first(&form.image)).map(|f| f.value),
+                tag_field: first(&form.tag).map(|f| f.value),
+                digest: set(first(&form.digest)).map(|f| f.value),
             };
-            let (registry, tag, digest) = (field(reg_key), field(tag_key), field(digest_key));
-            if registry.is_none() && tag.is_none() && digest.is_none() {
-                continue;
+            let score = 1
+                + usize::from(parts.registry.is_some())
+                + usize::from(parts.image.is_some())
+                + usize::from(parts.tag_field.is_some())
+                + usize::from(parts.digest.is_some());
+            if score >= 2 && best.as_ref().is_none_or(|(b, _)| score > *b) {
+                best = Some((score, Some(parts)));
             }
-            let mut text = String::new();
-            if let Some(r) = registry {
-                text.push_str(&r.value);
-                text.push('/');
+        }
+        if let Some((_, Some(parts))) = best {
+            self.split_reference(parts, segs, rule);
+        }
+    }
+
+    /// `controllerImage: REPO` beside `controllerImageVersion: TAG`, or `X_IMAGE` beside
+    /// `X_VERSION` (`siblingTags`): one reference, or a repository-only value when the tag is
+    /// empty.
+    fn sibling_tags(&mut self, fields: Fields<'d>, segs: &[Seg<'d>], rule: &'d str) {
+        let mut pairs = Vec::new();
+        fields.each(|f| {
+            if f.value.value.is_empty()
+                || !(self.rules().is_image_key(f.name) || says_image(f.name))
+            {
+                return;
             }
-            text.push_str(&repo.value);
-            if let Some(t) = tag {
-                text.push(':');
-                text.push_str(&t.value);
+            let tag = sibling_names(f.name, &self.rules().sibling_tags)
+                .find_map(|name| fields.find(|t| t.name == name));
+            if let Some(tag) = tag {
+                pairs.push((f, tag.value));
             }
-            if let Some(d) = digest {
-                text.push('@');
-                text.push_str(&d.value);
-            }
-            let Ok(reference) = self.scanner.parse(&text) else {
-                continue;
+        });
+        for (repository, tag) in pairs {
+            let parts = SplitParts {
+                registry: None,
+                repository,
+                image: None,
+                tag_field: Some(tag),
+                digest: None,
             };
-            if self.is_claimed(repo, &(0..repo.value.len())) {
-                continue;
-            }
-            let mut edits = Vec::new();
-            if let Some(r) = registry {
-                edits.push(Edit {
-                    scalar: r,
-                    range: 0..r.value.len(),
-                    part: Part::Registry,
-                });
-            }
+            self.split_reference(parts, segs, rule);
+        }
+    }
+
+    /// Joins split parts, and claims them as one finding whose edits touch the repository
+    /// (and registry) fields only.
+    fn split_reference(&mut self, parts: SplitParts<'d>, segs: &[Seg<'d>], rule: &'d str) {
+        let repo = parts.repository.value;
+        let tag = parts
+            .tag_field
+            .filter(|t| !t.is_null() && !t.value.is_empty());
+        let mut text = String::new();
+        if let Some(r) = parts.registry {
+            text.push_str(&r.value);
+            text.push('/');
+        }
+        text.push_str(&repo.value);
+        let mut tail = 0;
+        if let Some(i) = parts.image {
+            text.push('/');
+            text.push_str(&i.value);
+            tail = i.value.len() + 1;
+        }
+        if let Some(t) = tag {
+            text.push(':');
+            text.push_str(&t.value);
+        }
+        if let Some(d) = parts.digest {
+            text.push('@');
+            text.push_str(&d.value);
+        }
+        let Ok(reference) = self.scanner.parse(&text) else {
+            return;
+        };
+        let whole = 0..repo.value.len();
+        if self.is_claimed(repo, &whole)
+            || parts
+                .registry
+                .is_some_and(|r| self.is_claimed(r, &(0..r.value.len())))
+        {
+            return;
+        }
+        let mut edits = Vec::new();
+        if let Some(r) = parts.registry {
             edits.push(Edit {
-                scalar: repo,
-                range: 0..repo.value.len(),
-                part: if registry.is_some() {
-                    Part::Repository
-                } else {
-                    Part::RepositoryWithHost
-                },
+                scalar: r,
+                range: 0..r.value.len(),
+                part: Part::Registry,
             });
-            let mut p = segs.to_vec();
-            p.push(Seg::Key(repo_key));
-            self.push(reference, &p, rule, true, edits);
+        }
+        edits.push(Edit {
+            scalar: repo,
+            range: whole,
+            part: if parts.registry.is_some() {
+                Part::Repository { tail }
+            } else {
+                Part::RepositoryWithHost { tail }
+            },
+        });
+        // The image field is part of this reference, not one of its own.
+        if let Some(i) = parts.image {
+            self.claimed.push((i.span.start, 0..i.value.len()));
+        }
+        let repository_only = reference.tag().is_none() && reference.digest().is_none();
+        // `{image: pilot, tag: ""}` names no repository anyone could find: a repository-only
+        // value needs a path.
+        if repository_only && !text.contains('/') {
+            return;
+        }
+        let path = parts.repository.path(segs);
+        self.push_split(reference, &path, rule, edits, repository_only);
+    }
+
+    /// A container's env variables: split forms over their names (`envSplits`), sibling tags,
+    /// and repository-only variables (`repositoryEnv`), before each value is read alone.
+    fn env_splits(&mut self, env: &'d [Node<'d>], segs: &[Seg<'d>]) {
+        let fields = Fields::Env(env);
+        let forms = &self.rules().env_splits;
+        for form in forms {
+            self.split(fields, std::slice::from_ref(form), "", segs, "env", false);
+        }
+        self.sibling_tags(fields, segs, "env");
+        let mut repositories = Vec::new();
+        fields.each(|f| {
+            if self.rules().is_repository_env(f.name) && !f.value.value.is_empty() {
+                repositories.push(f);
+            }
+        });
+        for f in repositories {
+            let parts = SplitParts {
+                registry: None,
+                repository: f,
+                image: None,
+                tag_field: None,
+                digest: None,
+            };
+            self.split_reference(parts, segs, "env");
         }
     }
 
     /// The key-name sweep over custom resources and embedded documents: `image`/`*Image` keys,
-    /// maps of images under an `images` key, and split references, wherever they are.
+    /// split references, maps of images (under `images`, or any key that says image),
+    /// container-shaped items of `*Containers` lists, fully qualified references at any key,
+    /// and strings that are YAML themselves, `nested` strings deep already.
     fn sweep(
         &mut self,
         node: &'d Node<'d>,
         segs: &mut Vec<Seg<'d>>,
         rule: &'d str,
+        nested: usize,
     ) -> Result<(), ScanError> {
         match node {
             Node::Map(entries) => {
-                self.split(node, segs, rule);
+                let under_image = matches!(segs.last(), Some(Seg::Key(k))
+                    if self.rules().is_image_key(k) || says_image(k));
+                let forms = &self.rules().split_forms;
+                self.split(Fields::Map(entries), forms, "", segs, rule, under_image);
+                self.sibling_tags(Fields::Map(entries), segs, rule);
                 for (k, v) in entries {
                     let Some(key) = k.as_str() else { continue };
                     segs.push(Seg::Key(key));
                     match v {
-                        Node::Scalar(s) if self.rules().is_image_key(key) => {
+                        // A bare `image: pilot` here is often a fragment the operator joins
+                        // with a hub of its own: bare names count only in containers and env.
+                        Node::Scalar(s) if self.rules().is_image_key(key) || says_image(key) => {
                             self.image(s, 0..s.value.len(), segs, rule, Certainty::Heuristic)?;
+                        }
+                        Node::Scalar(s) if under_image || looks_qualified_whole(&s.value) => {
+                            self.image(s, 0..s.value.len(), segs, rule, Certainty::Heuristic)?;
+                        }
+                        Node::Scalar(s) if s.value.contains('\n') && nested < MAX_NESTED => {
+                            self.text(key, s, segs, rule, nested + 1)?;
                         }
                         Node::Map(images) if key == "images" || key.ends_with("Images") => {
                             for (ik, _) in images {
@@ -819,9 +1168,19 @@ impl<'s, 'r: 'd, 'd> Walk<'s, 'r, 'd> {
                                     )?;
                                 }
                             }
-                            self.sweep(v, segs, rule)?;
+                            self.sweep(v, segs, rule, nested)?;
                         }
-                        _ => self.sweep(v, segs, rule)?,
+                        Node::Seq(items) if key.ends_with("ontainers") => {
+                            for (i, item) in items.iter().enumerate() {
+                                if item.get("name").is_some() {
+                                    segs.push(Seg::Index(i));
+                                    self.container(item, segs, rule, Certainty::Named)?;
+                                    segs.pop();
+                                }
+                            }
+                            self.sweep(v, segs, rule, nested)?;
+                        }
+                        _ => self.sweep(v, segs, rule, nested)?,
                     }
                     segs.pop();
                 }
@@ -829,7 +1188,7 @@ impl<'s, 'r: 'd, 'd> Walk<'s, 'r, 'd> {
             Node::Seq(items) => {
                 for (i, item) in items.iter().enumerate() {
                     segs.push(Seg::Index(i));
-                    self.sweep(item, segs, rule)?;
+                    self.sweep(item, segs, rule, nested)?;
                     segs.pop();
                 }
             }
@@ -839,22 +1198,44 @@ impl<'s, 'r: 'd, 'd> Walk<'s, 'r, 'd> {
     }
 
     /// A ConfigMap value: an image under a key that says so, YAML/JSON text, or `key=REF` lines.
-    fn embedded(
+    ///
+    /// The same for a multi-line string elsewhere in a custom resource or embedded document
+    /// (`rule` names where it is), `nested` strings deep.
+    fn text(
         &mut self,
         key: &str,
         s: &'d Scalar<'d>,
         segs: &[Seg<'d>],
+        rule: &'d str,
+        nested: usize,
     ) -> Result<(), ScanError> {
+        // ConfigMap values are configuration; other strings are read for YAML and `KEY: REF`.
+        let mode = if rule == "configmap" {
+            Lines::Text
+        } else {
+            Lines::KeyedOnly
+        };
         if s.tagged {
             return Ok(());
         }
         let value: &'d str = &s.value;
         if !value.contains('\n') {
-            if self.rules().is_image_key(key) {
-                return self.image(s, 0..value.len(), segs, "configmap", Certainty::Heuristic);
+            let whole = !value.contains(['=', ' ', ',', ';']);
+            if whole && (self.rules().is_image_key(key) || self.rules().is_image_env(key)) {
+                let certainty = if ends_with_image(key) {
+                    Certainty::Named
+                } else {
+                    Certainty::Heuristic
+                };
+                return self.image(s, 0..value.len(), segs, rule, certainty);
+            }
+            // `plugin: "quay.io/cephcsi/cephcsi:v3.17.0"`: a whole value that names its
+            // registry host and its tag is an image whatever its key.
+            if whole && looks_qualified_whole(value) {
+                return self.image(s, 0..value.len(), segs, rule, Certainty::Heuristic);
             }
             if !value.trim_start().starts_with(['{', '[']) {
-                return self.lines(s, segs, "configmap", false);
+                return self.lines(s, segs, rule, mode);
             }
         }
         let docs = match parse_documents(value, 1) {
@@ -870,13 +1251,13 @@ impl<'s, 'r: 'd, 'd> Walk<'s, 'r, 'd> {
                     ),
                 ));
             }
-            Err(_) => return self.lines(s, segs, "configmap", false),
+            Err(_) => return self.lines(s, segs, rule, mode),
         };
         if !docs
             .iter()
             .any(|d| matches!(d, Node::Map(_) | Node::Seq(_)))
         {
-            return self.lines(s, segs, "configmap", false);
+            return self.lines(s, segs, rule, mode);
         }
         // The inner tree borrows from this scalar's value and lives only here, so its findings
         // are moved onto the outer scalar: an inner scalar whose source text equals its value
@@ -909,7 +1290,7 @@ impl<'s, 'r: 'd, 'd> Walk<'s, 'r, 'd> {
                 )?;
                 inner.findings = nested.findings;
             }
-            inner.sweep(doc, &mut Vec::new(), "embedded")?;
+            inner.sweep(doc, &mut Vec::new(), "embedded", nested)?;
             for f in inner.findings {
                 let Some(edits) = f
                     .edits
@@ -937,6 +1318,7 @@ impl<'s, 'r: 'd, 'd> Walk<'s, 'r, 'd> {
                 self.findings.push(Finding {
                     reference: f.reference,
                     edits,
+                    repository_only: f.repository_only,
                     place: Place {
                         object: Rc::new(object),
                         segs: Vec::new(),
@@ -951,17 +1333,53 @@ impl<'s, 'r: 'd, 'd> Walk<'s, 'r, 'd> {
     }
 }
 
-/// Where an edit of an inner (embedded) scalar lies in the outer string, when the inner scalar
-/// is written verbatim (no escapes, no folding) so that offsets carry over.
+/// Where an edit of an inner (embedded) scalar lies in the outer string. A scalar written
+/// verbatim (no escapes, no folding) has its offsets carried over; any other (a `yaml: |` block
+/// indented inside the outer text, an escaped string) by counting, as the splicer does: the
+/// k-th occurrence of the image text in the inner value is the k-th in its source, or the edit
+/// is dropped rather than guessed.
 fn lift_edit(outer: &str, e: &Edit<'_>) -> Option<Range<usize>> {
     let span = e.scalar.span.clone();
     let content = match e.scalar.style {
-        ScalarStyle::Plain => span,
+        ScalarStyle::Plain | ScalarStyle::Literal | ScalarStyle::Folded => span,
         ScalarStyle::SingleQuoted | ScalarStyle::DoubleQuoted => span.start + 1..span.end - 1,
-        ScalarStyle::Literal | ScalarStyle::Folded => return None,
     };
-    (outer.get(content.clone())? == e.scalar.value)
-        .then(|| content.start + e.range.start..content.start + e.range.end)
+    let source = outer.get(content.clone())?;
+    if source == e.scalar.value {
+        return Some(content.start + e.range.start..content.start + e.range.end);
+    }
+    let value = &e.scalar.value;
+    let needle = value.get(e.range.clone()).filter(|n| !n.is_empty())?;
+    let nth = value
+        .match_indices(needle)
+        .position(|(i, _)| i == e.range.start)?;
+    let found: Vec<usize> = source.match_indices(needle).map(|(i, _)| i).collect();
+    (found.len() == value.matches(needle).count())
+        .then(|| content.start + found[nth]..content.start + found[nth] + needle.len())
+}
+
+/// A whole value that is one fully qualified reference (`quay.io/cephcsi/cephcsi:v3.17.0`).
+fn looks_qualified_whole(value: &str) -> bool {
+    value.len() >= 5 && !value.contains(char::is_whitespace) && looks_qualified(value)
+}
+
+/// A line of YAML-like text `KEY: VALUE` (or `- KEY: VALUE`) whose key says image: its value,
+/// unquoted, and whether the key ends with `image` (a bare short name counts then).
+fn yaml_line_image<'t>(body: &'t str, rules: &RuleSet) -> Option<(&'t str, bool)> {
+    let line = body.trim_start();
+    let line = line.strip_prefix("- ").unwrap_or(line).trim_start();
+    let (key, value) = line.split_once(": ")?;
+    let key = key.trim_matches(['"', '\'']);
+    if !(rules.is_image_key(key) || says_image(key)) || key.contains(char::is_whitespace) {
+        return None;
+    }
+    let value = value.trim();
+    let value = value
+        .strip_prefix('"')
+        .and_then(|v| v.strip_suffix('"'))
+        .or_else(|| value.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))
+        .unwrap_or(value);
+    Some((value, ends_with_image(key)))
 }
 
 /// Strings that look like fully qualified images (`host/path:tag` or `@digest`) that no finding
@@ -1004,16 +1422,27 @@ fn check_suspect(
     claimed: &[(usize, Range<usize>)],
     out: &mut Vec<Suspect>,
 ) {
-    if s.tagged || s.value.len() > 4096 {
+    if s.tagged {
         return;
     }
+    // A CRD's schema describes its fields in prose with example images; none is pulled.
+    if object.kind == "CustomResourceDefinition"
+        && matches!(segs.last(), Some(Seg::Key("description")))
+    {
+        return;
+    }
+    // Any length is read, in one pass: tokens longer than any reference (a name is at most 255
+    // bytes, a tag 128, a digest about 100) are skipped unparsed, so the work is linear.
     for token in s
         .value
         .split(|c: char| c.is_whitespace() || "\"',=;()<>{}".contains(c))
     {
         // Separators may be multi-byte whitespace, so the offset comes from the slice itself.
         let start = token.as_ptr() as usize - s.value.as_ptr() as usize;
-        if token.len() < 5 || overlaps_claim(claimed, s.span.start, &(start..start + token.len())) {
+        if token.len() < 5
+            || token.len() > MAX_REFERENCE_LEN
+            || overlaps_claim(claimed, s.span.start, &(start..start + token.len()))
+        {
             continue;
         }
         if looks_qualified(token) {
@@ -1037,6 +1466,9 @@ fn overlaps_claim(claimed: &[(usize, Range<usize>)], scalar: usize, range: &Rang
         .iter()
         .any(|(s, c)| *s == scalar && c.start < end && range.start < c.end.max(c.start + 1))
 }
+
+/// Longer than any image reference: a name of 255 bytes, a tag of 128, a sha512 digest.
+const MAX_REFERENCE_LEN: usize = 255 + 1 + 128 + 1 + 7 + 128;
 
 fn looks_qualified(token: &str) -> bool {
     let Some((first, _)) = token.split_once('/') else {
