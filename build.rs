@@ -24,8 +24,13 @@ fn main() {
         && let Some(reference) = head.strip_prefix("ref: ")
     {
         watched.push(git.join(reference.trim()));
+        // The branch's loose ref may not exist yet (packed in a fresh clone) and appears with
+        // the first commit: its directory is watched too, which cargo scans for changes.
+        if let Some(dir) = Path::new(reference.trim()).parent() {
+            watched.push(git.join(dir));
+        }
     }
-    for path in watched.iter().filter(|p| p.is_file()) {
+    for path in watched.iter().filter(|p| p.exists()) {
         println!("cargo:rerun-if-changed={}", path.display());
     }
     println!("cargo:rerun-if-changed=build.rs");
