@@ -4,24 +4,11 @@
 
 mod common;
 
-use common::airgap;
+use common::run;
 use proptest::prelude::*;
 use yaml_rust2::{Yaml, YamlLoader};
 
 const MIRROR: &str = "reg.local:5000";
-
-fn run(args: &[&str], stdin: &str) -> (i32, String, String) {
-    let out = airgap()
-        .args(args)
-        .write_stdin(stdin.to_string())
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 fn post_render(stdin: &str) -> String {
     let (code, out, err) = run(&["post-render", "--registry", MIRROR], stdin);

@@ -305,7 +305,9 @@ fn wanted_images(
         cluster_uses.push((key, u));
     }
     let mut hook_notes: Vec<(String, Option<String>)> = Vec::new();
+    let mut repositories = std::collections::BTreeSet::new();
     for input in args.images.scan(rules)? {
+        repositories.extend(input.scan.repositories.iter().map(|u| u.reference.name()));
         for u in input.scan.uses {
             let key = add(&u.reference)?;
             let note = u
@@ -315,6 +317,15 @@ fn wanted_images(
                 .map(|hook| format!("{} ({hook})", u.location.describe_object()));
             hook_notes.push((key, note));
         }
+    }
+    if !repositories.is_empty() {
+        // Rewritten by post-render, but their tags are their operators' to add: there is no
+        // image to look for. Said, so that a check of them alone is not read as "all present".
+        eprintln!(
+            "note: {} repository-only value(s) not checked, since their operators add the tag: {}; mirror the tags those operators use",
+            repositories.len(),
+            repositories.into_iter().collect::<Vec<_>>().join(", ")
+        );
     }
     let mut locked = Vec::new();
     if let Some(path) = &args.images.lock {

@@ -595,18 +595,36 @@ fn space(_dir: &Path) -> Option<Space> {
 mod tests {
     use super::*;
 
-    /// Needs `a` (3 bytes) once `index` has been read; nothing else.
-    #[derive(Default)]
+    /// Needs `blobs`, each `size` bytes, once `index` has been read; nothing else.
     struct Wants {
         index_read: bool,
+        blobs: &'static [&'static str],
+        size: u64,
+    }
+
+    impl Default for Wants {
+        /// `a`, 3 bytes.
+        fn default() -> Wants {
+            Wants::of(&["a"], 3)
+        }
+    }
+
+    impl Wants {
+        fn of(blobs: &'static [&'static str], size: u64) -> Wants {
+            Wants {
+                index_read: false,
+                blobs,
+                size,
+            }
+        }
     }
 
     impl Needs for Wants {
         fn need(&self, name: &str) -> Need {
             match (name, self.index_read) {
                 ("index", _) => Need::Yes(Size::AtMost(100)),
-                ("a", true) => Need::Yes(Size::Exactly {
-                    size: 3,
+                (n, true) if self.blobs.contains(&n) => Need::Yes(Size::Exactly {
+                    size: self.size,
                     by: "index".into(),
                 }),
                 (_, true) => Need::No,
@@ -627,10 +645,13 @@ mod tests {
             self.index_read
         }
         fn needed(&self) -> Vec<String> {
-            vec!["index".into(), "a".into()]
+            std::iter::once("index")
+                .chain(self.blobs.iter().copied())
+                .map(String::from)
+                .collect()
         }
         fn needed_count(&self) -> usize {
-            2
+            1 + self.blobs.len()
         }
     }
 
@@ -765,45 +786,6 @@ mod tests {
         );
     }
 
-    /// Needs `index` first, then three blobs of 4 GiB each.
-    #[derive(Default)]
-    struct ThreeBig {
-        index_read: bool,
-    }
-
-    impl Needs for ThreeBig {
-        fn need(&self, name: &str) -> Need {
-            match (name, self.index_read) {
-                ("index", _) => Need::Yes(Size::AtMost(100)),
-                ("a" | "b" | "c", true) => Need::Yes(Size::Exactly {
-                    size: 4 << 30,
-                    by: "index".into(),
-                }),
-                (_, true) => Need::No,
-                (_, false) => Need::Unknown,
-            }
-        }
-        fn reads(&self, name: &str, _size: u64) -> bool {
-            name == "index"
-        }
-        fn learn(&mut self, _name: &str, _content: &[u8]) -> anyhow::Result<()> {
-            self.index_read = true;
-            Ok(())
-        }
-        fn found(&self) -> bool {
-            self.index_read
-        }
-        fn settled(&self) -> bool {
-            self.index_read
-        }
-        fn needed(&self) -> Vec<String> {
-            ["index", "a", "b", "c"].map(String::from).to_vec()
-        }
-        fn needed_count(&self) -> usize {
-            4
-        }
-    }
-
     #[test]
     fn the_declared_total_is_checked_before_the_first_blob_is_written() {
         // 12 GiB needed, 10 GiB free: refused once the index is read, before "a" is written
@@ -821,7 +803,8 @@ mod tests {
                 margin: 64 << 20,
             })
         };
-        let mut needs = ThreeBig::default();
+        // `index` first, then three blobs of 4 GiB each.
+        let mut needs = Wants::of(&["a", "b", "c"], 4 << 30);
         let err = unpack_with(file.path(), Compression::Zstd, false, &mut needs, space)
             .err()
             .expect("refused");

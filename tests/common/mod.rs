@@ -29,6 +29,20 @@ pub fn airgap() -> assert_cmd::Command {
     c
 }
 
+/// Runs the binary with `args` and `stdin`: its exit code, stdout and stderr.
+pub fn run(args: &[&str], stdin: &str) -> (i32, String, String) {
+    let out = airgap()
+        .args(args)
+        .write_stdin(stdin.to_string())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// The stdout of a command that must have exited 0 (both streams shown when it did not).
 pub fn stdout_of_success(out: &std::process::Output) -> String {
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
