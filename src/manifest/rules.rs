@@ -299,6 +299,8 @@ pub struct RuleSet {
     placeholders: HashSet<String>,
     /// The split forms, most specific first is not needed: a map takes the form it fills most.
     pub split_forms: Vec<SplitForm>,
+    /// Every repository field name of `split_forms`: a map without one is no split reference.
+    split_repository_keys: HashSet<String>,
     /// Suffixes that make a sibling key the tag of an image key: `controllerImage` and
     /// `controllerImageVersion`.
     pub sibling_tags: Vec<String>,
@@ -330,6 +332,11 @@ impl RuleSet {
             image_flags: pack.image_flags.into_iter().collect(),
             image_env: pack.image_env.into_iter().collect(),
             placeholders,
+            split_repository_keys: pack
+                .split_forms
+                .iter()
+                .flat_map(|f| f.repository.clone().into_vec())
+                .collect(),
             split_forms: pack
                 .split_forms
                 .into_iter()
@@ -378,6 +385,11 @@ impl RuleSet {
             || key.ends_with("-image")
     }
 
+    /// Whether a field name can hold the repository of a split form.
+    pub fn is_split_repository_key(&self, name: &str) -> bool {
+        self.split_repository_keys.contains(name)
+    }
+
     /// Whether an env variable holds a repository that its operator completes with a tag.
     pub fn is_repository_env(&self, name: &str) -> bool {
         self.repository_env.iter().any(|p| glob(p, name))
@@ -423,6 +435,10 @@ pub fn words(name: &str) -> impl Iterator<Item = String> + '_ {
 /// (`IMAGE_PULL_POLICY`, `imagePullSecrets`), and no last word naming a part of one (`imageTag`,
 /// `IMAGE_REGISTRY`, `IMAGE_VERSION`).
 pub fn says_image(name: &str) -> bool {
+    // Most names do not mention images: they are told apart without splitting into words.
+    if !mentions_image(name) {
+        return false;
+    }
     let mut image = false;
     let mut last = String::new();
     for w in words(name) {
@@ -438,6 +454,13 @@ pub fn says_image(name: &str) -> bool {
             last.as_str(),
             "tag" | "version" | "registry" | "digest" | "repository" | "repo" | "url"
         )
+}
+
+/// Whether `text` holds `image` in any case, without allocating.
+pub fn mentions_image(text: &str) -> bool {
+    text.as_bytes()
+        .windows(5)
+        .any(|w| w.eq_ignore_ascii_case(b"image"))
 }
 
 /// Whether `name` matches a pattern with `*` wildcards (`VM_*DEFAULT_IMAGE`).

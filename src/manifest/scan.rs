@@ -17,7 +17,9 @@ use std::rc::Rc;
 use saphyr_parser::ScalarStyle;
 
 use super::node::{MAX_DEPTH, Node, Scalar, parse_documents};
-use super::rules::{Rule, RuleSet, SplitForm, Step, Target, ends_with_image, says_image};
+use super::rules::{
+    Rule, RuleSet, SplitForm, Step, Target, ends_with_image, mentions_image, says_image,
+};
 use crate::excerpt::Excerpt;
 use crate::reference::{ParseError, Reference};
 
@@ -953,6 +955,18 @@ impl<'s, 'r: 'd, 'd> Walk<'s, 'r, 'd> {
         rule: &'d str,
         under_image: bool,
     ) {
+        // A map (the common case, visited for every map of a custom resource) holds no split
+        // reference without a field that can hold its repository.
+        if let Fields::Map(entries) = fields
+            && forms.len() == self.rules().split_forms.len()
+            && !entries.iter().any(|(k, _)| {
+                k.as_str()
+                    .and_then(|k| k.strip_prefix(prefix))
+                    .is_some_and(|k| self.rules().is_split_repository_key(k))
+            })
+        {
+            return;
+        }
         let field = |name: &str| fields.find(|f| f.name.strip_prefix(prefix) == Some(name));
         let first = |names: &[String]| names.iter().find_map(|n| field(n));
         let set =
@@ -1100,6 +1114,9 @@ impl<'s, 'r: 'd, 'd> Walk<'s, 'r, 'd> {
     /// and repository-only variables (`repositoryEnv`), before each value is read alone.
     fn env_splits(&mut self, env: &'d [Node<'d>], segs: &[Seg<'d>]) {
         let fields = Fields::Env(env);
+        if fields.find(|f| mentions_image(f.name)).is_none() {
+            return;
+        }
         let forms = &self.rules().env_splits;
         for form in forms {
             self.split(fields, std::slice::from_ref(form), "", segs, "env", false);
@@ -1153,7 +1170,11 @@ impl<'s, 'r: 'd, 'd> Walk<'s, 'r, 'd> {
                         Node::Scalar(s) if under_image || looks_qualified_whole(&s.value) => {
                             self.image(s, 0..s.value.len(), segs, rule, Certainty::Heuristic)?;
                         }
-                        Node::Scalar(s) if s.value.contains('\n') && nested < MAX_NESTED => {
+                        Node::Scalar(s)
+                            if s.value.contains('\n')
+                                && nested < MAX_NESTED
+                                && may_name_images(&s.value) =>
+                        {
                             self.text(key, s, segs, rule, nested + 1)?;
                         }
                         Node::Map(images) if key == "images" || key.ends_with("Images") => {
@@ -1356,6 +1377,17 @@ fn lift_edit(outer: &str, e: &Edit<'_>) -> Option<Range<usize>> {
     let found: Vec<usize> = source.match_indices(needle).map(|(i, _)| i).collect();
     (found.len() == value.matches(needle).count())
         .then(|| content.start + found[nth]..content.start + found[nth] + needle.len())
+}
+
+/// Whether a custom resource's multi-line string is worth parsing as YAML: it says image, or
+/// a line's value is a fully qualified reference. PromQL, prose and scripts, the usual
+/// multi-line strings, are skipped unparsed.
+fn may_name_images(text: &str) -> bool {
+    mentions_image(text)
+        || text.lines().any(|l| {
+            l.split_once(": ")
+                .is_some_and(|(_, v)| looks_qualified_whole(v.trim().trim_matches(['"', '\''])))
+        })
 }
 
 /// A whole value that is one fully qualified reference (`quay.io/cephcsi/cephcsi:v3.17.0`).
