@@ -328,6 +328,16 @@ fn a_zstd_bomb_the_index_names_with_a_small_size_is_refused_at_once() {
             "digest": format!("sha256:{BOMB_HEX}"), "size": 5000}]
     })
     .to_string();
+    let mut before = vec![files[0].clone()];
+    before.extend(index_naming(manifest, "quay.io/org/bomb:v1"));
+    let path = work.path().join("layer.tar.zst");
+    write_bomb(&path, &before, &bomb, BOMB_SIZE, &files[3..4]);
+    assert_bomb_refused(&path, &bomb, Duration::from_secs(5));
+}
+
+/// `index.json` naming `manifest` as image `name`, and the manifest's blob: a layout's two
+/// entries after `oci-layout`.
+fn index_naming(manifest: String, name: &str) -> [(String, Vec<u8>); 2] {
     let digest = format!(
         "sha256:{}",
         hex::encode(<sha2::Sha256 as sha2::Digest>::digest(manifest.as_bytes()))
@@ -335,18 +345,14 @@ fn a_zstd_bomb_the_index_names_with_a_small_size_is_refused_at_once() {
     let index = serde_json::json!({"schemaVersion": 2, "manifests": [{
         "mediaType": "application/vnd.oci.image.manifest.v1+json",
         "digest": digest, "size": manifest.len(),
-        "annotations": {"io.containerd.image.name": "quay.io/org/bomb:v1"}}]});
-    let before = vec![
-        files[0].clone(),
+        "annotations": {"io.containerd.image.name": name}}]});
+    [
         ("index.json".into(), index.to_string().into_bytes()),
         (
             format!("blobs/sha256/{}", &digest[7..]),
             manifest.into_bytes(),
         ),
-    ];
-    let path = work.path().join("layer.tar.zst");
-    write_bomb(&path, &before, &bomb, BOMB_SIZE, &files[3..4]);
-    assert_bomb_refused(&path, &bomb, Duration::from_secs(5));
+    ]
 }
 
 #[test]
@@ -361,23 +367,10 @@ fn a_bundle_bigger_than_the_free_space_is_refused_before_unpacking() {
     let mut manifest: serde_json::Value = serde_json::from_slice(&files[2].1).unwrap();
     manifest["layers"].as_array_mut().unwrap().push(layer);
     let manifest = manifest.to_string();
-    let digest = format!(
-        "sha256:{}",
-        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(manifest.as_bytes()))
-    );
-    let index = serde_json::json!({"schemaVersion": 2, "manifests": [{
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "digest": digest, "size": manifest.len(),
-        "annotations": {"io.containerd.image.name": "quay.io/org/huge:v1"}}]});
     let mut head = Vec::new();
-    for (name, data) in [
-        files[0].clone(),
-        ("index.json".into(), index.to_string().into_bytes()),
-        (
-            format!("blobs/sha256/{}", &digest[7..]),
-            manifest.into_bytes(),
-        ),
-    ] {
+    for (name, data) in
+        std::iter::once(files[0].clone()).chain(index_naming(manifest, "quay.io/org/huge:v1"))
+    {
         head.extend(tar_entry(&name, &data));
     }
     let bomb = format!("blobs/sha256/{BOMB_HEX}");

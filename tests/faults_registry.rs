@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -115,6 +116,17 @@ fn ports_out_of_range_are_usage_errors() {
     assert!(stdout(&out).is_empty(), "{}", stdout(&out));
 }
 
+/// `check --registry HOST [--ca-file CA] -f MANIFESTS`, to be run (or given more).
+fn check(host: &str, ca: Option<&Path>, manifests: &Path) -> assert_cmd::Command {
+    let mut c = airgap();
+    c.args(["check", "--registry", host]);
+    if let Some(ca) = ca {
+        c.arg("--ca-file").arg(ca);
+    }
+    c.arg("-f").arg(manifests);
+    c
+}
+
 /// What the recorder must never hold: the password, or the Basic header made from it.
 fn assert_no_credential(recorder: &Recorder, what: &str) {
     let seen = recorder.text();
@@ -173,11 +185,7 @@ fn a_plain_http_token_realm_never_gets_a_password() {
     assert_refused_realm(&out, &recorder, "check --password-stdin");
     assert_eq!(out.status.code(), Some(2));
 
-    let out = airgap()
-        .args(["check", "--registry", &host, "--ca-file"])
-        .arg(&ca)
-        .arg("-f")
-        .arg(&m)
+    let out = check(&host, Some(&ca), &m)
         .env("DOCKER_CONFIG", &docker)
         .output()
         .unwrap();
@@ -289,24 +297,12 @@ fn a_self_signed_certificate_in_the_ca_file_is_trusted() {
     reg.push(Layout::single(41).dir.path(), "ghcr.io/o/self", "1");
     let dir = tempfile::tempdir().unwrap();
     let m = manifests(dir.path(), &["ghcr.io/o/self:1"], None);
-    let out = airgap()
-        .args(["check", "--registry", &host, "--ca-file"])
-        .arg(&cert)
-        .arg("-f")
-        .arg(&m)
-        .output()
-        .unwrap();
+    let out = check(&host, Some(&cert), &m).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 
     // The same certificate under another name than it was made for: refused.
     let other = format!("localhost:{}", reg.port);
-    let out = airgap()
-        .args(["check", "--registry", &other, "--ca-file"])
-        .arg(&cert)
-        .arg("-f")
-        .arg(&m)
-        .output()
-        .unwrap();
+    let out = check(&other, Some(&cert), &m).output().unwrap();
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
@@ -315,20 +311,12 @@ fn a_self_signed_certificate_in_the_ca_file_is_trusted() {
     );
 
     // Without it in the CA file: refused, as before.
-    let out = airgap()
-        .args(["check", "--registry", &host, "-f"])
-        .arg(&m)
-        .output()
-        .unwrap();
+    let out = check(&host, None, &m).output().unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
 
     // Out of its dates: refused, though the CA file names it.
     let old = TestRegistry::tls_self_signed(Some(("20200101000000Z", "20200102000000Z")));
-    let out = airgap()
-        .args(["check", "--registry", &old.host(), "--ca-file"])
-        .arg(&old.pki.as_ref().unwrap().ca)
-        .arg("-f")
-        .arg(&m)
+    let out = check(&old.host(), Some(&old.pki.as_ref().unwrap().ca), &m)
         .output()
         .unwrap();
     let err = stderr(&out);
@@ -417,11 +405,7 @@ fn one_host_failure_is_said_once_with_its_count() {
     };
 
     // The registry speaks plain HTTP and was not named insecure: TLS fails.
-    let out = airgap()
-        .args(["check", "--registry", &tls_refused, "-f"])
-        .arg(&m)
-        .output()
-        .unwrap();
+    let out = check(&tls_refused, None, &m).output().unwrap();
     let all = format!("{}{}", stdout(&out), stderr(&out));
     assert_eq!(out.status.code(), Some(2), "{all}");
     once(

@@ -497,7 +497,8 @@ impl<'r> Scanner<'r> {
                 if let (Some(key), Some(s)) = (k.as_str(), v.as_scalar())
                     && !self.rules.is_ignored_config_key(key)
                 {
-                    walk.text(key, s, &[Seg::Key("data"), Seg::Key(key)], "configmap", 1)?;
+                    let place = [Seg::Key("data"), Seg::Key(key)];
+                    walk.text(key, s, &place, ("configmap", Lines::Text), 1)?;
                 }
             }
         }
@@ -1175,7 +1176,7 @@ impl<'s, 'r: 'd, 'd> Walk<'s, 'r, 'd> {
                                 && nested < MAX_NESTED
                                 && may_name_images(&s.value) =>
                         {
-                            self.text(key, s, segs, rule, nested + 1)?;
+                            self.text(key, s, segs, (rule, Lines::KeyedOnly), nested + 1)?;
                         }
                         Node::Map(images) if key == "images" || key.ends_with("Images") => {
                             for (ik, _) in images {
@@ -1221,21 +1222,17 @@ impl<'s, 'r: 'd, 'd> Walk<'s, 'r, 'd> {
     /// A ConfigMap value: an image under a key that says so, YAML/JSON text, or `key=REF` lines.
     ///
     /// The same for a multi-line string elsewhere in a custom resource or embedded document
-    /// (`rule` names where it is), `nested` strings deep.
+    /// (`rule` names where it is), `nested` strings deep; `mode` says which lines of text that
+    /// is not YAML count (ConfigMap values are configuration, `key=REF` included; other strings
+    /// only `KEY: REF`).
     fn text(
         &mut self,
         key: &str,
         s: &'d Scalar<'d>,
         segs: &[Seg<'d>],
-        rule: &'d str,
+        (rule, mode): (&'d str, Lines),
         nested: usize,
     ) -> Result<(), ScanError> {
-        // ConfigMap values are configuration; other strings are read for YAML and `KEY: REF`.
-        let mode = if rule == "configmap" {
-            Lines::Text
-        } else {
-            Lines::KeyedOnly
-        };
         if s.tagged {
             return Ok(());
         }
