@@ -122,20 +122,24 @@ pub(crate) fn sweep(dir: &Path, pid_in: impl Fn(&str) -> Option<u32>) {
         let Some(pid) = name.to_str().and_then(&pid_in) else {
             continue;
         };
-        if pid != std::process::id() && !alive(pid) && stale(&entry.path()) {
+        if abandoned(&entry.path(), pid, STALE_AFTER) {
             remove(&entry.path());
         }
     }
 }
 
-/// Whether `path` was last modified over [`STALE_AFTER`] ago (not knowing, or a time in the
-/// future, counts as recent: keep it).
-fn stale(path: &Path) -> bool {
-    std::fs::symlink_metadata(path)
-        .and_then(|m| m.modified())
-        .ok()
-        .and_then(|t| t.elapsed().ok())
-        .is_some_and(|age| age > STALE_AFTER)
+/// Whether `path`, which carries `pid` in its name, was left by a run no longer running: the
+/// PID is not ours nor alive, and the file has not moved for `quiet` (not knowing, or a time in
+/// the future, counts as recent). For removing, `quiet` is [`STALE_AFTER`]; a writer that takes
+/// the file over to continue it can wait less, as it checks what it continues.
+pub(crate) fn abandoned(path: &Path, pid: u32, quiet: Duration) -> bool {
+    pid != std::process::id()
+        && !alive(pid)
+        && std::fs::symlink_metadata(path)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > quiet)
 }
 
 /// The PID at the start of `s` (digits up to its end or a `-`).

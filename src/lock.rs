@@ -66,22 +66,7 @@ impl LockFile {
 
     /// Reads a lock file, checking every entry; errors name the file and the entry.
     pub fn load(path: &Path) -> anyhow::Result<Vec<Locked>> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading lock file {}", path.display()))?;
-        let file: LockFile = serde_norway::from_str(&text).with_context(|| {
-            format!(
-                "lock file {} is not valid (expected apiVersion {API_VERSION}, kind {KIND}, images: [{{source, digest}}])",
-                path.display()
-            )
-        })?;
-        if file.api_version != API_VERSION || file.kind != KIND {
-            anyhow::bail!(
-                "lock file {}: apiVersion {:?} kind {:?} is not a kubectl-airgap lock file (want {API_VERSION} {KIND})",
-                path.display(),
-                file.api_version,
-                file.kind
-            );
-        }
+        let file = LockFile::read(path)?;
         file.images
             .iter()
             .enumerate()
@@ -100,6 +85,27 @@ impl LockFile {
                 })
             })
             .collect()
+    }
+
+    /// Reads a lock file as written, its header checked but not its entries.
+    pub fn read(path: &Path) -> anyhow::Result<LockFile> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading lock file {}", path.display()))?;
+        let file: LockFile = serde_norway::from_str(&text).with_context(|| {
+            format!(
+                "lock file {} is not valid (expected apiVersion {API_VERSION}, kind {KIND}, images: [{{source, digest}}])",
+                path.display()
+            )
+        })?;
+        if file.api_version != API_VERSION || file.kind != KIND {
+            anyhow::bail!(
+                "lock file {}: apiVersion {:?} kind {:?} is not a kubectl-airgap lock file (want {API_VERSION} {KIND})",
+                path.display(),
+                file.api_version,
+                file.kind
+            );
+        }
+        Ok(file)
     }
 
     pub fn to_yaml(&self) -> anyhow::Result<String> {

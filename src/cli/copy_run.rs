@@ -251,8 +251,15 @@ pub fn report<S, D>(
     let s = &copier.stats;
     let secs = started.elapsed().as_secs_f64();
     let bytes = s.bytes_uploaded.load(Ordering::Relaxed);
+    let continued = match s.blobs_continued.load(Ordering::Relaxed) {
+        0 => String::new(),
+        n => format!(
+            " ({n} continued where a killed run stopped, {} bytes not fetched again)",
+            s.bytes_kept.load(Ordering::Relaxed)
+        ),
+    };
     println!(
-        "{} images: {copied} {}, {present} already present, {failed} failed; blobs: {} uploaded, {} mounted, {} already there; {bytes} bytes in {secs:.1} s ({:.1} MB/s)",
+        "{} images: {copied} {}, {present} already present, {failed} failed; blobs: {} uploaded{continued}, {} mounted, {} already there; {bytes} bytes in {secs:.1} s ({:.1} MB/s)",
         results.len(),
         if dry_run { "to copy" } else { "copied" },
         s.blobs_uploaded.load(Ordering::Relaxed),

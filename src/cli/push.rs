@@ -31,6 +31,10 @@ pub struct PushArgs {
         value_name = "registry|PATH|docker-archive:PATH"
     )]
     pub from: String,
+    /// Name an image of a --from layout that carries only a tag (`skopeo copy ... oci:DIR:TAG`)
+    /// or no name: TAG=REF or sha256:HEX=REF (repeatable). REF without a tag takes TAG
+    #[arg(long = "name", value_name = "TAG=REF")]
+    pub names: Vec<String>,
     #[command(flatten)]
     pub images: ImageListArgs,
     #[command(flatten)]
@@ -75,6 +79,11 @@ pub fn run(args: &PushArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus>
     }
 
     let listed = || listed_images(&args.images, &settings.rules);
+    if !args.names.is_empty() && args.from.starts_with("docker-archive:") {
+        anyhow::bail!(
+            "--name is for OCI layouts; docker archives name their images in manifest.json (RepoTags)"
+        );
+    }
     if let Some(path) = args.from.strip_prefix("docker-archive:") {
         let archives = Arc::new(DockerArchives::open(Path::new(path))?);
         let sources = if args.images.is_empty() {
@@ -92,7 +101,7 @@ pub fn run(args: &PushArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus>
             args.from
         );
     }
-    let layout = Arc::new(OciLayout::open(&path)?);
+    let layout = Arc::new(OciLayout::open(&path)?.name(&args.names)?);
     let sources = if args.images.is_empty() {
         layout.image_names()?
     } else {
@@ -110,8 +119,10 @@ fn jobs(
 ) -> anyhow::Result<Vec<Job>> {
     let mut collisions = Collisions::new();
     let mut out = Vec::new();
+    let mut in_mirror = Vec::new();
     for source in sources {
         if naming.mirror().holds(&source) {
+            in_mirror.push(source.to_string());
             continue;
         }
         let target = naming.map(&source)?;
@@ -121,6 +132,14 @@ fn jobs(
             source,
             target,
         });
+    }
+    if !in_mirror.is_empty() {
+        eprintln!(
+            "note: {} images already name the mirror {} and were left as they are: {}",
+            in_mirror.len(),
+            naming.mirror(),
+            in_mirror.join(", ")
+        );
     }
     Ok(out)
 }

@@ -1,7 +1,13 @@
 //! `save`: on the connected side, pull every needed image into one offline bundle: an OCI
 //! image layout (a directory, or a tar of one), blobs shared across images, with
 //! `images.lock.yaml` inside.
+//!
+//! A bundle is only ever complete: `index.json` and the lock are written once every image is in,
+//! and a tar only then. A directory save that failed or was killed keeps what it fetched, and
+//! the same command run again fetches only the rest (a half-written blob is continued from
+//! where it stopped); a save into an earlier bundle adds to it, merging index and lock.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -14,6 +20,8 @@ use super::images::ImageListArgs;
 use super::registry_args::RegistryArgs;
 use super::{EXIT_ERROR, EXIT_OK, ExitStatus, MirrorArgs, settings};
 use crate::lock::{LockFile, LockedImage};
+use crate::mirror::canonical_reference;
+use crate::reference::Reference;
 use crate::registry::Registry;
 use crate::transfer::archive::{Compression, write_tar};
 use crate::transfer::layout::OciLayout;
@@ -97,6 +105,15 @@ pub fn run(args: &SaveArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus>
     };
     let dir = staging.as_ref().map_or(args.output.as_path(), |d| d.path());
     let layout = Arc::new(OciLayout::create(dir)?);
+    let lock_path = dir.join(LOCK_NAME);
+    let earlier = match lock_path.exists() {
+        true => {
+            LockFile::read(&lock_path)
+                .with_context(|| format!("adding to the bundle in {}", dir.display()))?
+                .images
+        }
+        false => Vec::new(),
+    };
     let started = Instant::now();
     let registry = Arc::new(Registry::new(options));
     let concurrency = registry.concurrency();
@@ -108,7 +125,24 @@ pub fn run(args: &SaveArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus>
     );
     let results = run_copies(copier.clone(), &jobs, false, &bar)?;
     let failed = report(&copier, &results, false, started);
+    if failed > 0 {
+        // Nothing that reads as a finished bundle: no tar, no index or lock claiming the images.
+        match compression {
+            Some(_) => eprintln!(
+                "error: {failed} of {} images failed; {} was not written. Save into a directory (-o DIR) to keep what was fetched for a rerun",
+                jobs.len(),
+                args.output.display()
+            ),
+            None => eprintln!(
+                "error: {failed} of {} images failed; {} keeps what was fetched, but its index.json and {LOCK_NAME} were not updated: run the same save again to fetch the rest",
+                jobs.len(),
+                dir.display()
+            ),
+        }
+        return Ok(EXIT_ERROR);
+    }
     layout.finish()?;
+    layout.sweep();
 
     let mut locked = Vec::new();
     for (job, result) in jobs.iter().zip(&results) {
@@ -130,12 +164,22 @@ pub fn run(args: &SaveArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus>
             });
         }
     }
-    let lock_path = dir.join(LOCK_NAME);
-    std::fs::write(&lock_path, LockFile::new(locked).to_yaml()?)
+    // An earlier save's entries stay, unless this save named the same image again.
+    let named: HashSet<String> = jobs
+        .iter()
+        .map(|j| canonical_reference(&j.source))
+        .collect();
+    let kept = earlier.into_iter().filter(|e| {
+        Reference::parse(&e.source).map_or(true, |r| !named.contains(&canonical_reference(&r)))
+    });
+    let locked: Vec<LockedImage> = kept.chain(locked).collect();
+    let tmp = dir.join(format!(".{LOCK_NAME}.tmp"));
+    std::fs::write(&tmp, LockFile::new(locked).to_yaml()?)
+        .and_then(|()| std::fs::rename(&tmp, &lock_path))
         .with_context(|| format!("writing {}", lock_path.display()))?;
     if let Some(compression) = compression {
         write_tar(dir, &args.output, compression, &layout.parents_first())?;
         println!("wrote {}", args.output.display());
     }
-    Ok(if failed > 0 { EXIT_ERROR } else { EXIT_OK })
+    Ok(EXIT_OK)
 }

@@ -103,6 +103,19 @@ impl Registry {
         image: &Reference,
         digest: &str,
     ) -> Result<ByteStream, RegistryError> {
+        let (stream, _) = self.open_blob_at(image, digest, 0).await?;
+        Ok(stream)
+    }
+
+    /// Blob `digest` from byte `offset` on. The second value is where the stream starts: the
+    /// offset when the registry answered the range (206 with a `Content-Range` from there), 0
+    /// when it sent the whole blob instead, as a registry may.
+    pub async fn open_blob_at(
+        &self,
+        image: &Reference,
+        digest: &str,
+        offset: u64,
+    ) -> Result<(ByteStream, u64), RegistryError> {
         use futures_util::TryStreamExt as _;
         let host = self.host(endpoint_host(image.domain()))?;
         let path = blob_path(image, digest);
@@ -111,18 +124,34 @@ impl Registry {
             path: &path,
             stream: true,
             limit: 0,
+            range_from: (offset > 0).then_some(offset),
             ..Call::default()
         };
         let f = self
             .exchange(&host, &super::pull_scope(image), call)
             .await?;
+        let start = match f.status.as_u16() {
+            206 => {
+                let from = f
+                    .header("content-range")
+                    .and_then(|r| r.strip_prefix("bytes "))
+                    .and_then(|r| r.split_once('-'))
+                    .and_then(|(from, _)| from.trim().parse::<u64>().ok());
+                if from != Some(offset) {
+                    return Err(unexpected(&host, &path, &f));
+                }
+                offset
+            }
+            _ => 0,
+        };
         match f.stream {
             Some(resp) => {
                 let bytes = resp.bytes_stream().map_err(std::io::Error::other);
-                Ok(match self.options.request_timeout {
+                let stream: ByteStream = match self.options.request_timeout {
                     Some(t) => idle_bounded(Box::pin(bytes), t, &host.name),
                     None => Box::pin(bytes),
-                })
+                };
+                Ok((stream, start))
             }
             None => Err(unexpected(&host, &path, &f)),
         }

@@ -223,6 +223,8 @@ struct Call<'a> {
     limit: usize,
     /// Leave a successful answer's body unread, in `Fetched::stream`.
     stream: bool,
+    /// `Range: bytes=N-`: the body from byte N on (a blob download continued).
+    range_from: Option<u64>,
 }
 
 enum CallBody {
@@ -569,6 +571,7 @@ impl Registry {
             content_range,
             mut body,
             stream,
+            range_from,
         } = call;
         let url = if path.starts_with('/') {
             format!("{}{path}", host.base)
@@ -613,6 +616,9 @@ impl Registry {
                 }
                 if let Some(r) = &content_range {
                     req = req.header(reqwest::header::CONTENT_RANGE, r.as_str());
+                }
+                if let Some(from) = range_from {
+                    req = req.header(reqwest::header::RANGE, format!("bytes={from}-"));
                 }
                 match &mut body {
                     Some(CallBody::Bytes(b)) => req = req.body(activity.bytes_body(b.clone())),

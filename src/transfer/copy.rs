@@ -30,6 +30,10 @@ pub struct Stats {
     pub blobs_mounted: AtomicU64,
     pub blobs_skipped: AtomicU64,
     pub bytes_uploaded: AtomicU64,
+    /// Blobs a killed run had begun that were continued, and the bytes it had kept of them
+    /// (not moved again; not in `bytes_uploaded`).
+    pub blobs_continued: AtomicU64,
+    pub bytes_kept: AtomicU64,
 }
 
 /// What one image's copy came to.
@@ -354,10 +358,33 @@ impl<S: ImageSource, D: ImageSink> Copier<S, D> {
         let what = format!("blob {} of {}", blob.digest, from.familiar());
         let _permit = self.blob_permits.acquire().await?;
         let mut attempt = 1;
-        loop {
+        // What a killed run left of the blob is tried once: if the whole does not verify, the
+        // kept part was the fault as likely as the rest, so the next attempt starts over.
+        let mut continue_kept = true;
+        let kept = loop {
             let verdict = Arc::new(OnceLock::new());
+            let mut kept_len = None;
             let result = async {
-                let body = self.source.blob(from, &blob.digest).await?;
+                let kept = match continue_kept {
+                    true => self.sink.kept(&blob.digest).await?,
+                    false => None,
+                };
+                let body = match kept {
+                    Some(k) if k.len == blob.size => {
+                        kept_len = Some(k.len);
+                        k.bytes
+                    }
+                    Some(k) if k.len < blob.size => {
+                        match self.source.blob_from(from, &blob.digest, k.len).await? {
+                            Some(rest) => {
+                                kept_len = Some(k.len);
+                                Box::pin(futures_util::StreamExt::chain(k.bytes, rest))
+                            }
+                            None => self.source.blob(from, &blob.digest).await?,
+                        }
+                    }
+                    _ => self.source.blob(from, &blob.digest).await?,
+                };
                 let body = verified(
                     body,
                     &blob.digest,
@@ -376,11 +403,19 @@ impl<S: ImageSource, D: ImageSink> Copier<S, D> {
                         }
                         None => body,
                     };
-                self.sink.put_blob(to, &blob.digest, blob.size, body).await
+                match kept_len {
+                    Some(kept) => {
+                        self.sink
+                            .put_blob_after(to, &blob.digest, blob.size, kept, body)
+                            .await
+                    }
+                    None => self.sink.put_blob(to, &blob.digest, blob.size, body).await,
+                }
             }
             .await;
             match result {
-                Ok(()) => break,
+                Ok(()) => break kept_len.unwrap_or(0),
+                Err(_) if kept_len.is_some() => continue_kept = false,
                 // Wrong content is wrong on every attempt: say so plainly, once.
                 Err(_) if verdict.get().is_some() => {
                     bail!(
@@ -396,11 +431,15 @@ impl<S: ImageSource, D: ImageSink> Copier<S, D> {
                     attempt += 1;
                 }
             }
-        }
+        };
         self.stats.blobs_uploaded.fetch_add(1, Ordering::Relaxed);
         self.stats
             .bytes_uploaded
-            .fetch_add(blob.size, Ordering::Relaxed);
+            .fetch_add(blob.size - kept, Ordering::Relaxed);
+        if kept > 0 {
+            self.stats.blobs_continued.fetch_add(1, Ordering::Relaxed);
+            self.stats.bytes_kept.fetch_add(kept, Ordering::Relaxed);
+        }
         Ok(())
     }
 }

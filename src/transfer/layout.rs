@@ -1,11 +1,20 @@
 //! The OCI image layout end, the offline bundle: a directory (read and write) or a tar of one,
 //! plain or compressed (read; `save` writes a directory and tars it when done).
 //!
-//! Each image is an entry of `index.json` annotated with its full source reference
-//! (`io.containerd.image.name`, which containerd and nerdctl read; `org.opencontainers.image.ref.name`
-//! holds the tag, as the spec suggests). Blobs live once under `blobs/sha256/`, shared by every
-//! image. Paths are built only from digests checked to be `sha256:<64 hex>`, so nothing in a
-//! bundle can name a file outside it.
+//! Each image is an entry of `index.json` annotated with its full source reference twice: in
+//! `io.containerd.image.name`, which containerd and nerdctl read, and in
+//! `org.opencontainers.image.ref.name`, where crane, oras, regctl and skopeo (`oci:DIR:REF`) look.
+//! A tag alone there would make ten images tagged `v1` one name that only one of them answers.
+//!
+//! Layouts other tools wrote name their images in one of those two, or by tag only (`skopeo copy
+//! ... oci:DIR:TAG`); a tag is not a name to push under, so such entries need `--name TAG=REF`
+//! ([`OciLayout::name`]) and are refused otherwise, naming the tags. Blobs live once under
+//! `blobs/sha256/`, shared by every image. Paths are built only from digests checked to be
+//! `sha256:<64 hex>`, so nothing in a bundle can name a file outside it.
+//!
+//! Written layouts resume: `save` into a directory that holds one keeps every blob and manifest
+//! that is whole (size and hash checked once per run), continues a blob a killed run left half
+//! written from where it stopped, and writes `index.json` only when the run is done.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -33,8 +42,14 @@ const INDEX_LIMIT: u64 = 64 << 20;
 /// Descriptors in blobs met before anything named them, held until the index comes.
 const EARLY_LIMIT: usize = 1 << 20;
 
-/// The OCI annotation for the tag.
+/// The OCI annotation for an image's name: a full reference (as crane, oras and we write it) or
+/// only a tag (as the spec's example and `skopeo copy ... oci:DIR:TAG` write it).
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
+/// The image another was built FROM; never this image's own name (see [`EntryName`]).
+const BASE_NAME: &str = "org.opencontainers.image.base.name";
+/// A partial blob a dead run left is continued once it has not moved for this long: a run in
+/// another container sharing the directory (whose PID we cannot see) would still be writing.
+const PARTIAL_QUIET: std::time::Duration = std::time::Duration::from_secs(3);
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -68,6 +83,61 @@ pub struct OciLayout {
     store: Store,
     /// The images named in `index.json`, and those written since.
     images: Mutex<Vec<Descriptor>>,
+    /// `--name TAG=REF` and `--name sha256:HEX=REF`: names for entries that carry none.
+    given: std::collections::BTreeMap<String, Reference>,
+    /// Digests of this directory's files found whole (size and hash) in this run, or written
+    /// by it: each is hashed once however many images share it.
+    whole: Mutex<HashSet<String>>,
+    /// digest → the partial file of a dead run that [`ImageSink::kept`] offered to continue.
+    adopting: Mutex<HashMap<String, PathBuf>>,
+}
+
+/// How an `index.json` entry names its image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EntryName {
+    Named(Reference),
+    /// Only a tag in `org.opencontainers.image.ref.name`: not a name to push under.
+    Tag(String),
+    /// No name at all. `org.opencontainers.image.base.name`, when present, names the image this
+    /// one was built FROM: taking it as this image's name would overwrite the base image in the
+    /// mirror, so it is only quoted in the error.
+    Unnamed {
+        base: Option<String>,
+    },
+}
+
+/// An entry's image name: `--name` given for its digest or tag first, then
+/// `io.containerd.image.name`, then a full reference in `org.opencontainers.image.ref.name`.
+fn entry_name(
+    d: &Descriptor,
+    given: &std::collections::BTreeMap<String, Reference>,
+) -> anyhow::Result<EntryName> {
+    let ref_name = d.annotations.get(REF_NAME);
+    if let Some(r) = given
+        .get(&d.digest)
+        .or_else(|| ref_name.and_then(|t| given.get(t)))
+    {
+        return Ok(EntryName::Named(r.clone()));
+    }
+    let parse = |key: &str, value: &str| {
+        Reference::parse(value).with_context(|| {
+            format!(
+                "index.json entry {} has {key} {value:?}, which is not an image reference",
+                d.digest
+            )
+        })
+    };
+    if let Some(n) = d.annotations.get(IMAGE_NAME) {
+        return Ok(EntryName::Named(parse(IMAGE_NAME, n)?));
+    }
+    match ref_name {
+        // A tag is one component of `[A-Za-z0-9_.-]`; a `/`, `:` or `@` makes it a reference.
+        Some(r) if r.contains(['/', ':', '@']) => Ok(EntryName::Named(parse(REF_NAME, r)?)),
+        Some(tag) => Ok(EntryName::Tag(tag.clone())),
+        None => Ok(EntryName::Unnamed {
+            base: d.annotations.get(BASE_NAME).cloned(),
+        }),
+    }
 }
 
 /// `blobs/sha256/<hex>` for a checked digest.
@@ -129,48 +199,140 @@ impl OciLayout {
             root: root.to_path_buf(),
             store,
             images: Mutex::new(index.manifests),
+            given: Default::default(),
+            whole: Default::default(),
+            adopting: Default::default(),
         })
     }
 
-    /// Creates an empty layout in `root` (which may exist, but must not hold a layout).
+    /// Names entries that carry no name of their own: `TAG=REF` for an entry whose
+    /// `org.opencontainers.image.ref.name` is TAG, `sha256:HEX=REF` for an entry by digest. A
+    /// key no entry has is an error naming what the layout does have.
+    pub fn name(mut self, names: &[String]) -> anyhow::Result<OciLayout> {
+        let images = self
+            .images
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        for n in names {
+            let (key, reference) = n.split_once('=').with_context(|| {
+                format!("--name {n:?}: write TAG=REF or sha256:HEX=REF, e.g. --name v1=quay.io/org/app:v1")
+            })?;
+            let reference = Reference::parse(reference).with_context(|| {
+                format!("--name {n:?}: {reference:?} is not an image reference")
+            })?;
+            let reference = match (
+                reference.tag(),
+                reference.digest(),
+                key.starts_with("sha256:"),
+            ) {
+                // `--name v1=quay.io/org/app`: the tag it names.
+                (None, None, false) => {
+                    Reference::from_parts(reference.domain(), reference.path(), Some(key), None)
+                        .with_context(|| format!("--name {n:?}: {key:?} is not a tag"))?
+                }
+                _ => reference,
+            };
+            let matches = images
+                .iter()
+                .any(|d| d.digest == key || d.annotations.get(REF_NAME).is_some_and(|t| t == key));
+            if !matches {
+                let tags: Vec<&str> = images
+                    .iter()
+                    .filter_map(|d| d.annotations.get(REF_NAME).map(String::as_str))
+                    .collect();
+                anyhow::bail!(
+                    "--name {n:?}: {} has no entry tagged or digested {key:?} (its entries: {})",
+                    self.root.display(),
+                    if tags.is_empty() {
+                        "none tagged".to_string()
+                    } else {
+                        tags.join(", ")
+                    }
+                );
+            }
+            self.given.insert(key.to_string(), reference);
+        }
+        Ok(self)
+    }
+
+    /// A layout to write into `root`: the one already there (a `save` resumed or added to), or a
+    /// new empty one. Half-written blobs a dead run left stay, to be continued.
     pub fn create(root: &Path) -> anyhow::Result<OciLayout> {
-        if root.join("index.json").exists() {
-            anyhow::bail!(
-                "{} already holds an OCI image layout; choose a new directory",
-                root.display()
-            );
+        if root.exists() && !root.is_dir() {
+            anyhow::bail!("{} is a file; give a directory or FILE.tar", root.display());
         }
         let blobs = root.join("blobs").join("sha256");
         std::fs::create_dir_all(&blobs).with_context(|| format!("creating {}", root.display()))?;
-        // Blobs half-written by a save that `kill -9` ended (complete ones are kept: the rerun
-        // skips them).
-        crate::cleanup::sweep(&blobs, |name| {
-            crate::cleanup::leading_pid(name.split_once(".partial-")?.1)
-        });
+        if root.join("index.json").exists() {
+            return OciLayout::open(root).with_context(|| {
+                format!(
+                    "{} holds an index.json that is not a layout's; choose a new directory",
+                    root.display()
+                )
+            });
+        }
         std::fs::write(root.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#)
             .with_context(|| format!("writing {}/oci-layout", root.display()))?;
         Ok(OciLayout {
             root: root.to_path_buf(),
             store: Store::Dir,
             images: Mutex::new(Vec::new()),
+            given: Default::default(),
+            whole: Default::default(),
+            adopting: Default::default(),
         })
     }
 
-    /// The source references of the images the layout holds, in index order.
+    /// Removes what dead runs left half-written and nobody continued, once an hour old: the end
+    /// of a run that needed none of it.
+    pub fn sweep(&self) {
+        crate::cleanup::sweep(&self.root.join("blobs").join("sha256"), |name| {
+            crate::cleanup::leading_pid(name.split_once(".partial-")?.1)
+        });
+    }
+
+    /// The images the layout holds, in index order. Entries named by a tag alone (or not at
+    /// all) are an error naming them and how to name them: pushing the rest would say success
+    /// with images missing. So is a layout with no entries.
     pub fn image_names(&self) -> anyhow::Result<Vec<Reference>> {
         let images = self.images.lock().unwrap_or_else(|p| p.into_inner());
-        images
-            .iter()
-            .filter_map(|d| d.annotations.get(IMAGE_NAME))
-            .map(|n| {
-                Reference::parse(n).with_context(|| {
-                    format!(
-                        "{}/index.json names an image {n:?} that does not parse",
-                        self.root.display()
-                    )
-                })
-            })
-            .collect()
+        let (mut names, mut tags, mut unnamed) = (Vec::new(), Vec::new(), Vec::new());
+        for d in images.iter() {
+            match entry_name(d, &self.given).with_context(|| self.root.display().to_string())? {
+                EntryName::Named(r) => names.push(r),
+                EntryName::Tag(t) => tags.push(t),
+                EntryName::Unnamed { base } => unnamed.push(match base {
+                    Some(b) => format!("{} (built FROM {b}, which is not its name)", d.digest),
+                    None => d.digest.clone(),
+                }),
+            }
+        }
+        if !tags.is_empty() {
+            anyhow::bail!(
+                "{} names {} of its images by tag only ({}); a tag is not a name to push under: give each its full name with --name TAG=REF (e.g. --name {}=quay.io/org/app:{})",
+                self.root.display(),
+                tags.len(),
+                tags.join(", "),
+                tags[0],
+                tags[0]
+            );
+        }
+        if !unnamed.is_empty() {
+            anyhow::bail!(
+                "{} holds {} images with no name ({}): give each its full name with --name sha256:HEX=REF",
+                self.root.display(),
+                unnamed.len(),
+                unnamed.join(", ")
+            );
+        }
+        if names.is_empty() {
+            anyhow::bail!(
+                "{} lists no images in its index.json; nothing to push",
+                self.root.display()
+            );
+        }
+        Ok(names)
     }
 
     fn find(&self, image: &Reference) -> Option<Descriptor> {
@@ -179,10 +341,7 @@ impl OciLayout {
         images
             .iter()
             .find(|d| {
-                d.annotations
-                    .get(IMAGE_NAME)
-                    .and_then(|n| Reference::parse(n).ok())
-                    .is_some_and(|r| canonical_reference(&r) == want)
+                matches!(entry_name(d, &self.given), Ok(EntryName::Named(r)) if canonical_reference(&r) == want)
             })
             .cloned()
     }
@@ -207,14 +366,6 @@ impl OciLayout {
         Some(match config.variant {
             Some(v) => format!("{}/{}/{v}", config.os, config.architecture),
             None => format!("{}/{}", config.os, config.architecture),
-        })
-    }
-
-    fn has(&self, digest: &str) -> anyhow::Result<bool> {
-        let name = blob_name(digest)?;
-        Ok(match &self.store {
-            Store::Dir => self.root.join(name).exists(),
-            Store::Tar(files) => files.contains(&name),
         })
     }
 
@@ -464,16 +615,159 @@ impl ImageSource for std::sync::Arc<OciLayout> {
     }
 }
 
+impl OciLayout {
+    /// Whether the layout holds blob `digest` whole: a directory's file is hashed (once a run)
+    /// so that a truncated or damaged one left by an earlier run is fetched again.
+    async fn holds_whole(&self, digest: &str) -> anyhow::Result<bool> {
+        let name = blob_name(digest)?;
+        if let Store::Tar(files) = &self.store {
+            return Ok(files.contains(&name));
+        }
+        if self
+            .whole
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(digest)
+        {
+            return Ok(true);
+        }
+        let path = self.root.join(name);
+        let want = digest.to_string();
+        let whole = tokio::task::spawn_blocking(move || -> std::io::Result<bool> {
+            use sha2::Digest as _;
+            use std::io::Read as _;
+            let mut file = match std::fs::File::open(&path) {
+                Ok(f) => f,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+                Err(e) => return Err(e),
+            };
+            let mut hasher = sha2::Sha256::new();
+            let mut buf = vec![0; super::READ_CHUNK];
+            loop {
+                match file.read(&mut buf)? {
+                    0 => break,
+                    n => hasher.update(&buf[..n]),
+                }
+            }
+            Ok(format!("sha256:{}", hex::encode(hasher.finalize())) == want)
+        })
+        .await?
+        .with_context(|| format!("reading blob {digest} in {}", self.root.display()))?;
+        if whole {
+            self.mark_whole(digest);
+        }
+        Ok(whole)
+    }
+
+    fn mark_whole(&self, digest: &str) {
+        self.whole
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(digest.to_string());
+    }
+
+    /// Whether manifest `digest` and everything it reaches are whole in the layout: only then
+    /// may a resumed save skip it.
+    async fn holds_tree(&self, digest: &str) -> anyhow::Result<bool> {
+        if !self.holds_whole(digest).await? {
+            return Ok(false);
+        }
+        let Store::Dir = self.store else {
+            return Ok(true);
+        };
+        let path = blob_path(&self.root, digest)?;
+        if std::fs::metadata(&path).map_or(true, |m| m.len() > MANIFEST_LIMIT) {
+            return Ok(false);
+        }
+        let bytes = tokio::fs::read(&path)
+            .await
+            .with_context(|| format!("reading {}", path.display()))?;
+        let Some(shape) = Shape::parse(&bytes) else {
+            return Ok(true);
+        };
+        let children: Vec<(String, bool)> = shape
+            .children()
+            .map(|(d, _, manifest)| (d.to_string(), manifest))
+            .collect();
+        let checks = children.iter().map(|(d, manifest)| async move {
+            match manifest {
+                true => Box::pin(self.holds_tree(d)).await,
+                false => self.holds_whole(d).await,
+            }
+        });
+        for whole in futures_util::future::join_all(checks).await {
+            if !whole? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Writes blob `digest` from `body` beside its final name and renames it there once whole:
+    /// an interrupted save never leaves a blob that looks complete. With `adopt`, the file a
+    /// dead run left (holding the body's first `skip` bytes) is continued instead.
+    async fn store_blob(
+        &self,
+        digest: &str,
+        mut body: ByteStream,
+        skip: u64,
+        adopt: Option<PathBuf>,
+    ) -> anyhow::Result<()> {
+        self.writable()?;
+        let path = blob_path(&self.root, digest)?;
+        let tmp = path.with_extension(format!("partial-{}", std::process::id()));
+        // Removed on a signal, before it exists; the staging directory it may be in, too.
+        let _registered = crate::cleanup::register(&tmp);
+        let result = async {
+            // Created in place, not on tokio's blocking pool, so that the signal handler's
+            // wait (`creating`) covers the creation itself; it takes as long as an open.
+            let file = {
+                let _creating = crate::cleanup::creating();
+                match &adopt {
+                    Some(from) => {
+                        std::fs::rename(from, &tmp)?;
+                        let file = std::fs::OpenOptions::new().append(true).open(&tmp)?;
+                        file.set_len(skip)?;
+                        file
+                    }
+                    None => std::fs::File::create(&tmp)?,
+                }
+            };
+            let mut file = tokio::fs::File::from_std(file);
+            let mut skip = skip;
+            while let Some(chunk) = body.next().await {
+                let chunk = chunk?;
+                let kept = skip.min(chunk.len() as u64);
+                skip -= kept;
+                file.write_all(&chunk[kept as usize..]).await?;
+            }
+            file.sync_all().await?;
+            tokio::fs::rename(&tmp, &path).await
+        }
+        .await;
+        if result.is_err() {
+            let _ = tokio::fs::remove_file(&tmp).await;
+        }
+        result.with_context(|| format!("writing blob {digest} to {}", self.root.display()))?;
+        self.mark_whole(digest);
+        Ok(())
+    }
+}
+
 impl ImageSink for std::sync::Arc<OciLayout> {
     async fn manifest_digest(&self, image: &Reference) -> anyhow::Result<Option<String>> {
-        Ok(match image.digest() {
-            Some(d) => self.has(d)?.then(|| d.to_string()),
-            None => self.find(image).map(|d| d.digest),
-        })
+        let digest = match image.digest() {
+            Some(d) => d.to_string(),
+            None => match self.find(image) {
+                Some(d) => d.digest,
+                None => return Ok(None),
+            },
+        };
+        Ok(self.holds_tree(&digest).await?.then_some(digest))
     }
 
     async fn has_blob(&self, _image: &Reference, digest: &str) -> anyhow::Result<bool> {
-        self.has(digest)
+        self.holds_whole(digest).await
     }
 
     async fn mount_blob(&self, _: &Reference, _: &str, _: &str) -> anyhow::Result<bool> {
@@ -486,58 +780,86 @@ impl ImageSink for std::sync::Arc<OciLayout> {
         _image: &Reference,
         digest: &str,
         _size: u64,
-        mut body: ByteStream,
+        body: ByteStream,
     ) -> anyhow::Result<()> {
-        self.writable()?;
+        self.store_blob(digest, body, 0, None).await
+    }
+
+    async fn kept(&self, digest: &str) -> anyhow::Result<Option<super::Kept>> {
+        let Store::Dir = self.store else {
+            return Ok(None);
+        };
         let path = blob_path(&self.root, digest)?;
-        // Written beside its final name and renamed once whole and verified: an interrupted
-        // save never leaves a blob that looks complete.
-        let tmp = path.with_extension(format!("partial-{}", std::process::id()));
-        // Removed on a signal, before it exists; the staging directory it may be in, too.
-        let _registered = crate::cleanup::register(&tmp);
-        let result = async {
-            // Created in place, not on tokio's blocking pool, so that the signal handler's
-            // wait (`creating`) covers the creation itself; it takes as long as an open.
-            let file = {
-                let _creating = crate::cleanup::creating();
-                std::fs::File::create(&tmp)?
-            };
-            let mut file = tokio::fs::File::from_std(file);
-            while let Some(chunk) = body.next().await {
-                file.write_all(&chunk?).await?;
-            }
-            file.sync_all().await?;
-            tokio::fs::rename(&tmp, &path).await
-        }
-        .await;
-        if result.is_err() {
-            let _ = tokio::fs::remove_file(&tmp).await;
-        }
-        result.with_context(|| format!("writing blob {digest} to {}", self.root.display()))
+        let (Some(dir), Some(hex)) = (path.parent(), path.file_name().and_then(|n| n.to_str()))
+        else {
+            return Ok(None);
+        };
+        let prefix = format!("{hex}.partial-");
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return Ok(None);
+        };
+        // The longest a dead run left.
+        let best = entries
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name();
+                let pid = crate::cleanup::leading_pid(name.to_str()?.strip_prefix(&prefix)?)?;
+                let len = e.metadata().ok()?.len();
+                (len > 0 && crate::cleanup::abandoned(&e.path(), pid, PARTIAL_QUIET))
+                    .then(|| (len, e.path()))
+            })
+            .max_by_key(|(len, _)| *len);
+        let Some((len, from)) = best else {
+            return Ok(None);
+        };
+        let Ok(file) = tokio::fs::File::open(&from).await else {
+            return Ok(None);
+        };
+        use tokio::io::AsyncReadExt as _;
+        let bytes = Box::pin(tokio_util::io::ReaderStream::with_capacity(
+            file.take(len),
+            super::READ_CHUNK,
+        ));
+        self.adopting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(digest.to_string(), from);
+        Ok(Some(super::Kept { len, bytes }))
+    }
+
+    async fn put_blob_after(
+        &self,
+        _image: &Reference,
+        digest: &str,
+        _size: u64,
+        kept: u64,
+        body: ByteStream,
+    ) -> anyhow::Result<()> {
+        let from = self
+            .adopting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(digest)
+            .with_context(|| format!("no kept part of blob {digest} to continue"))?;
+        self.store_blob(digest, body, kept, Some(from)).await
     }
 
     async fn put_manifest(&self, _image: &Reference, manifest: &RawManifest) -> anyhow::Result<()> {
-        self.writable()?;
-        let path = blob_path(&self.root, &manifest.digest)?;
-        tokio::fs::write(&path, &manifest.bytes)
-            .await
-            .with_context(|| format!("writing {}", path.display()))
+        let bytes = manifest.bytes.clone();
+        let body: ByteStream = Box::pin(futures_util::stream::once(async move { Ok(bytes) }));
+        self.store_blob(&manifest.digest, body, 0, None).await
     }
 
     async fn put_image(&self, image: &Reference, manifest: &RawManifest) -> anyhow::Result<()> {
         self.put_manifest(image, manifest).await?;
+        // The full reference in both: containerd reads the first, every other tool the second.
         let mut annotations = std::collections::BTreeMap::new();
         annotations.insert(IMAGE_NAME.to_string(), image.to_string());
-        if let Some(tag) = image.tag() {
-            annotations.insert(REF_NAME.to_string(), tag.to_string());
-        }
+        annotations.insert(REF_NAME.to_string(), image.to_string());
         let mut images = self.images.lock().unwrap_or_else(|p| p.into_inner());
         let want = canonical_reference(image);
         images.retain(|d| {
-            d.annotations
-                .get(IMAGE_NAME)
-                .and_then(|n| Reference::parse(n).ok())
-                .is_none_or(|r| canonical_reference(&r) != want)
+            !matches!(entry_name(d, &self.given), Ok(EntryName::Named(r)) if canonical_reference(&r) == want)
         });
         images.push(Descriptor {
             media_type: manifest.media_type.clone(),

@@ -47,6 +47,26 @@ pub trait ImageSource: Send + Sync + 'static {
         image: &Reference,
         digest: &str,
     ) -> impl Future<Output = anyhow::Result<ByteStream>> + Send;
+
+    /// The bytes of a blob from `offset` on, to continue a download that a killed run began;
+    /// `None` when the source cannot start there (the whole blob is read instead).
+    fn blob_from(
+        &self,
+        _image: &Reference,
+        _digest: &str,
+        _offset: u64,
+    ) -> impl Future<Output = anyhow::Result<Option<ByteStream>>> + Send {
+        async { Ok(None) }
+    }
+}
+
+/// The start of a blob that an interrupted write left in a sink, to be continued.
+pub struct Kept {
+    /// How many bytes are kept.
+    pub len: u64,
+    /// Those bytes, read back: the copier hashes them with the rest, so the blob is verified
+    /// whole, not only its new part.
+    pub bytes: ByteStream,
 }
 
 /// Something images can be written to. Writers put blobs before the manifests that name them,
@@ -81,6 +101,25 @@ pub trait ImageSink: Send + Sync + 'static {
         size: u64,
         body: ByteStream,
     ) -> impl Future<Output = anyhow::Result<()>> + Send;
+
+    /// What an interrupted write of `digest` left that a copy may continue; `None`: none.
+    fn kept(&self, _digest: &str) -> impl Future<Output = anyhow::Result<Option<Kept>>> + Send {
+        async { Ok(None) }
+    }
+
+    /// Finishes the blob [`ImageSink::kept`] began: `body` is the whole blob, verified as it
+    /// streams, of which the sink already holds the first `kept` bytes.
+    fn put_blob_after(
+        &self,
+        _image: &Reference,
+        digest: &str,
+        _size: u64,
+        _kept: u64,
+        _body: ByteStream,
+    ) -> impl Future<Output = anyhow::Result<()>> + Send {
+        let digest = digest.to_string();
+        async move { anyhow::bail!("this sink cannot continue blob {digest}") }
+    }
 
     fn put_manifest(
         &self,

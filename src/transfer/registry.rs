@@ -20,6 +20,18 @@ impl ImageSource for Arc<Registry> {
     async fn blob(&self, image: &Reference, digest: &str) -> anyhow::Result<ByteStream> {
         Ok(self.open_blob(image, digest).await?)
     }
+
+    async fn blob_from(
+        &self,
+        image: &Reference,
+        digest: &str,
+        offset: u64,
+    ) -> anyhow::Result<Option<ByteStream>> {
+        let (stream, start) = self.open_blob_at(image, digest, offset).await?;
+        // A registry that ignored the range sent the whole blob; `None` drops that answer, and
+        // the copier reads the blob whole from the start.
+        Ok((start == offset).then_some(stream))
+    }
 }
 
 impl ImageSink for Arc<Registry> {

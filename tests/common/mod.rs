@@ -4,6 +4,7 @@
 pub mod helm;
 pub mod kube_api;
 pub mod registry;
+pub mod tools;
 
 use std::path::PathBuf;
 

@@ -35,7 +35,7 @@ pub fn require_tool(name: &str) -> PathBuf {
     });
     found.unwrap_or_else(|| {
         panic!(
-            "`{name}` is not installed; run scripts/install-test-deps (Debian: apt-get install docker-registry skopeo openssl apache2-utils)"
+            "`{name}` is not installed; run scripts/install-test-deps (Debian: apt-get install docker-registry skopeo podman containerd openssl apache2-utils)"
         )
     })
 }
