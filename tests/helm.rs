@@ -172,3 +172,41 @@ fn helm3_failure_shows_the_reason() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("\"Bad:1\" is not an image reference"), "{err}");
 }
+
+/// Helm 3 reads every `plugins/*/plugin.yaml` strictly and warns on each command about a Helm 4
+/// plugin ("unknown field apiVersion"); no one plugin.yaml satisfies both. The README's recipe
+/// gives Helm 4 its own `HELM_DATA_HOME` (plugins and starters only; repositories and logins
+/// stay shared). `HELM_PLUGINS` would not do: Helm 4.1's local installer ignores it
+/// (helm/helm#32646). This shows the warning in a shared home and none with the recipe.
+#[test]
+fn helm3_and_helm4_side_by_side_quietly() {
+    let shared = Helm::new(4);
+    shared.install_plugin();
+    let h3_shared = shared.beside(3, "data");
+    let out = h3_shared.template(&[], &[("AIRGAP_REGISTRY", MIRROR)]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("unknown field \"apiVersion\""),
+        "Helm 3 no longer warns on a Helm 4 plugin in its plugin directory; the README's recipe may be simplified: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let h4 = Helm::new(4).beside(4, "helm4-data");
+    h4.install_plugin();
+    assert!(
+        h4.data.join("plugins").read_dir().unwrap().count() == 1,
+        "the plugin went into Helm 4's own data home"
+    );
+    let h3 = h4.beside(3, "data");
+    for args in [&["plugin", "list"][..], &["version"][..]] {
+        let out = h3.cmd(args).output().unwrap();
+        assert_success(&out);
+        assert_eq!(String::from_utf8_lossy(&out.stderr), "", "helm3 {args:?}");
+    }
+    let three = h3.template(&[], &[("AIRGAP_REGISTRY", MIRROR)]);
+    assert_success(&three);
+    assert_eq!(String::from_utf8_lossy(&three.stderr), "", "Helm 3 is quiet");
+    assert_all_mirrored(&three, false);
+    let four = h4.template(&[], &[("AIRGAP_REGISTRY", MIRROR)]);
+    assert_success(&four);
+    assert_all_mirrored(&four, true);
+}

@@ -25,14 +25,31 @@ pub fn helm(version: u8) -> PathBuf {
 /// A Helm with its own empty homes, and our binary first on PATH.
 pub struct Helm {
     pub bin: PathBuf,
-    pub homes: tempfile::TempDir,
+    homes: std::sync::Arc<tempfile::TempDir>,
+    /// `HELM_DATA_HOME`, where `helm plugin install` writes and plugins are loaded from.
+    pub data: PathBuf,
 }
 
 impl Helm {
     pub fn new(version: u8) -> Helm {
+        let homes = std::sync::Arc::new(tempfile::tempdir().unwrap());
+        let data = homes.path().join("data");
+        Helm::with(version, homes, data)
+    }
+
+    /// Another Helm on the same machine: the same config and cache homes (repositories,
+    /// registry logins), and `HELM_DATA_HOME` set to `data` under them, as a user running both
+    /// versions side by side would.
+    pub fn beside(&self, version: u8, data: &str) -> Helm {
+        let data = self.homes.path().join(data);
+        Helm::with(version, self.homes.clone(), data)
+    }
+
+    fn with(version: u8, homes: std::sync::Arc<tempfile::TempDir>, data: PathBuf) -> Helm {
         let h = Helm {
             bin: helm(version),
-            homes: tempfile::tempdir().unwrap(),
+            homes,
+            data,
         };
         let out = h.cmd(&["version", "--short"]).output().unwrap();
         let want = if version == 3 { "v3.17.1" } else { "v4.1.4" };
@@ -57,7 +74,7 @@ impl Helm {
             .env("PATH", path)
             .env("HELM_CONFIG_HOME", self.homes.path().join("config"))
             .env("HELM_CACHE_HOME", self.homes.path().join("cache"))
-            .env("HELM_DATA_HOME", self.homes.path().join("data"))
+            .env("HELM_DATA_HOME", &self.data)
             .env_remove("HELM_PLUGINS")
             .env_remove("AIRGAP_REGISTRY")
             .env_remove("AIRGAP_CONFIG")
