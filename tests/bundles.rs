@@ -8,12 +8,12 @@ mod common;
 use std::io::{Read as _, Write as _};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::registry::{Bundle, TestRegistry, against, pod_manifests};
+use common::registry::{Bundle, TestRegistry, against, pod_manifests, push_from};
 use common::tools::{Containerd, Podman};
 use sha2::{Digest as _, Sha256};
 
@@ -45,26 +45,7 @@ fn skopeo(args: &[&str]) {
 
 /// (exit code, stdout, stderr) of `kubectl-airgap ARGS`.
 fn airgap(args: &[&str]) -> (i32, String, String) {
-    let out = common::airgap().args(args).output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn push_from(mirror: &TestRegistry, from: &Path, extra: &[&str]) -> (i32, String, String) {
-    let out = against("push", &mirror.host())
-        .arg("--from")
-        .arg(from)
-        .args(extra)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    common::outcome(common::airgap().args(args).output().unwrap())
 }
 
 /// The manifest digests an OCI layout's `index.json` lists (a directory or a tar of one).
@@ -416,20 +397,13 @@ impl CountingProxy {
 }
 
 fn save_child(proxy: &CountingProxy, manifests: &Path, out: &Path, logs: &Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_kubectl-airgap"))
+    common::airgap_child(logs)
         .args(["save", "--source-mirror"])
         .arg(format!("quay.io=http://{}", proxy.host()))
         .arg("-f")
         .arg(manifests)
         .arg("-o")
         .arg(out)
-        .env("DOCKER_CONFIG", "/nonexistent")
-        .env("XDG_CONFIG_HOME", "/nonexistent")
-        .env_remove("AIRGAP_REGISTRY")
-        .env_remove("AIRGAP_CONFIG")
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(logs.join("stdout")).unwrap())
-        .stderr(std::fs::File::create(logs.join("stderr")).unwrap())
         .spawn()
         .unwrap()
 }

@@ -8,7 +8,7 @@ mod common;
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus};
 use std::time::{Duration, Instant};
 
 use common::registry::{Bundle, TestRegistry, against, catalog, pod_manifests};
@@ -156,16 +156,9 @@ fn listing(dir: &Path) -> Vec<PathBuf> {
 /// The binary as a plain child process (the tests time, watch and signal it), the user's
 /// configuration kept out, TMPDIR set to `tmp`, output to files in `tmp`'s parent.
 fn airgap_child(args: &[&str], tmp: &Path, logs: &Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_kubectl-airgap"))
+    common::airgap_child(logs)
         .args(args)
         .env("TMPDIR", tmp)
-        .env("DOCKER_CONFIG", "/nonexistent")
-        .env("XDG_CONFIG_HOME", "/nonexistent")
-        .env_remove("AIRGAP_REGISTRY")
-        .env_remove("AIRGAP_CONFIG")
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(logs.join("stdout")).unwrap())
-        .stderr(std::fs::File::create(logs.join("stderr")).unwrap())
         .spawn()
         .unwrap()
 }

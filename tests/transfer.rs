@@ -45,20 +45,7 @@ fn in_mirror(mirror: &TestRegistry, source: &str) -> String {
 }
 
 fn push_from(mirror: &TestRegistry, from: &str) -> (i32, String, String) {
-    push_from_with(mirror, from, &[])
-}
-
-fn push_from_with(mirror: &TestRegistry, from: &str, extra: &[&str]) -> (i32, String, String) {
-    let out = against("push", &mirror.host())
-        .args(["--from", from])
-        .args(extra)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    common::registry::push_from(mirror, from, &[])
 }
 
 /// "blobs: U uploaded, M mounted, K already there" from a summary line.
@@ -295,7 +282,7 @@ fn push_docker_archives_from_a_directory_of_bzip2_files() {
     // The names the classic package's script gives (`docker tag` with the registry host
     // removed), from `--naming strip`; the post-renderer then points the chart at the same.
     let stripped = TestRegistry::plain();
-    let (code, stdout, stderr) = push_from_with(&stripped, &from, &["--naming", "strip"]);
+    let (code, stdout, stderr) = common::registry::push_from(&stripped, &from, &["--naming", "strip"]);
     assert_eq!(code, 0, "{stdout}{stderr}");
     let mut repos = catalog(&stripped.host());
     repos.sort();

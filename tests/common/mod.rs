@@ -32,16 +32,37 @@ pub fn airgap() -> assert_cmd::Command {
 
 /// Runs the binary with `args` and `stdin`: its exit code, stdout and stderr.
 pub fn run(args: &[&str], stdin: &str) -> (i32, String, String) {
-    let out = airgap()
-        .args(args)
-        .write_stdin(stdin.to_string())
-        .output()
-        .unwrap();
+    outcome(
+        airgap()
+            .args(args)
+            .write_stdin(stdin.to_string())
+            .output()
+            .unwrap(),
+    )
+}
+
+/// (exit code, stdout, stderr) of a finished command; -1 when a signal ended it.
+pub fn outcome(out: std::process::Output) -> (i32, String, String) {
     (
         out.status.code().unwrap_or(-1),
-        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// The binary as a plain child process (for tests that time, watch or kill it): the user's
+/// configuration kept out, stdin closed, stdout and stderr into `logs/stdout` and `logs/stderr`.
+/// The caller adds the arguments and spawns it.
+pub fn airgap_child(logs: &std::path::Path) -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_kubectl-airgap"));
+    c.env("DOCKER_CONFIG", "/nonexistent")
+        .env("XDG_CONFIG_HOME", "/nonexistent")
+        .env_remove("AIRGAP_REGISTRY")
+        .env_remove("AIRGAP_CONFIG")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(logs.join("stdout")).unwrap())
+        .stderr(std::fs::File::create(logs.join("stderr")).unwrap());
+    c
 }
 
 /// The stdout of a command that must have exited 0 (both streams shown when it did not).

@@ -26,6 +26,21 @@ pub fn against(command: &str, host: &str) -> assert_cmd::Command {
     c
 }
 
+/// `push --from FROM EXTRA...` into `mirror`: (exit code, stdout, stderr).
+pub fn push_from(
+    mirror: &TestRegistry,
+    from: impl AsRef<std::ffi::OsStr>,
+    extra: &[&str],
+) -> (i32, String, String) {
+    let out = against("push", &mirror.host())
+        .arg("--from")
+        .arg(from)
+        .args(extra)
+        .output()
+        .unwrap();
+    super::outcome(out)
+}
+
 /// A tool the tests need, or a failure that says how to get it.
 pub fn require_tool(name: &str) -> PathBuf {
     let found = std::env::var_os("PATH").and_then(|paths| {
