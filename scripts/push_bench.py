@@ -50,6 +50,13 @@ def make_bundle(layout):
     return blobs, total
 
 
+def timed(fn):
+    """Seconds `fn()` took."""
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
 def plain_upload(layout, blobs, port):
     """POST + one streamed PUT per blob, 16 at a time, keep-alive per worker thread."""
     def one(name):
@@ -85,11 +92,6 @@ def push_section():
         shutil.rmtree(d, ignore_errors=True)
         os.makedirs(d)
         return start_registry(d)
-
-    def timed(fn):
-        t = time.perf_counter()
-        fn()
-        return time.perf_counter() - t
 
     try:
         for _ in range(RUNS):

@@ -12,10 +12,10 @@ layout three ways, in one run:
 and then kubectl-airgap save again into the filled directory (the no-op rerun: every blob there is
 hashed before it is trusted, nothing is fetched).
 """
-import concurrent.futures, http.client, json, os, shutil, statistics, subprocess, tempfile, time
+import concurrent.futures, http.client, json, os, shutil, statistics, subprocess, tempfile
 
 from check_bench import start_registry
-from push_bench import IMAGES, BASE_MB, OWN_MB, make_bundle
+from push_bench import IMAGES, BASE_MB, OWN_MB, make_bundle, timed
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "target/release/kubectl-airgap")
@@ -68,11 +68,6 @@ def save_section():
     times = {"ours": [], "skopeo": [], "plain": [], "noop": []}
     proc, port, _ = start_registry(os.path.join(work, "registry"))
     host = f"127.0.0.1:{port}"
-
-    def timed(fn):
-        t = time.perf_counter()
-        fn()
-        return time.perf_counter() - t
 
     def fresh(name):
         d = os.path.join(work, name)
