@@ -66,6 +66,7 @@ def save_section():
     manifests = os.path.join(work, "pods.yaml")
     pods(manifests)
     times = {"ours": [], "skopeo": [], "plain": [], "noop": []}
+    os.makedirs(os.path.join(work, "registry"))
     proc, port, _ = start_registry(os.path.join(work, "registry"))
     host = f"127.0.0.1:{port}"
 

@@ -204,7 +204,11 @@ fn helm3_and_helm4_side_by_side_quietly() {
     }
     let three = h3.template(&[], &[("AIRGAP_REGISTRY", MIRROR)]);
     assert_success(&three);
-    assert_eq!(String::from_utf8_lossy(&three.stderr), "", "Helm 3 is quiet");
+    assert_eq!(
+        String::from_utf8_lossy(&three.stderr),
+        "",
+        "Helm 3 is quiet"
+    );
     assert_all_mirrored(&three, false);
     let four = h4.template(&[], &[("AIRGAP_REGISTRY", MIRROR)]);
     assert_success(&four);

@@ -282,7 +282,8 @@ fn push_docker_archives_from_a_directory_of_bzip2_files() {
     // The names the classic package's script gives (`docker tag` with the registry host
     // removed), from `--naming strip`; the post-renderer then points the chart at the same.
     let stripped = TestRegistry::plain();
-    let (code, stdout, stderr) = common::registry::push_from(&stripped, &from, &["--naming", "strip"]);
+    let (code, stdout, stderr) =
+        common::registry::push_from(&stripped, &from, &["--naming", "strip"]);
     assert_eq!(code, 0, "{stdout}{stderr}");
     let mut repos = catalog(&stripped.host());
     repos.sort();
