@@ -12,6 +12,7 @@ pub mod excerpt;
 pub mod lock;
 pub mod manifest;
 pub mod mirror;
+pub mod oci;
 pub mod reference;
 pub mod registry;
 pub mod transfer;

@@ -20,10 +20,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::reference::{DOCKER_HUB, ParseError, Reference};
-
-/// Host names under which Docker Hub answers; one registry, so one name in the mirror.
-const DOCKER_HUB_ALIASES: [&str; 3] = ["docker.io", "index.docker.io", "registry-1.docker.io"];
+use crate::oci::hub::{self, HUB as DOCKER_HUB};
+use crate::reference::{ParseError, Reference};
 
 /// How a source repository is named in the mirror.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
@@ -205,7 +203,7 @@ impl Override {
             Ok(_) => return Err("the source prefix may not hold a tag or digest".into()),
             Err(e) => return Err(e.message),
         }
-        let host = fold_docker_hub(host).to_ascii_lowercase();
+        let host = hub::canonical(host).to_ascii_lowercase();
         let source = if path.is_empty() {
             host
         } else {
@@ -325,21 +323,9 @@ impl Collisions {
     }
 }
 
-/// `docker.io` for any of Docker Hub's host names; other hosts unchanged.
-fn fold_docker_hub(host: &str) -> &str {
-    if DOCKER_HUB_ALIASES
-        .iter()
-        .any(|a| a.eq_ignore_ascii_case(host))
-    {
-        DOCKER_HUB
-    } else {
-        host
-    }
-}
-
 /// Host names are case-insensitive; the lowercase, alias-folded form is the registry's identity.
 fn canonical_host(domain: &str) -> String {
-    fold_docker_hub(domain).to_ascii_lowercase()
+    hub::canonical(domain).to_ascii_lowercase()
 }
 
 /// The path, with `library/` added for one-component names on a Docker Hub alias that the

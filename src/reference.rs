@@ -17,9 +17,10 @@ use regex::Regex;
 use crate::excerpt::Excerpt;
 
 /// The registry that a reference without a domain refers to.
-pub const DOCKER_HUB: &str = "docker.io";
-/// The name docker once used for Docker Hub; the grammar folds it into [`DOCKER_HUB`].
-const LEGACY_DOCKER_HUB: &str = "index.docker.io";
+pub const DOCKER_HUB: &str = crate::oci::hub::HUB;
+/// The name docker once used for Docker Hub; the grammar folds it into [`DOCKER_HUB`] (as
+/// docker's own grammar does; `registry-1.docker.io` it leaves as written).
+const LEGACY_DOCKER_HUB: &str = crate::oci::hub::ALIASES[1];
 /// Docker Hub's namespace for official images (`nginx` is `docker.io/library/nginx`).
 const OFFICIAL_REPO_PREFIX: &str = "library/";
 /// The grammar's limit on the path (the part after the domain).

@@ -447,3 +447,87 @@ fn one_host_failure_is_said_once_with_its_count() {
     assert_ne!(out.status.code(), Some(0), "{all}");
     once(&all, &format!("TLS with {tls_refused} failed:"), "save");
 }
+
+/// `registries:` entries are keyed as references write hosts, `docker.io`, while Docker Hub's
+/// API is at `registry-1.docker.io`; the entry used to be looked up under the API's name and
+/// never applied. What the client does is seen through a recording proxy on loopback
+/// (`HTTP_PROXY`/`HTTPS_PROXY`), so no request leaves the machine: with `insecure: true` the
+/// proxy is asked for `http://registry-1.docker.io/v2/` (plain HTTP), without it for a
+/// `CONNECT registry-1.docker.io:443` (TLS); a `caFile` that does not exist is named as
+/// docker.io's setting before any request. Short names, `docker.io/...` and
+/// `index.docker.io/...` alike.
+#[test]
+fn registries_keyed_docker_io_apply_to_docker_hub_images() {
+    let work = tempfile::tempdir().unwrap();
+    let config = work.path().join("config.yaml");
+    let images = [
+        "nginx:1.27",
+        "docker.io/library/busybox:1.36",
+        "index.docker.io/library/redis:7",
+    ];
+    for (i, image) in images.iter().enumerate() {
+        let dir = work.path().join(format!("m{i}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let m = manifests(&dir, &[image], None);
+        let save = |config_text: &str, proxy: &Recorder| {
+            std::fs::write(&config, config_text).unwrap();
+            let proxy_url = format!("http://127.0.0.1:{}", proxy.port);
+            let out = airgap()
+                .args(["save", "--config"])
+                .arg(&config)
+                .arg("-f")
+                .arg(&m)
+                .arg("-o")
+                .arg(dir.join("bundle"))
+                .env("HTTP_PROXY", &proxy_url)
+                .env("http_proxy", &proxy_url)
+                .env("HTTPS_PROXY", &proxy_url)
+                .env("https_proxy", &proxy_url)
+                .env_remove("NO_PROXY")
+                .env_remove("no_proxy")
+                .timeout(Duration::from_secs(60))
+                .output()
+                .unwrap();
+            assert_eq!(out.status.code(), Some(2), "{image}: {}", stderr(&out));
+            stderr(&out)
+        };
+
+        let plain = Recorder::start();
+        let err = save("registries:\n  docker.io:\n    insecure: true\n", &plain);
+        let seen = plain.text();
+        assert!(
+            seen.contains("GET http://registry-1.docker.io/v2/"),
+            "{image}: the insecure entry for docker.io was not used: {seen:?} {err}"
+        );
+        assert!(!seen.contains("CONNECT"), "{image}: {seen:?}");
+
+        let tls = Recorder::start();
+        save("{}\n", &tls);
+        let seen = tls.text();
+        assert!(
+            seen.contains("CONNECT registry-1.docker.io:443"),
+            "{image}: {seen:?}"
+        );
+        assert!(
+            !seen.contains("http://registry-1.docker.io"),
+            "{image}: {seen:?}"
+        );
+
+        let untouched = Recorder::start();
+        let err = save(
+            "registries:\n  docker.io:\n    caFile: /nonexistent/ca.pem\n",
+            &untouched,
+        );
+        assert!(
+            err.contains("settings for registry docker.io") && err.contains("/nonexistent/ca.pem"),
+            "{image}: {err}"
+        );
+        assert_eq!(
+            untouched
+                .connections
+                .load(std::sync::atomic::Ordering::SeqCst),
+            0,
+            "{image}"
+        );
+    }
+}

@@ -605,3 +605,81 @@ fn a_registry_behind_a_1_mib_body_limit_gets_chunked_uploads() {
         );
     }
 }
+
+/// A 413 turns into a chunked upload within the same upload: the blob is read from its source
+/// once. (Before, the copier's next attempt re-read the whole blob from the source, after a
+/// back-off, because a 413 only surfaced as an error.) The source registry sits behind a
+/// recording proxy, so every GET of the big layer is counted.
+#[test]
+fn a_413_becomes_a_chunked_upload_without_reading_the_source_again() {
+    let bundle = Bundle::new(&[("quay.io/org/chunky:v1", &[(210, 3_500_000), (211, 10_000)])]);
+    let (name, digest, _) = bundle.images[0].clone();
+    let upstream = TestRegistry::plain();
+    let (code, stdout, stderr) = common::registry::push_from(
+        &upstream,
+        bundle.dir.path().as_os_str(),
+        &["--naming", "strip"],
+    );
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let source = FaultProxy::start(upstream.port, Vec::new(), false);
+    let mirror = TestRegistry::plain();
+    let limit = FaultProxy::body_limit(mirror.port, 1 << 20);
+    let work = tempfile::tempdir().unwrap();
+    let m = common::registry::pod_manifests(work.path(), &[&name], None);
+    let host = format!("127.0.0.1:{}", limit.port);
+    let out = against("push", &host)
+        .args(["--from", "registry", "--source-mirror"])
+        .arg(format!("quay.io=http://127.0.0.1:{}", source.port))
+        .arg("-f")
+        .arg(&m)
+        .output()
+        .unwrap();
+    let stdout = common::stdout_of_success(&out);
+    assert!(stdout.contains("1 images: 1 copied"), "{stdout}");
+    // The 3.5 MB layer, as Bundle wrote it.
+    let layer = digest_of(&common::registry::sized_layer(210, 3_500_000));
+    assert!(bundle.blob_digests.contains(&layer));
+    assert!(
+        limit.count("PATCH ") >= 4,
+        "3.5 MB in 1 MiB chunks: {:?}",
+        limit.lines.lock().unwrap()
+    );
+    assert_eq!(
+        source.count(&format!("GET /v2/org/chunky/blobs/{layer}")),
+        1,
+        "the layer was read from its source once: {:?}",
+        source.lines.lock().unwrap()
+    );
+    assert_eq!(
+        skopeo_digest(&format!("{}/{name}", mirror.host())).as_ref(),
+        Some(&digest)
+    );
+}
+
+/// A registry that denies an upload (403 DENIED: no push rights) is asked once per blob: the
+/// copier used to retry a refusal as if it were a dropped connection, three times with a
+/// back-off, and say the same thing at the end.
+#[test]
+fn a_denied_upload_is_not_retried() {
+    let bundle = Bundle::new(&[("quay.io/org/denied:v1", &[(220, 30_000)])]);
+    let mirror = TestRegistry::plain();
+    let proxy = FaultProxy::deny_uploads(mirror.port);
+    let host = format!("127.0.0.1:{}", proxy.port);
+    let started = Instant::now();
+    let out = against("push", &host)
+        .args(["--from", bundle.dir.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    let (code, stdout, stderr) = common::outcome(out);
+    assert_eq!(code, 2, "{stdout}{stderr}");
+    assert!(stdout.contains("denied access"), "{stdout}\n{stderr}");
+    let uploads = proxy.count("/blobs/uploads/");
+    // Two blobs (a layer and the config), each asked once; retries made it six.
+    assert!(
+        (1..=2).contains(&uploads),
+        "{uploads} upload requests: {:?}",
+        proxy.lines.lock().unwrap()
+    );
+    assert!(started.elapsed() < Duration::from_secs(20));
+    assert!(catalog(&mirror.host()).is_empty());
+}

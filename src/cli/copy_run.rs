@@ -78,10 +78,7 @@ impl SourceMirrors {
                 crate::mirror::check_host_port(h)
                     .map_err(|why| anyhow::anyhow!("--source-mirror {v:?}: {why}"))?;
             }
-            let host = match host {
-                "index.docker.io" | "registry-1.docker.io" => "docker.io",
-                h => h,
-            };
+            let host = crate::oci::hub::canonical(host);
             out.insert(host.to_string(), (target.to_string(), insecure));
         }
         Ok(SourceMirrors(out))

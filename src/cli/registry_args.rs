@@ -48,7 +48,11 @@ impl RegistryArgs {
                 anyhow::anyhow!("config file: registries.{h:?}: {why}; write HOST[:PORT]")
             })?;
         }
-        let mut hosts = configured.clone();
+        // Keyed as references write hosts: a Docker Hub alias is `docker.io`.
+        let mut hosts: BTreeMap<String, HostOptions> = configured
+            .iter()
+            .map(|(h, o)| (crate::oci::hub::canonical(h).to_string(), o.clone()))
+            .collect();
         for h in &self.insecure {
             if h.contains('/') || h.is_empty() {
                 anyhow::bail!(
@@ -56,7 +60,10 @@ impl RegistryArgs {
                 );
             }
             check_host_port(h).map_err(|why| anyhow::anyhow!("--insecure-registry: {why}"))?;
-            hosts.entry(h.clone()).or_default().insecure = true;
+            hosts
+                .entry(crate::oci::hub::canonical(h).to_string())
+                .or_default()
+                .insecure = true;
         }
         let wants_tls = self.ca_file.is_some() || self.cert_file.is_some();
         let wants_login = self.login.username.is_some();

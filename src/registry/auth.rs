@@ -80,7 +80,7 @@ pub fn find_credential(
             origin: "--username/--password-stdin".to_string(),
         }));
     }
-    let server = credential_server(host);
+    let server = crate::oci::hub::credential_key(host);
     for file in credential_files() {
         let Ok(f) = std::fs::File::open(&file) else {
             continue;
@@ -109,14 +109,6 @@ pub fn find_credential(
         }
     }
     Ok(None)
-}
-
-/// The key Docker files use for a registry: Docker Hub keeps its historic v1 URL.
-fn credential_server(host: &str) -> &str {
-    match host {
-        "docker.io" | "index.docker.io" | "registry-1.docker.io" => "https://index.docker.io/v1/",
-        other => other,
-    }
 }
 
 fn credential_files() -> Vec<PathBuf> {

@@ -4,9 +4,14 @@
 //! accept; the body streams from the source, so a layer is never held in memory. A host that
 //! refuses a whole blob in one request (HTTP 413: a proxy's body limit, such as nginx's default
 //! `client_max_body_size 1m`) gets every later upload in chunks (`PATCH` with `Content-Range`,
-//! then `PUT ?digest=`), one chunk in memory at a time.
+//! then `PUT ?digest=`), one chunk in memory at a time. The blob refused is sent again in
+//! chunks at once, within the same upload: until a host has taken a blob of that size whole,
+//! what an upload sends is kept (up to [`REPLAY_LIMIT`]) so it can be sent again without
+//! reading the source twice.
 
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::task::Poll;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt as _};
@@ -21,6 +26,77 @@ pub type ByteStream =
 
 /// The chunk size after a 413: fits nginx's default 1 MiB body limit.
 const CHUNK: usize = 1 << 20;
+
+/// How much of a whole-blob upload is kept for sending again in chunks after a 413. A proxy
+/// answers 413 from the request's `Content-Length`, having read little of the body; one that
+/// reads more than this first makes the upload fail as [`RegistryError::Interrupted`], and the
+/// copier's next attempt goes in chunks.
+const REPLAY_LIMIT: usize = 8 << 20;
+
+/// What a whole-blob upload has sent so far, kept so that a 413 can become a chunked upload.
+struct Replay(Arc<Mutex<ReplayState>>);
+
+struct ReplayState {
+    /// The source, read up to where `sent` ends; `None` once taken back.
+    rest: Option<ByteStream>,
+    sent: Vec<Bytes>,
+    sent_len: usize,
+    /// More was sent than [`REPLAY_LIMIT`]: nothing is kept.
+    overflowed: bool,
+    finished: bool,
+}
+
+impl Replay {
+    /// `body`, recorded as it is read, and the handle that can take it back.
+    fn record(body: ByteStream) -> (Replay, ByteStream) {
+        let state = Arc::new(Mutex::new(ReplayState {
+            rest: Some(body),
+            sent: Vec::new(),
+            sent_len: 0,
+            overflowed: false,
+            finished: false,
+        }));
+        let reader = state.clone();
+        let stream = futures_util::stream::poll_fn(move |cx| {
+            let mut state = reader.lock().unwrap_or_else(|p| p.into_inner());
+            let state = &mut *state;
+            let Some(rest) = state.rest.as_mut() else {
+                return Poll::Ready(None);
+            };
+            let next = rest.as_mut().poll_next(cx);
+            match &next {
+                Poll::Ready(Some(Ok(bytes))) if !state.overflowed => {
+                    if state.sent_len + bytes.len() > REPLAY_LIMIT {
+                        state.overflowed = true;
+                        state.sent = Vec::new();
+                    } else {
+                        state.sent_len += bytes.len();
+                        state.sent.push(bytes.clone());
+                    }
+                }
+                Poll::Ready(None) => state.finished = true,
+                _ => {}
+            }
+            next
+        });
+        (Replay(state), Box::pin(stream))
+    }
+
+    /// The whole body again, from its first byte: what was sent, then the rest of the source.
+    /// `None` when more was sent than was kept.
+    fn rewind(self) -> Option<ByteStream> {
+        let mut state = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let rest = state.rest.take();
+        if state.overflowed {
+            return None;
+        }
+        let sent = futures_util::stream::iter(std::mem::take(&mut state.sent).into_iter().map(Ok));
+        Some(match (state.finished, rest) {
+            (false, Some(rest)) => Box::pin(sent.chain(rest)),
+            _ => Box::pin(sent),
+        })
+    }
+}
 
 fn push_scope(image: &Reference) -> String {
     format!("repository:{}:pull,push", image.path())
@@ -200,6 +276,14 @@ impl Registry {
         if host.chunked.load(Ordering::Relaxed) {
             return self.upload_chunks(&host, &scope, url, digest, body).await;
         }
+        // Kept only until the host has taken a blob this large whole: body limits go by size.
+        let (replay, body) = match size > host.largest_whole.load(Ordering::Relaxed) {
+            true => {
+                let (replay, body) = Replay::record(body);
+                (Some(replay), body)
+            }
+            false => (None, body),
+        };
         url.query_pairs_mut().append_pair("digest", digest);
         let url = url.to_string();
         let put = Call {
@@ -213,13 +297,26 @@ impl Registry {
         };
         let f = self.exchange(&host, &scope, put).await?;
         match f.status.as_u16() {
-            201 | 204 => Ok(()),
+            201 | 204 => {
+                host.largest_whole.fetch_max(size, Ordering::Relaxed);
+                Ok(())
+            }
             413 => {
                 host.chunked.store(true, Ordering::Relaxed);
-                Err(RegistryError::Protocol {
-                    host: host.name.clone(),
-                    what: "refused a whole blob in one request (HTTP 413); later uploads go in 1 MiB chunks".into(),
-                })
+                match replay.and_then(Replay::rewind) {
+                    Some(body) => {
+                        // The refused session may hold part of the body: a new one starts clean.
+                        let url = self.start_upload(&host, &scope, image).await?;
+                        self.upload_chunks(&host, &scope, url, digest, body).await
+                    }
+                    None => Err(RegistryError::Interrupted {
+                        host: host.name.clone(),
+                        what: format!(
+                            "refused a whole blob in one request (HTTP 413) after reading more than {} MiB of it; it and later uploads go in 1 MiB chunks",
+                            REPLAY_LIMIT >> 20
+                        ),
+                    }),
+                }
             }
             _ => Err(unexpected(&host, "blob upload", &f)),
         }

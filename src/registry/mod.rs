@@ -27,6 +27,7 @@ use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 use tokio::sync::Semaphore;
 
+use crate::oci::hub;
 use crate::reference::Reference;
 use auth::{Challenge, Credential, FoundCredential, Login, Secret, TokenResponse};
 use retry::{RetryPolicy, is_retryable_status, parse_retry_after};
@@ -78,6 +79,20 @@ pub struct RegistryOptions {
     pub request_timeout: Option<Duration>,
 }
 
+impl RegistryOptions {
+    /// The settings for the registry at `host`, however it is named: the config file and the
+    /// flags key hosts as references write them (`docker.io`), requests go to where the API is
+    /// (`registry-1.docker.io`). An exact key wins over an alias.
+    fn settings_for(&self, host: &str) -> Option<&HostOptions> {
+        self.hosts.get(host).or_else(|| {
+            self.hosts
+                .iter()
+                .find(|(k, _)| hub::same_registry(k, host))
+                .map(|(_, o)| o)
+        })
+    }
+}
+
 impl Default for RegistryOptions {
     fn default() -> Self {
         RegistryOptions {
@@ -102,10 +117,12 @@ pub const DEFAULT_CONCURRENCY: u16 = 16;
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum RegistryError {
     #[error(
-        "cannot reach {host} ({cause}) after {attempts} attempts; check that the registry is running at that address and port{hint}"
+        "cannot reach {host} over {scheme} ({cause}) after {attempts} attempts; check that the registry is running at that address and port{hint}"
     )]
     Unreachable {
         host: String,
+        /// `HTTPS` or `plain HTTP`: which one was tried is half the diagnosis.
+        scheme: &'static str,
         cause: String,
         attempts: u32,
         hint: &'static str,
@@ -161,6 +178,10 @@ pub enum RegistryError {
         what: String,
         after: String,
     },
+    /// A body streamed from its source was cut (the registry failed, dropped the connection or
+    /// refused its size) and cannot be sent again from here: its owner reads the source again.
+    #[error("{host}: {what}")]
+    Interrupted { host: String, what: String },
     #[error("{host}: {what}")]
     Protocol { host: String, what: String },
     #[error("credentials for {host}: {why}")]
@@ -170,6 +191,20 @@ pub enum RegistryError {
 }
 
 impl RegistryError {
+    /// Whether the same operation tried again may succeed: the registry was unreachable,
+    /// failing or rate-limiting, or a streamed body was cut. A refusal (denied, credentials,
+    /// TLS, settings, a plain-HTTP token service) or an answer that breaks the protocol is
+    /// given again to every attempt, so callers fail at once instead of waiting out retries.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            RegistryError::Unreachable { .. }
+                | RegistryError::Server { .. }
+                | RegistryError::RateLimited { .. }
+                | RegistryError::Interrupted { .. }
+        )
+    }
+
     /// A few words naming the failure, when it is the host's rather than one image's (the
     /// host is unreachable, refuses TLS or credentials, hangs, fails): a report lists each
     /// such failure once, with the images it affects, and names it in a line per image by
@@ -191,7 +226,9 @@ impl RegistryError {
                 format!("credentials for {host} could not be read")
             }
             RegistryError::Settings { host, .. } => format!("settings for registry {host}"),
-            RegistryError::Denied { .. } | RegistryError::Protocol { .. } => return None,
+            RegistryError::Denied { .. }
+            | RegistryError::Interrupted { .. }
+            | RegistryError::Protocol { .. } => return None,
         })
     }
 }
@@ -326,6 +363,8 @@ struct Host {
     has_identity: bool,
     /// Set once the host refused a whole blob in one request (HTTP 413): uploads go in chunks.
     chunked: std::sync::atomic::AtomicBool,
+    /// The largest blob the host took whole: smaller ones need not be kept for a chunked retry.
+    largest_whole: std::sync::atomic::AtomicU64,
     /// Set once a request to it was announced as waiting ([`NOTICE_AFTER`]).
     announced_wait: std::sync::atomic::AtomicBool,
 }
@@ -357,7 +396,7 @@ impl Registry {
         if let Some(h) = hosts.get(name) {
             return Ok(h.clone());
         }
-        let settings = self.options.hosts.get(name).cloned().unwrap_or_default();
+        let settings = self.options.settings_for(name).cloned().unwrap_or_default();
         let host = Arc::new(Host::new(name, &settings, &self.options)?);
         hosts.insert(name.to_string(), host.clone());
         Ok(host)
@@ -624,12 +663,11 @@ impl Registry {
                     Some(CallBody::Bytes(b)) => req = req.body(activity.bytes_body(b.clone())),
                     Some(CallBody::Once(once)) => match once.take() {
                         Some(b) => req = req.body(activity.body(b)),
+                        // Only a caller's mistake gets here: a spent body returns below.
                         None => {
                             return Err(RegistryError::Protocol {
                                 host: host.name.clone(),
-                                what: format!(
-                                    "{method} {path} needed a second attempt, but its streamed body was already sent"
-                                ),
+                                what: format!("{method} {path} was given a spent body"),
                             });
                         }
                     },
@@ -716,6 +754,7 @@ impl Registry {
                     }
                     let error = RegistryError::Unreachable {
                         host: host.name.clone(),
+                        scheme: host.scheme(),
                         cause: if e.is_body() || e.is_decode() {
                             format!("connection dropped mid-response: {cause}")
                         } else {
@@ -736,6 +775,15 @@ impl Registry {
             if attempt >= policy.attempts {
                 let _ = host.down.set(failure.clone());
                 return Err(host.down.get().cloned().unwrap_or(failure));
+            }
+            // A streamed body went with the failed attempt and cannot be sent again from here:
+            // the caller, who can read its source again, decides (the host is not latched
+            // down, since the cut may have been the source's).
+            if let Some(CallBody::Once(None)) = &body {
+                return Err(RegistryError::Interrupted {
+                    host: host.name.clone(),
+                    what: format!("{} was cut: {failure}", request_what(&method, path)),
+                });
             }
             attempt += 1;
             tokio::time::sleep(policy.delay(attempt, retry_after)).await;
@@ -852,6 +900,11 @@ impl Registry {
             Err(Transport::Http(e)) => {
                 return Err(RegistryError::Unreachable {
                     host: format!("{} (token service {realm})", host.name),
+                    scheme: if realm.starts_with("http:") {
+                        "plain HTTP"
+                    } else {
+                        "HTTPS"
+                    },
                     cause: error_chain(&e.without_url()),
                     attempts: 1,
                     hint: "",
@@ -1065,13 +1118,22 @@ impl Registry {
 }
 
 impl Host {
+    /// How requests to it travel, in words for messages.
+    fn scheme(&self) -> &'static str {
+        if self.base.starts_with("http:") {
+            "plain HTTP"
+        } else {
+            "HTTPS"
+        }
+    }
+
     fn new(
         name: &str,
         settings: &HostOptions,
         options: &RegistryOptions,
     ) -> Result<Host, RegistryError> {
         let bad = |why: String| RegistryError::Settings {
-            host: name.to_string(),
+            host: hub::canonical(name).to_string(),
             why,
         };
         let read = |what: &str, p: &PathBuf| {
@@ -1139,6 +1201,7 @@ impl Host {
             down: OnceLock::new(),
             has_identity: settings.cert_file.is_some(),
             chunked: std::sync::atomic::AtomicBool::new(false),
+            largest_whole: std::sync::atomic::AtomicU64::new(0),
             announced_wait: std::sync::atomic::AtomicBool::new(false),
         })
     }
@@ -1234,12 +1297,9 @@ fn hostname(name: &str) -> &str {
     }
 }
 
-/// Docker Hub's API lives at another host than its name.
+/// Where the registry API of a reference's domain lives ([`hub::api_host`]).
 fn endpoint_host(domain: &str) -> &str {
-    match domain {
-        "docker.io" | "index.docker.io" => "registry-1.docker.io",
-        d => d,
-    }
+    hub::api_host(domain)
 }
 
 fn manifest_path(image: &Reference) -> String {
@@ -1366,6 +1426,47 @@ fn is_rustls(e: &(dyn std::error::Error + 'static)) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Settings keyed `docker.io` (as references and the config file write it) are found for
+    /// requests, which go to `registry-1.docker.io`, for every way a reference names Docker Hub.
+    #[test]
+    fn docker_hub_settings_are_found_under_any_of_its_names() {
+        let mut options = RegistryOptions::default();
+        options.hosts.insert(
+            "docker.io".into(),
+            HostOptions {
+                insecure: true,
+                ..HostOptions::default()
+            },
+        );
+        options
+            .hosts
+            .insert("quay.io".into(), HostOptions::default());
+        for written in [
+            "nginx:1",
+            "docker.io/library/nginx:1",
+            "index.docker.io/x/y:1",
+        ] {
+            let r = Reference::parse(written).unwrap();
+            let api = endpoint_host(r.domain());
+            assert_eq!(api, "registry-1.docker.io", "{written}");
+            assert!(
+                options.settings_for(api).is_some_and(|o| o.insecure),
+                "{written}"
+            );
+        }
+        assert!(options.settings_for("quay.io").is_some_and(|o| !o.insecure));
+        assert!(options.settings_for("ghcr.io").is_none());
+        // An exact key wins over an alias.
+        options
+            .hosts
+            .insert("registry-1.docker.io".into(), HostOptions::default());
+        assert!(
+            options
+                .settings_for("registry-1.docker.io")
+                .is_some_and(|o| !o.insecure)
+        );
+    }
 
     #[test]
     fn timeouts_read_as_written() {

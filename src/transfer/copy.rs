@@ -18,6 +18,7 @@ use tokio::sync::Semaphore;
 use super::verify::verified;
 use super::{ImageSink, ImageSource, RawManifest};
 use crate::reference::Reference;
+use crate::registry::RegistryError;
 use crate::registry::exists::Platform;
 
 /// Attempts per blob: a dropped connection mid-layer costs that layer, not the run.
@@ -423,6 +424,8 @@ impl<S: ImageSource, D: ImageSink> Copier<S, D> {
                         verdict.get().map(String::as_str).unwrap_or_default()
                     )
                 }
+                // A refusal (denied, credentials) is given again to every attempt.
+                Err(e) if !worth_retrying(&e) => return Err(e.context(format!("copying {what}"))),
                 Err(e) if attempt >= BLOB_ATTEMPTS => {
                     return Err(e.context(format!("copying {what} ({attempt} attempts)")));
                 }
@@ -442,6 +445,13 @@ impl<S: ImageSource, D: ImageSink> Copier<S, D> {
         }
         Ok(())
     }
+}
+
+/// Whether another attempt at a blob may succeed: the registry's own verdict when it gave one
+/// ([`RegistryError::is_transient`]); a read or write error of a local end may pass.
+fn worth_retrying(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<RegistryError>()
+        .is_none_or(RegistryError::is_transient)
 }
 
 fn by_digest(image: &Reference, digest: &str) -> anyhow::Result<Reference> {

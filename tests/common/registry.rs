@@ -655,41 +655,78 @@ pub enum Fault {
 pub struct FaultProxy {
     pub port: u16,
     pub requests: Arc<AtomicUsize>,
+    /// Every request line seen (`GET /v2/... HTTP/1.1`), in order.
+    pub lines: Arc<Mutex<Vec<String>>>,
+}
+
+/// What a [`FaultProxy`] does besides its script.
+#[derive(Clone, Default)]
+struct Rules {
+    always: bool,
+    /// Answers 413 to a request body over this many bytes.
+    max_body: Option<u64>,
+    /// Answers 403 DENIED to every upload it is asked to start.
+    deny_uploads: bool,
 }
 
 impl FaultProxy {
     /// `always`: repeat the last fault forever instead of recovering.
     pub fn start(upstream: u16, script: Vec<Fault>, always: bool) -> FaultProxy {
-        Self::start_limited(upstream, script, always, None)
+        let rules = Rules {
+            always,
+            ..Rules::default()
+        };
+        Self::start_with(upstream, script, rules)
     }
 
     /// A proxy that forwards everything but answers 413 to a request body over `max` bytes,
     /// as nginx does with its default `client_max_body_size 1m`.
     pub fn body_limit(upstream: u16, max: u64) -> FaultProxy {
-        Self::start_limited(upstream, Vec::new(), false, Some(max))
+        let rules = Rules {
+            max_body: Some(max),
+            ..Rules::default()
+        };
+        Self::start_with(upstream, Vec::new(), rules)
     }
 
-    fn start_limited(
-        upstream: u16,
-        script: Vec<Fault>,
-        always: bool,
-        max_body: Option<u64>,
-    ) -> FaultProxy {
+    /// A proxy that forwards reads but denies every upload (`POST .../blobs/uploads/`) with
+    /// 403 and an OCI `DENIED` error, as a registry does to a robot account without push rights.
+    pub fn deny_uploads(upstream: u16) -> FaultProxy {
+        let rules = Rules {
+            deny_uploads: true,
+            ..Rules::default()
+        };
+        Self::start_with(upstream, Vec::new(), rules)
+    }
+
+    /// How many request lines seen so far contain `needle`.
+    pub fn count(&self, needle: &str) -> usize {
+        let lines = self.lines.lock().unwrap();
+        lines.iter().filter(|l| l.contains(needle)).count()
+    }
+
+    fn start_with(upstream: u16, script: Vec<Fault>, rules: Rules) -> FaultProxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let requests = Arc::new(AtomicUsize::new(0));
-        let counter = requests.clone();
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let (counter, seen) = (requests.clone(), lines.clone());
         let script = Arc::new(Mutex::new(script));
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { break };
-                let (counter, script) = (counter.clone(), script.clone());
+                let (counter, seen, script) = (counter.clone(), seen.clone(), script.clone());
+                let rules = rules.clone();
                 std::thread::spawn(move || {
-                    proxy_connection(stream, upstream, &counter, &script, always, max_body)
+                    proxy_connection(stream, upstream, &counter, &seen, &script, &rules)
                 });
             }
         });
-        FaultProxy { port, requests }
+        FaultProxy {
+            port,
+            requests,
+            lines,
+        }
     }
 }
 
@@ -697,10 +734,11 @@ fn proxy_connection(
     stream: TcpStream,
     upstream: u16,
     counter: &AtomicUsize,
+    seen: &Mutex<Vec<String>>,
     script: &Mutex<Vec<Fault>>,
-    always: bool,
-    max_body: Option<u64>,
+    rules: &Rules,
 ) {
+    let (always, max_body) = (rules.always, rules.max_body);
     let mut writer = stream.try_clone().unwrap();
     let mut reader = BufReader::new(stream);
     // One request per connection: every answer closes it, so each request meets the script.
@@ -708,6 +746,19 @@ fn proxy_connection(
         return;
     };
     counter.fetch_add(1, Ordering::SeqCst);
+    seen.lock().unwrap().push(request_line.clone());
+    if rules.deny_uploads
+        && request_line.starts_with("POST ")
+        && request_line.contains("/blobs/uploads/")
+    {
+        let body = r#"{"errors":[{"code":"DENIED","message":"requested access to the resource is denied"}]}"#;
+        let _ = write!(
+            writer,
+            "HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        return;
+    }
     let fault = {
         let mut s = script.lock().unwrap();
         match s.len() {
