@@ -3,6 +3,7 @@
 //! The library holds everything; `main.rs` only parses the command line and maps errors to exit
 //! codes, so that tests, benchmarks and fuzz targets drive the same code users run.
 
+mod check;
 mod cleanup;
 pub mod cli;
 pub mod cluster;

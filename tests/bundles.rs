@@ -1,7 +1,8 @@
 //! Bundles every tool reads and writes: what podman, containerd's `ctr` and skopeo write is
 //! pushed with every digest kept; what `save` writes is read by skopeo and `ctr` by each image's
 //! full name; a `save` killed half-way through a 200 MB layer continues where it stopped, adds
-//! to an earlier bundle, and leaves no bundle when an image fails.
+//! to an earlier bundle, and leaves no bundle when an image fails; `check --bundle` answers for
+//! what `save` and skopeo wrote, and refuses a damaged bundle naming it.
 
 mod common;
 
@@ -560,4 +561,355 @@ fn save_continues_a_killed_run_adds_to_a_bundle_and_leaves_none_when_an_image_fa
     assert!(!dir.join("index.json").exists() && !dir.join("images.lock.yaml").exists());
     let (code, _, stderr) = push_from(&up, &dir, &[]);
     assert_ne!(code, 0, "an unfinished bundle is not pushed: {stderr}");
+}
+
+/// `check --bundle BUNDLE ARGS`: (exit code, stdout, stderr).
+fn check_bundle(bundle: &Path, args: &[&str]) -> (i32, String, String) {
+    common::outcome(
+        common::airgap()
+            .args(["check", "--bundle"])
+            .arg(bundle)
+            .args(args)
+            .output()
+            .unwrap(),
+    )
+}
+
+/// Manifests of a Pod using `images`, in a directory of their own under `dir`.
+fn manifests_in(dir: &Path, name: &str, images: &[&str]) -> String {
+    let at = dir.join(name);
+    std::fs::create_dir_all(&at).unwrap();
+    pod_manifests(&at, images, None)
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
+/// `save` of `images` from `up` (standing in for quay.io) into `out`.
+fn save(up: &TestRegistry, manifests: &str, out: &Path) {
+    let (code, stdout, stderr) = airgap(&[
+        "save",
+        "--source-mirror",
+        &format!("quay.io=http://{}", up.host()),
+        "-f",
+        manifests,
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "save -o {}: {stdout}{stderr}", out.display());
+}
+
+/// (source, status, detail) of each image of a `check -o json` report.
+fn check_rows(stdout: &str) -> Vec<(String, String, String)> {
+    let report: serde_json::Value =
+        serde_json::from_str(stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"));
+    report["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["source"].as_str().unwrap().to_string(),
+                i["status"].as_str().unwrap().to_string(),
+                i["detail"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn check_bundle_says_whether_a_saved_bundle_holds_what_manifests_and_locks_need() {
+    let bundle = Bundle::new(&[
+        ("quay.io/x/a:v1", &[(401, 20_000)]),
+        ("quay.io/y/b:v1", &[(402, 30_000), (403, 5_000)]),
+    ]);
+    let (up, _) = upstream(&bundle);
+    let work = tempfile::tempdir().unwrap();
+    let both = manifests_in(work.path(), "both", &["quay.io/x/a:v1", "quay.io/y/b:v1"]);
+    let dir = work.path().join("bundle");
+    let tar = work.path().join("bundle.tar");
+    let tgz = work.path().join("bundle.tar.gz");
+    for out in [&dir, &tar, &tgz] {
+        save(&up, &both, out);
+    }
+    drop(up);
+    let (a_digest, b_digest) = (&bundle.images[0].1, &bundle.images[1].1);
+
+    // Every image there: exit 0, from a directory, a plain tar and a compressed one, with the
+    // digests the upstream images have.
+    for b in [&dir, &tar, &tgz] {
+        let (code, stdout, stderr) = check_bundle(b, &["-o", "json", "-f", &both]);
+        assert_eq!(code, 0, "{}: {stdout}{stderr}", b.display());
+        let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        assert_eq!(report["summary"]["present"], 2, "{report}");
+        assert_eq!(report["images"][0]["digest"], a_digest.as_str(), "{report}");
+        assert_eq!(report["images"][1]["digest"], b_digest.as_str(), "{report}");
+        assert_eq!(report["bundle"], b.to_str().unwrap());
+        assert!(report["images"][0].get("mirror").is_none(), "{report}");
+    }
+
+    // One image the bundle lacks: exit 1, and the table names it (and only it) as missing.
+    let three = manifests_in(
+        work.path(),
+        "three",
+        &["quay.io/x/a:v1", "quay.io/y/b:v1", "quay.io/z/c:v1"],
+    );
+    for b in [&dir, &tar] {
+        let (code, stdout, stderr) = check_bundle(b, &["-f", &three]);
+        assert_eq!(code, 1, "{}: {stdout}{stderr}", b.display());
+        let missing: Vec<&str> = stdout
+            .lines()
+            .filter(|l| l.starts_with("missing"))
+            .collect();
+        assert_eq!(missing.len(), 1, "{stdout}");
+        assert!(missing[0].contains("quay.io/z/c:v1"), "{stdout}");
+        assert!(
+            stdout.contains("3 images in bundle") && stdout.contains("2 present, 1 missing"),
+            "{stdout}"
+        );
+    }
+
+    // Another tag of a repository it holds: missing, saying what it holds instead.
+    let other_tag = manifests_in(work.path(), "other-tag", &["quay.io/x/a:v2"]);
+    let (code, stdout, _) = check_bundle(&dir, &["-o", "json", "-f", &other_tag]);
+    assert_eq!(code, 1);
+    let rows = check_rows(&stdout);
+    assert_eq!(rows[0].1, "missing");
+    assert!(rows[0].2.contains("quay.io/x/a:v1"), "{rows:?}");
+
+    // By digest: the digest the bundle holds is present; any other is missing.
+    let by_digest = format!("quay.io/x/a@{a_digest}");
+    let wrong = format!("quay.io/x/a@sha256:{}", "0".repeat(64));
+    let digests = manifests_in(work.path(), "digests", &[&by_digest, &wrong]);
+    let (code, stdout, _) = check_bundle(&tar, &["-o", "json", "-f", &digests]);
+    assert_eq!(code, 1, "{stdout}");
+    let rows = check_rows(&stdout);
+    assert!(
+        rows.iter()
+            .any(|(s, st, _)| *s == by_digest && st == "present"),
+        "{rows:?}"
+    );
+    assert!(
+        rows.iter().any(|(s, st, _)| *s == wrong && st == "missing"),
+        "{rows:?}"
+    );
+
+    // The lock save wrote matches; a lock whose digest differs is a mismatch naming the image
+    // and both digests.
+    let (code, stdout, stderr) = check_bundle(
+        &dir,
+        &["--lock", dir.join("images.lock.yaml").to_str().unwrap()],
+    );
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.contains("2 present"), "{stdout}");
+    let moved = format!("sha256:{}", "1".repeat(64));
+    let lock = work.path().join("moved.lock.yaml");
+    std::fs::write(
+        &lock,
+        format!(
+            "apiVersion: kubectl-airgap/v1\nkind: ImageLock\nimages:\n- source: quay.io/x/a:v1\n  digest: {a_digest}\n- source: quay.io/y/b:v1\n  digest: {moved}\n"
+        ),
+    )
+    .unwrap();
+    for b in [&dir, &tgz] {
+        let (code, stdout, _) = check_bundle(b, &["--lock", lock.to_str().unwrap()]);
+        assert_eq!(code, 1, "{stdout}");
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with("mismatch"))
+            .unwrap_or_else(|| panic!("no mismatch: {stdout}"));
+        assert!(
+            line.contains("quay.io/y/b:v1") && line.contains(&moved) && line.contains(b_digest),
+            "{line}"
+        );
+        assert!(
+            stdout.contains("1 present, 0 missing, 1 mismatched"),
+            "{stdout}"
+        );
+    }
+
+    // Platforms: the images are linux/amd64 only.
+    let (code, stdout, _) = check_bundle(&dir, &["--platform", "linux/amd64", "-f", &both]);
+    assert_eq!(code, 0, "{stdout}");
+    let (code, stdout, _) = check_bundle(&tar, &["--platform", "linux/arm64", "-f", &both]);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(
+        stdout.contains("no linux/arm64 (the bundle's image has linux/amd64)"),
+        "{stdout}"
+    );
+
+    // --bundle replaces the mirror: not with --registry or --cluster.
+    let (code, _, stderr) = check_bundle(&dir, &["--registry", "r.local:5000", "-f", &both]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("--bundle") && stderr.contains("--registry"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = check_bundle(&dir, &["--cluster", "-f", &both]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("--cluster"), "{stderr}");
+}
+
+#[test]
+fn check_bundle_refuses_a_bundle_it_cannot_read_naming_it() {
+    let bundle = Bundle::new(&[("quay.io/x/a:v1", &[(411, 20_000)])]);
+    let (up, _) = upstream(&bundle);
+    let work = tempfile::tempdir().unwrap();
+    let m = manifests_in(work.path(), "m", &["quay.io/x/a:v1"]);
+    let good = work.path().join("good");
+    save(&up, &m, &good);
+    drop(up);
+    let (code, stdout, stderr) = check_bundle(&good, &["-f", &m]);
+    assert_eq!(code, 0, "the undamaged bundle: {stdout}{stderr}");
+    let copy = |name: &str| {
+        let to = work.path().join(name);
+        assert!(
+            Command::new("cp")
+                .arg("-r")
+                .arg(&good)
+                .arg(&to)
+                .status()
+                .unwrap()
+                .success()
+        );
+        to
+    };
+    let expect_2 = |b: &Path, says: &[&str]| {
+        let (code, stdout, stderr) = check_bundle(b, &["-f", &m]);
+        assert_eq!(code, 2, "{}: {stdout}{stderr}", b.display());
+        assert!(
+            stderr.contains(b.to_str().unwrap()),
+            "names the bundle: {stderr}"
+        );
+        for s in says {
+            assert!(stderr.contains(s), "says {s:?}: {stderr}");
+        }
+    };
+
+    // No such path; a directory that is no layout.
+    expect_2(&work.path().join("nowhere"), &["no such file"]);
+    let empty = work.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    expect_2(&empty, &["not an OCI image layout"]);
+
+    // index.json that does not parse.
+    let corrupt = copy("corrupt-index");
+    std::fs::write(corrupt.join("index.json"), "{\"manifests\": [").unwrap();
+    expect_2(&corrupt, &["index.json", "not a valid OCI index"]);
+
+    // A layer the image's manifest names is gone; then one cut short.
+    let config = &bundle.images[0].2;
+    let layer = bundle
+        .blob_digests
+        .iter()
+        .find(|d| *d != config)
+        .unwrap()
+        .clone();
+    let blob = |dir: &Path| {
+        dir.join("blobs/sha256")
+            .join(layer.strip_prefix("sha256:").unwrap())
+    };
+    let lacking = copy("lacking-layer");
+    std::fs::remove_file(blob(&lacking)).unwrap();
+    expect_2(&lacking, &[&format!("lacks blob {layer}"), "save it again"]);
+    let cut = copy("cut-layer");
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(blob(&cut))
+        .unwrap();
+    f.set_len(100).unwrap();
+    expect_2(&cut, &[&format!("blob {layer} is 100 bytes")]);
+
+    // The manifest the index names is gone.
+    let no_manifest = copy("no-manifest");
+    let manifest = &bundle.images[0].1;
+    std::fs::remove_file(
+        no_manifest
+            .join("blobs/sha256")
+            .join(manifest.strip_prefix("sha256:").unwrap()),
+    )
+    .unwrap();
+    expect_2(&no_manifest, &["index.json lists quay.io/x/a:v1", manifest]);
+
+    // A tar cut short.
+    let tar = work.path().join("bundle.tar");
+    let out = Command::new("tar")
+        .arg("-cf")
+        .arg(&tar)
+        .arg("-C")
+        .arg(&good)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(out.success());
+    let (code, stdout, stderr) = check_bundle(&tar, &["-f", &m]);
+    assert_eq!(code, 0, "the whole tar: {stdout}{stderr}");
+    let len = std::fs::metadata(&tar).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&tar)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
+    expect_2(&tar, &["cut short"]);
+}
+
+#[test]
+fn check_bundle_reads_what_skopeo_wrote() {
+    let bundle = Bundle::new(&[
+        ("quay.io/x/a:v1", &[(421, 20_000)]),
+        ("quay.io/y/b:v1", &[(422, 10_000)]),
+    ]);
+    let (up, names) = upstream(&bundle);
+    let work = tempfile::tempdir().unwrap();
+
+    // Full references in ref.name (`skopeo copy ... oci:DIR:REF`): found by those names.
+    let full = work.path().join("full");
+    for (upstream, name) in [
+        (&names[0], "quay.io/x/a:full"),
+        (&names[1], "quay.io/y/b:full"),
+    ] {
+        skopeo(&[
+            "copy",
+            "--quiet",
+            "--src-tls-verify=false",
+            &format!("docker://{upstream}"),
+            &format!("oci:{}:{name}", full.display()),
+        ]);
+    }
+    let m = manifests_in(
+        work.path(),
+        "full",
+        &["quay.io/x/a:full", "quay.io/y/b:full"],
+    );
+    let (code, stdout, stderr) = check_bundle(&full, &["-o", "json", "-f", &m]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let digests = index_digests(&full);
+    assert_eq!(report["images"][0]["digest"], digests[0].as_str());
+    assert_eq!(report["images"][1]["digest"], digests[1].as_str());
+    let m = manifests_in(work.path(), "v1", &["quay.io/x/a:v1"]);
+    let (code, stdout, _) = check_bundle(&full, &["-o", "json", "-f", &m]);
+    assert_eq!(code, 1, "{stdout}");
+    let rows = check_rows(&stdout);
+    assert_eq!(rows[0].1, "missing", "{rows:?}");
+    assert!(rows[0].2.contains("quay.io/x/a:full"), "{rows:?}");
+
+    // By tag only: nothing can match it, and stderr says so instead of a silent "missing".
+    let tagged = work.path().join("tagged");
+    skopeo(&[
+        "copy",
+        "--quiet",
+        "--src-tls-verify=false",
+        &format!("docker://{}", names[0]),
+        &format!("oci:{}:v1", tagged.display()),
+    ]);
+    drop(up);
+    let (code, stdout, stderr) = check_bundle(&tagged, &["-f", &m]);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert!(stdout.starts_with("STATUS"), "{stdout}");
+    assert!(
+        stderr.contains("by tag only (v1)") && stderr.contains("--name"),
+        "{stderr}"
+    );
 }

@@ -3,6 +3,10 @@
 //! One exact answer before anything reaches the cluster, instead of ImagePullBackOff one Pod
 //! at a time. Exit codes follow `kubectl diff`: 0 all present, 1 some missing or mismatched,
 //! 2 the answer is incomplete (a registry unreachable, credentials refused, bad input).
+//!
+//! `--bundle PATH` asks the same of an offline bundle instead of the mirror ([`crate::check`]):
+//! the bundle replaces the mirror registry, so `--registry` and `--cluster` are refused beside it
+//! (a registry from AIRGAP_REGISTRY or the config file is ignored).
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -38,6 +42,16 @@ pub struct CheckArgs {
         default_missing_value = ""
     )]
     pub cluster: Option<String>,
+    /// Check an offline bundle instead of the mirror registry: a directory or tar (.tar,
+    /// .tar.gz, .tar.zst) that `save` wrote, or an OCI layout naming its images by full
+    /// reference. Images are found by their original names; exit 0 when it holds all, 1 naming
+    /// what it lacks, 2 when it cannot be read. Not with --registry or --cluster
+    #[arg(
+        long = "bundle",
+        value_name = "DIR|FILE.tar",
+        conflicts_with = "cluster"
+    )]
+    pub bundle: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub namespaces: NamespaceArgs,
     #[command(flatten)]
@@ -63,7 +77,8 @@ pub enum CheckFormat {
 /// One image to look for.
 struct Wanted {
     source: Reference,
-    mirror: Reference,
+    /// `None` when a bundle is checked: it holds images by their source names.
+    mirror: Option<Reference>,
     /// From the lock file, for references by tag.
     digest: Option<String>,
     /// `Job ns/name (pre-install)` when only Helm hooks use it.
@@ -76,6 +91,9 @@ struct Wanted {
 
 #[derive(Serialize)]
 struct Report<'a> {
+    /// The bundle checked, instead of the mirror.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bundle: Option<String>,
     images: Vec<ImageReport<'a>>,
     summary: Summary,
     #[serde(rename = "helm3HookImages", skip_serializing_if = "Vec::is_empty")]
@@ -88,7 +106,8 @@ struct Report<'a> {
 #[derive(Serialize)]
 struct ImageReport<'a> {
     source: String,
-    mirror: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mirror: Option<String>,
     status: Status,
     digest: Option<&'a str>,
     detail: &'a str,
@@ -114,6 +133,9 @@ struct Summary {
 }
 
 pub fn run(args: &CheckArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus> {
+    if let Some(bundle) = &args.bundle {
+        return check_bundle(args, bundle, config);
+    }
     if args.images.is_empty() && args.cluster.is_none() {
         anyhow::bail!(
             "nothing to check: give manifests with -f FILE|DIR|- (e.g. `helm template ... | kubectl airgap check -f -`), a lock file with --lock, or --cluster"
@@ -141,13 +163,14 @@ pub fn run(args: &CheckArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus
         Some(name) => Some(runtime.block_on(read_cluster(args, name))?),
         None => None,
     };
-    let wanted = wanted_images(args, &settings.rules, naming, inventory.as_ref())?;
+    let wanted = wanted_images(args, &settings.rules, Some(naming), inventory.as_ref())?;
 
     let registry = Arc::new(Registry::new(options));
     // One task per mirror repository, so that a tag list can stand in for many HEADs.
     let mut groups: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    let mirror_of = |w: &Wanted| w.mirror.clone().expect("named with the mirror's naming");
     for (i, w) in wanted.iter().enumerate() {
-        groups.entry(w.mirror.name()).or_default().push(i);
+        groups.entry(mirror_of(w).name()).or_default().push(i);
     }
     let platforms: Arc<[Platform]> = args.platforms.clone().into();
     let verdicts = runtime.block_on(async {
@@ -155,7 +178,7 @@ pub fn run(args: &CheckArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus
         for members in groups.into_values() {
             let images = members
                 .iter()
-                .map(|&i| (wanted[i].mirror.clone(), wanted[i].digest.clone()))
+                .map(|&i| (mirror_of(&wanted[i]), wanted[i].digest.clone()))
                 .collect();
             let (registry, platforms) = (registry.clone(), platforms.clone());
             tasks.spawn(
@@ -172,6 +195,67 @@ pub fn run(args: &CheckArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus
         anyhow::Ok(verdicts.into_iter().flatten().collect::<Vec<Verdict>>())
     })?;
 
+    report(
+        args,
+        &wanted,
+        &verdicts,
+        Some(naming.mirror()),
+        inventory.map(|i| i.unreadable),
+        None,
+    )
+}
+
+/// `check --bundle`: the same images and the same report, answered by the bundle.
+fn check_bundle(
+    args: &CheckArgs,
+    path: &Path,
+    config: Option<&Path>,
+) -> anyhow::Result<ExitStatus> {
+    // A registry from AIRGAP_REGISTRY or the config file is the user's default, not a request.
+    let from_env = std::env::var("AIRGAP_REGISTRY").ok();
+    if let Some(r) = &args.mirror.registry
+        && from_env.as_ref() != Some(r)
+    {
+        anyhow::bail!(
+            "--bundle {} and --registry {r}: check one or the other; --bundle checks the bundle in place of the mirror registry",
+            path.display()
+        );
+    }
+    if args.images.is_empty() {
+        anyhow::bail!(
+            "nothing to check the bundle {} against: give manifests with -f FILE|DIR|- or a lock file with --lock",
+            path.display()
+        );
+    }
+    let settings = settings(&args.mirror, None, config)?;
+    let bundle = crate::check::bundle::Bundle::open(path)?;
+    if let Some(note) = bundle.unmatchable() {
+        eprintln!("note: {note}");
+    }
+    let wanted = wanted_images(args, &settings.rules, None, None)?;
+    let verdicts: Vec<Verdict> = wanted
+        .iter()
+        .map(|w| bundle.check(&w.source, w.digest.as_deref(), &args.platforms))
+        .collect();
+    report(
+        args,
+        &wanted,
+        &verdicts,
+        None,
+        None,
+        Some(path.display().to_string()),
+    )
+}
+
+/// Writes the report (table or JSON) and the notes on stderr; the exit code.
+fn report(
+    args: &CheckArgs,
+    wanted: &[Wanted],
+    verdicts: &[Verdict],
+    mirror: Option<&crate::mirror::Mirror>,
+    unreadable: Option<Vec<Unreadable>>,
+    bundle: Option<String>,
+) -> anyhow::Result<ExitStatus> {
     let hook_only: Vec<&Wanted> = wanted
         .iter()
         .filter(|w| !w.hooks.is_empty() && !w.used_outside_hooks)
@@ -187,10 +271,10 @@ pub fn run(args: &CheckArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus
 
     // Whether the cluster names the mirror itself; only asked of images the cluster uses.
     let points_at_mirror =
-        |w: &Wanted| (!w.used_by.is_empty()).then(|| naming.mirror().holds(&w.source));
+        |w: &Wanted| mirror.and_then(|m| (!w.used_by.is_empty()).then(|| m.holds(&w.source)));
     let mut summary = Summary {
         total: verdicts.len(),
-        outside_mirror: inventory.as_ref().map(|_| {
+        outside_mirror: unreadable.as_ref().map(|_| {
             wanted
                 .iter()
                 .filter(|w| points_at_mirror(w) == Some(false))
@@ -198,7 +282,7 @@ pub fn run(args: &CheckArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus
         }),
         ..Summary::default()
     };
-    for v in &verdicts {
+    for v in verdicts {
         match v.status {
             Status::Present => summary.present += 1,
             Status::Missing => summary.missing += 1,
@@ -209,10 +293,10 @@ pub fn run(args: &CheckArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus
     let report = Report {
         images: wanted
             .iter()
-            .zip(&verdicts)
+            .zip(verdicts)
             .map(|(w, v)| ImageReport {
                 source: w.source.docker_ref(),
-                mirror: w.mirror.docker_ref(),
+                mirror: w.mirror.as_ref().map(Reference::docker_ref),
                 status: v.status,
                 digest: v.digest.as_deref(),
                 detail: &v.detail,
@@ -222,7 +306,8 @@ pub fn run(args: &CheckArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus
             })
             .collect(),
         helm3_hook_images: hook_only.iter().map(|w| w.source.docker_ref()).collect(),
-        unreadable: inventory.map(|i| i.unreadable).unwrap_or_default(),
+        unreadable: unreadable.unwrap_or_default(),
+        bundle,
         summary,
     };
     let mut out = std::io::stdout().lock();
@@ -258,7 +343,7 @@ pub fn run(args: &CheckArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus
 fn wanted_images(
     args: &CheckArgs,
     rules: &crate::manifest::rules::RuleSet,
-    naming: &crate::mirror::MirrorNaming,
+    naming: Option<&crate::mirror::MirrorNaming>,
     inventory: Option<&Inventory>,
 ) -> anyhow::Result<Vec<Wanted>> {
     let mut by_source: BTreeMap<String, Wanted> = BTreeMap::new();
@@ -266,12 +351,18 @@ fn wanted_images(
     let mut add = |source: &Reference| -> anyhow::Result<String> {
         let key = canonical_reference(source);
         if !by_source.contains_key(&key) {
-            let mirror = naming.map(source)?;
-            // A reference already in the mirror (a cluster that runs mirrored images) is its
-            // own mirror name, not a second source for that repository.
-            if !naming.mirror().holds(source) {
-                collisions.insert(source, &mirror)?;
-            }
+            let mirror = match naming {
+                Some(naming) => {
+                    let mirror = naming.map(source)?;
+                    // A reference already in the mirror (a cluster that runs mirrored images)
+                    // is its own mirror name, not a second source for that repository.
+                    if !naming.mirror().holds(source) {
+                        collisions.insert(source, &mirror)?;
+                    }
+                    Some(mirror)
+                }
+                None => None,
+            };
             by_source.insert(
                 key.clone(),
                 Wanted {
@@ -361,18 +452,29 @@ fn write_table(out: &mut impl Write, report: &Report<'_>) -> std::io::Result<()>
     let width = |f: &dyn Fn(&ImageReport<'_>) -> usize, min: usize| {
         report.images.iter().map(f).max().unwrap_or(0).max(min)
     };
-    let mw = width(&|i| i.mirror.len(), 6);
+    // A bundle holds images by their source names: no mirror column.
+    let with_mirror = report.bundle.is_none();
+    let mw = width(&|i| i.mirror.as_ref().map_or(0, String::len), 6);
     let sw = width(&|i| i.source.len(), 6);
+    let mirror_cell = |m: &str| {
+        if with_mirror {
+            format!("{m:<mw$}  ")
+        } else {
+            String::new()
+        }
+    };
     writeln!(
         out,
-        "{:<8}  {:<mw$}  {:<sw$}  DETAIL",
-        "STATUS", "MIRROR", "SOURCE"
+        "{:<8}  {}{:<sw$}  DETAIL",
+        "STATUS",
+        mirror_cell("MIRROR"),
+        "SOURCE"
     )?;
     for i in &report.images {
         let line = format!(
-            "{:<8}  {:<mw$}  {:<sw$}  {}",
+            "{:<8}  {}{:<sw$}  {}",
             i.status.to_string(),
-            i.mirror,
+            mirror_cell(i.mirror.as_deref().unwrap_or("")),
             i.source,
             detail(i)
         );
@@ -383,9 +485,13 @@ fn write_table(out: &mut impl Write, report: &Report<'_>) -> std::io::Result<()>
         Some(n) => format!(", {n} named outside the mirror"),
         None => String::new(),
     };
+    let place = match &report.bundle {
+        Some(b) => format!(" in bundle {b}"),
+        None => String::new(),
+    };
     writeln!(
         out,
-        "{} images: {} present, {} missing, {} mismatched, {} errors{outside}",
+        "{} images{place}: {} present, {} missing, {} mismatched, {} errors{outside}",
         s.total, s.present, s.missing, s.mismatch, s.error
     )
 }

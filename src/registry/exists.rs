@@ -97,7 +97,11 @@ pub struct Verdict {
 }
 
 impl Verdict {
-    fn new(status: Status, digest: Option<String>, detail: impl Into<String>) -> Verdict {
+    pub(crate) fn new(
+        status: Status,
+        digest: Option<String>,
+        detail: impl Into<String>,
+    ) -> Verdict {
         Verdict {
             status,
             digest,
@@ -244,46 +248,34 @@ async fn lacking_platforms(
         host: image.domain().to_string(),
         what,
     };
-    #[derive(Deserialize)]
-    struct Shape {
-        manifests: Option<serde_json::Value>,
-    }
-    let shape: Shape = serde_json::from_slice(bytes).map_err(|e| {
+    let mut have = Vec::new();
+    let index = is_index(bytes).map_err(|e| {
         protocol(format!(
             "the manifest of {} is not JSON: {e}",
             image.familiar()
         ))
     })?;
-    let mut have = Vec::new();
-    if shape.manifests.is_some() {
-        let index: OciImageIndex = serde_json::from_slice(bytes).map_err(|e| {
+    if index {
+        let children = index_platforms(bytes).map_err(|e| {
             protocol(format!(
                 "the index of {} does not parse: {e}",
                 image.familiar()
             ))
         })?;
-        for entry in &index.manifests {
-            if let Some(p) = &entry.platform {
-                let platform = Platform {
-                    os: p.os.to_string(),
-                    architecture: p.architecture.to_string(),
-                    variant: p.variant.clone(),
-                };
-                if wanted.iter().any(|w| w.served_by(&platform)) {
-                    // The index names it; the mirror must also hold what it names.
-                    let child = image
-                        .with_name(image.domain(), image.path())
-                        .and_then(|r| Reference::parse(&format!("{}@{}", r.name(), entry.digest)))
-                        .map_err(|e| protocol(format!("index entry {}: {e}", entry.digest)))?;
-                    if registry.head_manifest(&child).await?.is_none() {
-                        return Ok(format!(
-                            "the index lists {platform} as {}, but the mirror lacks that manifest",
-                            entry.digest
-                        ));
-                    }
+        for (platform, digest) in children {
+            if wanted.iter().any(|w| w.served_by(&platform)) {
+                // The index names it; the mirror must also hold what it names.
+                let child = image
+                    .with_name(image.domain(), image.path())
+                    .and_then(|r| Reference::parse(&format!("{}@{}", r.name(), digest)))
+                    .map_err(|e| protocol(format!("index entry {digest}: {e}")))?;
+                if registry.head_manifest(&child).await?.is_none() {
+                    return Ok(format!(
+                        "the index lists {platform} as {digest}, but the mirror lacks that manifest"
+                    ));
                 }
-                have.push(platform);
             }
+            have.push(platform);
         }
     } else {
         let manifest: OciImageManifest = serde_json::from_slice(bytes).map_err(|e| {
@@ -292,12 +284,6 @@ async fn lacking_platforms(
                 image.familiar()
             ))
         })?;
-        #[derive(Deserialize)]
-        struct Config {
-            os: String,
-            architecture: String,
-            variant: Option<String>,
-        }
         let Some(config) = registry
             .get_small_blob(image, &manifest.config.digest)
             .await?
@@ -307,36 +293,80 @@ async fn lacking_platforms(
                 manifest.config.digest
             ));
         };
-        let c: Config = serde_json::from_slice(&config).map_err(|e| {
+        have.push(config_platform(&config).map_err(|e| {
             protocol(format!(
                 "the image config of {} does not parse: {e}",
                 image.familiar()
             ))
-        })?;
-        have.push(Platform {
-            os: c.os,
-            architecture: c.architecture,
-            variant: c.variant,
-        });
+        })?);
     }
+    Ok(lacking(wanted, &have, "the mirror's image"))
+}
+
+/// Whether manifest bytes are an index (they list `manifests`); an error when not JSON.
+pub(crate) fn is_index(bytes: &[u8]) -> Result<bool, serde_json::Error> {
+    #[derive(Deserialize)]
+    struct Shape {
+        manifests: Option<serde_json::Value>,
+    }
+    Ok(serde_json::from_slice::<Shape>(bytes)?.manifests.is_some())
+}
+
+/// The platforms an index lists, each with its child's digest.
+pub(crate) fn index_platforms(bytes: &[u8]) -> Result<Vec<(Platform, String)>, serde_json::Error> {
+    let index: OciImageIndex = serde_json::from_slice(bytes)?;
+    Ok(index
+        .manifests
+        .iter()
+        .filter_map(|entry| {
+            let p = entry.platform.as_ref()?;
+            let platform = Platform {
+                os: p.os.to_string(),
+                architecture: p.architecture.to_string(),
+                variant: p.variant.clone(),
+            };
+            Some((platform, entry.digest.clone()))
+        })
+        .collect())
+}
+
+/// The platform an image config says it is for.
+pub(crate) fn config_platform(bytes: &[u8]) -> Result<Platform, serde_json::Error> {
+    #[derive(Deserialize)]
+    struct Config {
+        os: String,
+        architecture: String,
+        variant: Option<String>,
+    }
+    let c: Config = serde_json::from_slice(bytes)?;
+    Ok(Platform {
+        os: c.os,
+        architecture: c.architecture,
+        variant: c.variant,
+    })
+}
+
+/// The wanted platforms `have` does not serve, as a sentence naming what `whose` has (empty
+/// when all are served).
+pub(crate) fn lacking(wanted: &[Platform], have: &[Platform], whose: &str) -> String {
     let lacking: Vec<String> = wanted
         .iter()
         .filter(|w| !have.iter().any(|h| w.served_by(h)))
         .map(ToString::to_string)
         .collect();
     if lacking.is_empty() {
-        return Ok(String::new());
+        return String::new();
     }
     let have: Vec<String> = have.iter().map(ToString::to_string).collect();
-    Ok(format!(
-        "no {} (the mirror's image has {})",
+    format!(
+        "no {} ({whose} has {})",
         lacking.join(", "),
         if have.is_empty() {
             "no platform listed".to_string()
         } else {
             have.join(", ")
         }
-    ))
+    )
 }
 
 #[cfg(test)]

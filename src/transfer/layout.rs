@@ -335,6 +335,115 @@ impl OciLayout {
         Ok(names)
     }
 
+    /// Every `index.json` entry with the name it gives its image (as `push --from` reads it),
+    /// in index order: what `check --bundle` looks images up in.
+    pub(crate) fn entries(&self) -> Vec<(anyhow::Result<EntryName>, Descriptor)> {
+        let images = self.images.lock().unwrap_or_else(|p| p.into_inner());
+        images
+            .iter()
+            .map(|d| (entry_name(d, &self.given), d.clone()))
+            .collect()
+    }
+
+    /// The size of blob `digest` as the bundle holds it (a directory's file, a tar's entry);
+    /// `None` when it holds no such blob. Nothing is read or hashed.
+    pub(crate) fn blob_size(&self, digest: &str) -> anyhow::Result<Option<u64>> {
+        let name = blob_name(digest)?;
+        match &self.store {
+            Store::Tar(files) => Ok(files.size(&name)),
+            Store::Dir => match std::fs::metadata(self.root.join(&name)) {
+                Ok(m) if m.is_file() => Ok(Some(m.len())),
+                Ok(_) => Ok(None),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => {
+                    Err(e).with_context(|| format!("reading {} in {}", name, self.root.display()))
+                }
+            },
+        }
+    }
+
+    /// A small blob (a manifest, an index, an image config) read whole and checked against its
+    /// digest; `None` when the bundle lacks it.
+    pub(crate) fn small_blob(&self, digest: &str) -> anyhow::Result<Option<Vec<u8>>> {
+        let name = blob_name(digest)?;
+        let bytes = match &self.store {
+            Store::Tar(files) => files.read(&name, MANIFEST_LIMIT)?,
+            Store::Dir => {
+                let path = self.root.join(&name);
+                match std::fs::metadata(&path) {
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                    Ok(m) if m.len() > MANIFEST_LIMIT => anyhow::bail!(
+                        "{}: {name} is {} bytes, more than the {MANIFEST_LIMIT} a manifest or config may be; the bundle is damaged",
+                        self.root.display(),
+                        m.len()
+                    ),
+                    _ => Some(
+                        std::fs::read(&path)
+                            .with_context(|| format!("reading {}", path.display()))?,
+                    ),
+                }
+            }
+        };
+        let Some(bytes) = bytes else {
+            return Ok(None);
+        };
+        let actual = crate::registry::sha256_digest(&bytes);
+        if actual != digest {
+            anyhow::bail!(
+                "{}: {name} hashes to {actual}, not {digest}; the bundle is corrupt (save it again, or copy it again whole)",
+                self.root.display()
+            );
+        }
+        Ok(Some(bytes))
+    }
+
+    /// What is wrong with the tree of manifest `digest` (`size` bytes, as its descriptor gives):
+    /// the first blob it reaches that the bundle lacks or holds at another size, or a manifest
+    /// that does not read. `None` when the bundle holds all of it. Manifests are read and
+    /// hashed; other blobs are only looked up (a tar's entry list, a directory's file sizes),
+    /// so a check costs the manifests' bytes, not the layers'.
+    pub(crate) fn tree_problem(&self, digest: &str, size: u64) -> anyhow::Result<Option<String>> {
+        let mut seen = HashSet::new();
+        let mut stack = vec![(digest.to_string(), size, true, "index.json".to_string())];
+        while let Some((digest, size, manifest, by)) = stack.pop() {
+            if !seen.insert(digest.clone()) {
+                continue;
+            }
+            let what = if manifest { "manifest" } else { "blob" };
+            match self.blob_size(&digest)? {
+                None => {
+                    return Ok(Some(format!(
+                        "the bundle lacks {what} {digest}, which {by} names"
+                    )));
+                }
+                Some(held) if held != size => {
+                    return Ok(Some(format!(
+                        "the bundle's {what} {digest} is {held} bytes, {by} says {size}"
+                    )));
+                }
+                Some(_) => {}
+            }
+            if manifest {
+                let Some(bytes) = self.small_blob(&digest)? else {
+                    return Ok(Some(format!(
+                        "the bundle lacks manifest {digest}, which {by} names"
+                    )));
+                };
+                let Some(shape) = Shape::parse(&bytes) else {
+                    return Ok(Some(format!(
+                        "manifest {digest} is not a manifest or index"
+                    )));
+                };
+                let by = format!("manifest {digest}");
+                for (d, n, m) in shape.children() {
+                    blob_name(d).with_context(|| format!("in {by}"))?;
+                    stack.push((d.to_string(), n, m, by.clone()));
+                }
+            }
+        }
+        Ok(None)
+    }
+
     fn find(&self, image: &Reference) -> Option<Descriptor> {
         let want = canonical_reference(image);
         let images = self.images.lock().unwrap_or_else(|p| p.into_inner());
