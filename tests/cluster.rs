@@ -1105,6 +1105,8 @@ fn check_cluster_reads_custom_resources_through_the_rule_pack() {
                 "quay.io/prometheus/alertmanager:v0.28.1",
                 &["quay.io/oauth2-proxy/oauth2-proxy:v7.6.0"],
             ),
+            // A rule's field that holds no reference: that object is named, the rest checked.
+            alertmanager("monitoring", "typo", "Quay.io/Prometheus:v1", &[]),
         ],
     );
     let crds: Vec<Crd> = vec![ALERTMANAGER, WORKFLOW];
@@ -1163,6 +1165,11 @@ fn check_cluster_reads_custom_resources_through_the_rule_pack() {
         )
     );
     assert_eq!(v.len(), 3, "{v:#?}");
+    assert!(
+        stderr.contains("warning: Alertmanager monitoring/typo, field spec.image:")
+            && stderr.contains("that object's images are not checked"),
+        "{stderr}"
+    );
     // Workflows: discovery forbidden, reported as the code reports an unreadable list.
     let unreadable = report["unreadable"].as_array().unwrap();
     assert_eq!(unreadable.len(), 1, "{unreadable:#?}");
@@ -1190,7 +1197,7 @@ fn check_cluster_reads_custom_resources_through_the_rule_pack() {
             r.starts_with("GET /apis/monitoring.coreos.com/v1/namespaces/monitoring/alertmanagers?")
         })
         .collect();
-    assert_eq!(listed.len(), 2, "{requests:#?}");
+    assert_eq!(listed.len(), 3, "{requests:#?}");
     assert!(listed[1].contains("continue="), "{listed:?}");
     assert!(
         !requests
