@@ -1073,3 +1073,219 @@ fn a_broken_kubeconfig_is_named_by_line_without_its_secrets() {
         assert!(!stderr.contains(kube_api::TOKEN), "{stderr}");
     }
 }
+
+/// Custom resources are read as `post-render` rewrites them: through the rule pack, after API
+/// discovery says their kind is served. An Alertmanager's `spec.image` (in the mirror, and not)
+/// and its extra container are checked and named by field; Workflows, whose discovery is
+/// forbidden, are reported as unreadable; kinds no CRD serves are not asked for.
+#[test]
+fn check_cluster_reads_custom_resources_through_the_rule_pack() {
+    use kube_api::{ALERTMANAGER, Crd, WORKFLOW, alertmanager};
+    let mirror = TestRegistry::plain();
+    let m = mirror.host();
+    mirror.push(
+        Layout::single(31).dir.path(),
+        "quay.io/prometheus/alertmanager",
+        "v0.27.0",
+    );
+    let mut objects: BTreeMap<(String, String), Vec<Value>> = BTreeMap::new();
+    let key = ("alertmanagers".to_string(), "monitoring".to_string());
+    objects.insert(
+        key,
+        vec![
+            alertmanager(
+                "monitoring",
+                "main",
+                &format!("{m}/quay.io/prometheus/alertmanager:v0.27.0"),
+                &[],
+            ),
+            alertmanager(
+                "monitoring",
+                "edge",
+                "quay.io/prometheus/alertmanager:v0.28.1",
+                &["quay.io/oauth2-proxy/oauth2-proxy:v7.6.0"],
+            ),
+            // A rule's field that holds no reference: that object is named, the rest checked.
+            alertmanager("monitoring", "typo", "Quay.io/Prometheus:v1", &[]),
+        ],
+    );
+    let crds: Vec<Crd> = vec![ALERTMANAGER, WORKFLOW];
+    let api = StandIn::start(State {
+        objects,
+        namespaces: ["monitoring".to_string()].into(),
+        page_size: 1,
+        crds,
+        forbidden_discovery: ["argoproj.io/v1alpha1".to_string()].into(),
+        ..State::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = kube_api::kubeconfig(dir.path(), &api.url(), &api.ca);
+    let check = |extra: &[&str]| {
+        airgap()
+            .args(["check", "--registry", &m, "--insecure-registry", &m])
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args(["--context", "standin", "--cluster", "-n", "monitoring"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = check(&["-o", "json"]);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "missing images: {stderr}");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = verdicts(&report);
+    let verdict = |r: &str| {
+        v.get(r)
+            .unwrap_or_else(|| panic!("{r} not reported: {v:#?}"))
+            .clone()
+    };
+    assert_eq!(
+        verdict(&format!("{m}/quay.io/prometheus/alertmanager:v0.27.0")),
+        (
+            "present".to_string(),
+            true,
+            vec!["Alertmanager monitoring/main spec.image".to_string()]
+        )
+    );
+    assert_eq!(
+        verdict(&format!("{m}/quay.io/prometheus/alertmanager:v0.28.1")),
+        (
+            "missing".to_string(),
+            false,
+            vec!["Alertmanager monitoring/edge spec.image".to_string()]
+        )
+    );
+    assert_eq!(
+        verdict(&format!("{m}/quay.io/oauth2-proxy/oauth2-proxy:v7.6.0")),
+        (
+            "missing".to_string(),
+            false,
+            vec!["Alertmanager monitoring/edge spec.containers[0].image".to_string()]
+        )
+    );
+    assert_eq!(v.len(), 3, "{v:#?}");
+    assert!(
+        stderr.contains("warning: Alertmanager monitoring/typo, field spec.image:")
+            && stderr.contains("that object's images are not checked"),
+        "{stderr}"
+    );
+    // Workflows: discovery forbidden, reported as the code reports an unreadable list.
+    let unreadable = report["unreadable"].as_array().unwrap();
+    assert_eq!(unreadable.len(), 1, "{unreadable:#?}");
+    assert_eq!(
+        unreadable[0]["kind"],
+        "the kinds of argoproj.io/v1alpha1 (API discovery)"
+    );
+    assert!(
+        unreadable[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("forbidden (403)")
+    );
+    assert!(
+        stderr.contains(
+            "warning: could not read the kinds of argoproj.io/v1alpha1 (API discovery) cluster-wide"
+        ),
+        "{stderr}"
+    );
+    // The Alertmanagers were paged (one per page), and only served groups were asked about.
+    let requests = api.requests();
+    let listed: Vec<&String> = requests
+        .iter()
+        .filter(|r| {
+            r.starts_with("GET /apis/monitoring.coreos.com/v1/namespaces/monitoring/alertmanagers?")
+        })
+        .collect();
+    assert_eq!(listed.len(), 3, "{requests:#?}");
+    assert!(listed[1].contains("continue="), "{listed:?}");
+    assert!(
+        !requests
+            .iter()
+            .any(|r| r.contains("tekton.dev") || r.contains("kafka.strimzi.io")),
+        "kinds no CRD serves are not asked for: {requests:#?}"
+    );
+    assert!(
+        !requests.iter().any(|r| r.contains("/workflows")),
+        "{requests:#?}"
+    );
+    // The table names the missing image and where it is used.
+    let out = check(&[]);
+    assert_eq!(out.status.code(), Some(1));
+    let table = String::from_utf8_lossy(&out.stdout);
+    let line = table
+        .lines()
+        .find(|l| l.contains("alertmanager:v0.28.1"))
+        .unwrap_or_else(|| panic!("{table}"));
+    assert!(
+        line.starts_with("missing") && line.contains("used by Alertmanager monitoring/edge"),
+        "{line}"
+    );
+}
+
+/// `--request-timeout` takes kubectl's forms: `1.5s`, `1m30s`, `0` (no limit); a value that is
+/// none of them is refused with what to write instead, and a fractional timeout bounds a hanging
+/// server as a whole one does.
+#[test]
+fn request_timeout_takes_kubectl_durations() {
+    let s = scene(false);
+    for t in ["1.5s", "1m30s", "0", "30"] {
+        let out = s
+            .check(&["--cluster", "-n", "shop", "--request-timeout", t])
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{t}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    for (t, why) in [
+        ("1.5", "missing a unit"),
+        ("-1s", "negative"),
+        ("5x", "invalid unit"),
+    ] {
+        let flag = format!("--request-timeout={t}");
+        let out = s
+            .check(&["--cluster", "-n", "shop", &flag])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{t}: {stderr}");
+        assert!(
+            stderr.contains("is not a request timeout")
+                && stderr.contains(why)
+                && stderr.contains("1.5s, 1m30s"),
+            "{t}: {stderr}"
+        );
+    }
+    let stalled = Stalled::start();
+    let dir = tempfile::tempdir().unwrap();
+    let hanging = kube_api::kubeconfig(
+        dir.path(),
+        &format!("https://127.0.0.1:{}", stalled.port),
+        &s.api.ca,
+    );
+    let host = s.mirror.host();
+    let started = Instant::now();
+    let out = airgap()
+        .args(["check", "--registry", &host, "--insecure-registry", &host])
+        .args(["--cluster", "--context", "standin"])
+        .args(["--request-timeout", "1.5s"])
+        .arg("--kubeconfig")
+        .arg(&hanging)
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        took >= Duration::from_millis(1500) && took < Duration::from_secs(8),
+        "took {took:?}"
+    );
+    assert!(
+        stderr.contains("within 1.5s (--request-timeout)"),
+        "{stderr}"
+    );
+}

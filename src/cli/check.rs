@@ -32,8 +32,9 @@ use crate::registry::exists::{Platform, Status, Verdict, check_repository};
 pub struct CheckArgs {
     #[command(flatten)]
     pub images: ImageListArgs,
-    /// Check what runs in the cluster: the images of every Pod and workload template, and what
-    /// Pods report having run (--cluster=NAME picks a kubeconfig cluster)
+    /// Check what runs in the cluster: the images of every Pod, workload template and custom
+    /// resource the rules know, and what Pods report having run (--cluster=NAME picks a
+    /// kubeconfig cluster)
     #[arg(
         long = "cluster",
         value_name = "NAME",
@@ -160,7 +161,7 @@ pub fn run(args: &CheckArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus
         .options(Some(naming.mirror().host()), &settings.registries)?;
     let runtime = super::runtime()?;
     let inventory = match &args.cluster {
-        Some(name) => Some(runtime.block_on(read_cluster(args, name))?),
+        Some(name) => Some(runtime.block_on(read_cluster(args, name, &settings.rules))?),
         None => None,
     };
     let wanted = wanted_images(args, &settings.rules, Some(naming), inventory.as_ref())?;
@@ -397,6 +398,11 @@ fn wanted_images(
     }
     let mut hook_notes: Vec<(String, Option<String>)> = Vec::new();
     let mut repositories = std::collections::BTreeSet::new();
+    repositories.extend(
+        inventory
+            .iter()
+            .flat_map(|i| i.repositories.iter().cloned()),
+    );
     for input in args.images.scan(rules)? {
         repositories.extend(input.scan.repositories.iter().map(|u| u.reference.name()));
         for u in input.scan.uses {
@@ -525,14 +531,18 @@ fn detail(i: &ImageReport<'_>) -> String {
 
 /// Reads the cluster, and says on stderr what could not be read. Nothing read at all is an
 /// error: an empty answer would look like a clean cluster.
-async fn read_cluster(args: &CheckArgs, name: &str) -> anyhow::Result<Inventory> {
+async fn read_cluster(
+    args: &CheckArgs,
+    name: &str,
+    rules: &crate::manifest::rules::RuleSet,
+) -> anyhow::Result<Inventory> {
     let cluster = Cluster::connect(
         &args
             .connection
             .connection(Some(name), args.registry.timeout),
     )
     .await?;
-    let inventory = cluster.inventory(&args.namespaces.scope()).await;
+    let inventory = cluster.inventory(&args.namespaces.scope(), rules).await;
     if inventory.lists_read == 0 {
         let reasons: std::collections::BTreeSet<&str> = inventory
             .unreadable
@@ -550,7 +560,7 @@ async fn read_cluster(args: &CheckArgs, name: &str) -> anyhow::Result<Inventory>
         let entry = by_namespace
             .entry(u.namespace.as_deref())
             .or_insert((Vec::new(), &u.reason));
-        entry.0.push(u.kind);
+        entry.0.push(&u.kind);
     }
     for (namespace, (kinds, reason)) in by_namespace {
         let place = match namespace {
@@ -560,6 +570,11 @@ async fn read_cluster(args: &CheckArgs, name: &str) -> anyhow::Result<Inventory>
         eprintln!(
             "warning: could not read {} {place}, so their images are not checked: {reason}",
             kinds.join(", ")
+        );
+    }
+    for why in &inventory.unscanned {
+        eprintln!(
+            "warning: {why}; that object's images are not checked (fix the object, or the config file's rule for its kind)"
         );
     }
     if inventory.restarts > 0 {

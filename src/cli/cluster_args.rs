@@ -31,7 +31,7 @@ pub struct ConnectionArgs {
 #[derive(Debug, Clone, Copy, Args)]
 pub struct RequestTimeoutArgs {
     /// How long to wait for each request to the API server or a registry to answer (or, for a
-    /// registry, for its next bytes): 0 (no limit), seconds, or 30s, 1m
+    /// registry, for its next bytes): 0 (no limit), seconds, or a duration such as 30s, 1.5s, 1m30s
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_request_timeout)]
     pub request_timeout: RequestTimeout,
 }

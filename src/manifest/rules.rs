@@ -367,6 +367,26 @@ impl RuleSet {
             .filter(move |r| r.applies_to(api_version, kind))
     }
 
+    /// Every kind a rule names, each once, in the order the rules first name it: what
+    /// `check --cluster` lists, so that the cluster is read where `post-render` rewrites.
+    pub(crate) fn kinds(&self) -> Vec<&str> {
+        let mut kinds: Vec<&str> = Vec::new();
+        for k in self.rules.iter().flat_map(|r| &r.kinds) {
+            if !kinds.contains(&k.as_str()) {
+                kinds.push(k);
+            }
+        }
+        kinds
+    }
+
+    /// Whether some rule may apply to objects of `group_version` (`v1`, `apps/v1`), whatever
+    /// their kind: API discovery asks the server only about such group versions.
+    pub(crate) fn may_apply_to(&self, group_version: &str) -> bool {
+        self.rules.iter().any(|r| {
+            r.api_versions.is_empty() || r.api_versions.iter().any(|p| p.matches(group_version))
+        })
+    }
+
     /// Whether a container flag (dashes removed) holds an image.
     pub fn is_image_flag(&self, flag: &str) -> bool {
         says_image(flag) || self.image_flags.contains(flag)
@@ -506,6 +526,27 @@ mod tests {
             1
         );
         assert_eq!(rules.for_object("example.com/v1", "Deployment").count(), 0);
+        // What check --cluster lists: workload kinds first, then the custom resources.
+        let kinds = rules.kinds();
+        assert_eq!(
+            kinds[..10],
+            [
+                "Pod",
+                "PodTemplate",
+                "Deployment",
+                "StatefulSet",
+                "DaemonSet",
+                "ReplicaSet",
+                "ReplicationController",
+                "Job",
+                "CronJob",
+                "Prometheus"
+            ]
+        );
+        assert!(kinds.contains(&"Alertmanager") && kinds.contains(&"ClusterWorkflowTemplate"));
+        assert!(rules.may_apply_to("v1") && rules.may_apply_to("apps/v1"));
+        assert!(rules.may_apply_to("monitoring.coreos.com/v1"));
+        assert!(!rules.may_apply_to("example.com/v1") && !rules.may_apply_to("storage.k8s.io/v1"));
         assert_eq!(
             rules
                 .for_object("monitoring.coreos.com/v1", "Prometheus")

@@ -49,6 +49,48 @@ pub struct State {
     pub conflict_once: BTreeSet<(String, String)>,
     /// ServiceAccount patches that were accepted: (namespace/name, query, content type, body).
     pub patched: Vec<(String, String, String, Value)>,
+    /// Custom resource definitions installed: their groups and kinds are in discovery, and
+    /// their objects (under `objects` by plural) are listed with their own apiVersion and kind.
+    pub crds: Vec<Crd>,
+    /// Group versions (`argoproj.io/v1alpha1`) whose discovery answers 403.
+    pub forbidden_discovery: BTreeSet<String>,
+}
+
+/// A custom resource definition the stand-in serves.
+#[derive(Debug, Clone)]
+pub struct Crd {
+    pub group: &'static str,
+    pub version: &'static str,
+    pub plural: &'static str,
+    pub kind: &'static str,
+}
+
+/// The Prometheus operator's Alertmanager.
+pub const ALERTMANAGER: Crd = Crd {
+    group: "monitoring.coreos.com",
+    version: "v1",
+    plural: "alertmanagers",
+    kind: "Alertmanager",
+};
+
+/// Argo Workflows' Workflow.
+pub const WORKFLOW: Crd = Crd {
+    group: "argoproj.io",
+    version: "v1alpha1",
+    plural: "workflows",
+    kind: "Workflow",
+};
+
+/// An Alertmanager as the API stores it: custom resources keep their apiVersion and kind in
+/// lists too.
+pub fn alertmanager(ns: &str, name: &str, image: &str, containers: &[&str]) -> Value {
+    let mut spec = json!({"replicas": 1, "image": image});
+    if !containers.is_empty() {
+        spec["containers"] = self::containers(containers);
+    }
+    json!({"apiVersion": "monitoring.coreos.com/v1", "kind": "Alertmanager",
+        "metadata": meta(ns, name), "spec": spec,
+        "status": {"availableReplicas": 1, "replicas": 1, "paused": false}})
 }
 
 pub struct StandIn {
@@ -253,7 +295,20 @@ fn serve(stream: &mut (impl Read + Write), state: &Mutex<State>) {
             .find_map(|p| p.strip_prefix(&format!("{name}=")))
             .map(str::to_string)
     };
-    if let Some(answer) = discovery(path) {
+    if let Some(gv) = path.strip_prefix("/apis/")
+        && st.forbidden_discovery.contains(gv.trim_end_matches('/'))
+    {
+        let s = status(
+            403,
+            "Forbidden",
+            &format!(
+                "forbidden: User \"system:serviceaccount:ci:viewer\" cannot get path \"{path}\""
+            ),
+            None,
+        );
+        return respond(stream, 403, &s);
+    }
+    if let Some(answer) = discovery(path, &st.crds) {
         return respond(stream, 200, &answer);
     }
     let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
@@ -327,8 +382,16 @@ fn serve(stream: &mut (impl Read + Write), state: &Mutex<State>) {
         object["metadata"]["resourceVersion"] = json!("7");
         return respond(stream, 200, &object);
     }
-    let Some((api_version, kind)) = list_kind(plural).filter(|_| method == "GET" && name.is_none())
-    else {
+    let crd_list = st.crds.iter().find(|c| c.plural == plural).map(|c| {
+        (
+            format!("{}/{}", c.group, c.version),
+            format!("{}List", c.kind),
+        )
+    });
+    let listed = list_kind(plural)
+        .map(|(v, k)| (v.to_string(), k.to_string()))
+        .or(crd_list);
+    let Some((api_version, kind)) = listed.filter(|_| method == "GET" && name.is_none()) else {
         let s = status(405, "MethodNotAllowed", "not served by the stand-in", None);
         return respond(stream, 405, &s);
     };
@@ -473,7 +536,7 @@ pub fn service_account(ns: &str, name: &str, secrets: &[&str]) -> Value {
 /// Legacy discovery (`/api`, `/apis`, and each group version's resources), enough for kubectl
 /// to map `pods`, `deployments`, ... to their paths. kubectl asks for aggregated discovery
 /// first and accepts this older form, as from any server before 1.30.
-fn discovery(path: &str) -> Option<Value> {
+fn discovery(path: &str, crds: &[Crd]) -> Option<Value> {
     let resources = |group_version: &str, list: &[(&str, &str)]| {
         let resources: Vec<Value> = list
             .iter()
@@ -485,15 +548,63 @@ fn discovery(path: &str) -> Option<Value> {
         json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version,
             "resources": resources})
     };
-    let group = |name: &str| {
-        let gv = json!({"groupVersion": format!("{name}/v1"), "version": "v1"});
+    let group_of = |name: &str, version: &str| {
+        let gv = json!({"groupVersion": format!("{name}/{version}"), "version": version});
         json!({"name": name, "versions": [gv.clone()], "preferredVersion": gv})
     };
-    Some(match path.trim_end_matches('/') {
+    let group = |name: &str| group_of(name, "v1");
+    let path = path.trim_end_matches('/');
+    for crd in crds {
+        let gv = format!("{}/{}", crd.group, crd.version);
+        if path == format!("/apis/{}", crd.group) {
+            let mut g = group_of(crd.group, crd.version);
+            g["kind"] = json!("APIGroup");
+            g["apiVersion"] = json!("v1");
+            return Some(g);
+        }
+        if path == format!("/apis/{gv}") {
+            // Every CRD of the group, each with its status subresource as the real server lists it.
+            let mut resources = Vec::new();
+            for c in crds
+                .iter()
+                .filter(|c| c.group == crd.group && c.version == crd.version)
+            {
+                let verbs = json!([
+                    "delete",
+                    "deletecollection",
+                    "get",
+                    "list",
+                    "patch",
+                    "create",
+                    "update",
+                    "watch"
+                ]);
+                resources.push(
+                    json!({"name": c.plural, "singularName": c.kind.to_lowercase(),
+                    "namespaced": true, "kind": c.kind, "verbs": verbs,
+                    "categories": ["all"], "storageVersionHash": "abc123"}),
+                );
+                resources.push(
+                    json!({"name": format!("{}/status", c.plural), "singularName": "",
+                    "namespaced": true, "kind": c.kind, "verbs": ["get", "patch", "update"]}),
+                );
+            }
+            return Some(json!({"kind": "APIResourceList", "apiVersion": "v1",
+                "groupVersion": gv, "resources": resources}));
+        }
+    }
+    Some(match path {
         "/api" => json!({"kind": "APIVersions", "versions": ["v1"],
             "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1"}]}),
-        "/apis" => json!({"kind": "APIGroupList", "apiVersion": "v1",
-            "groups": [group("apps"), group("batch")]}),
+        "/apis" => {
+            let mut groups = vec![group("apps"), group("batch")];
+            for crd in crds {
+                if !groups.iter().any(|g| g["name"] == crd.group) {
+                    groups.push(group_of(crd.group, crd.version));
+                }
+            }
+            json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
+        }
         "/api/v1" => {
             let mut list = resources(
                 "v1",
