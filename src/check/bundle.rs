@@ -17,11 +17,10 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 use crate::mirror::{canonical_name, canonical_reference};
+use crate::oci::{Descriptor, Platform};
 use crate::reference::Reference;
-use crate::registry::exists::{
-    Platform, Status, Verdict, config_platform, index_platforms, is_index, lacking,
-};
-use crate::transfer::layout::{Descriptor, EntryName, OciLayout};
+use crate::registry::exists::{Status, Verdict, index_platforms, is_index, lacking};
+use crate::transfer::layout::{EntryName, OciLayout};
 
 /// An opened bundle and the images it names.
 pub(crate) struct Bundle {
@@ -221,7 +220,7 @@ impl Bundle {
                 .with_context(|| format!("manifest {digest} does not parse"))?;
             let config = read(&m.config.digest)?;
             vec![
-                config_platform(&config)
+                crate::oci::Platform::from_config(&config)
                     .with_context(|| format!("image config {} does not parse", m.config.digest))?,
             ]
         };

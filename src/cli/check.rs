@@ -24,9 +24,10 @@ use super::{EXIT_ERROR, EXIT_NO, EXIT_OK, ExitStatus, MirrorArgs, settings};
 use crate::cluster::{Cluster, Inventory, Unreadable, Use};
 use crate::lock::LockFile;
 use crate::mirror::{Collisions, canonical_reference};
+use crate::oci::Platform;
 use crate::reference::Reference;
 use crate::registry::Registry;
-use crate::registry::exists::{Platform, Status, Verdict, check_repository};
+use crate::registry::exists::{Status, Verdict, check_repository};
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {

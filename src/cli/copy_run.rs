@@ -16,7 +16,7 @@ use crate::reference::Reference;
 use crate::registry::RegistryOptions;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::registry::exists::Platform;
+use crate::oci::Platform;
 use crate::transfer::copy::{Copied, Copier, Outcome, Progress};
 use crate::transfer::{ImageSink, ImageSource};
 

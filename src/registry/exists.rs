@@ -4,63 +4,11 @@ use std::collections::HashSet;
 use std::fmt;
 use std::sync::Arc;
 
-use oci_client::manifest::{OciImageIndex, OciImageManifest};
 use serde::Deserialize;
 
 use super::{Registry, RegistryError};
+use crate::oci::{ImageManifest, Index, Platform};
 use crate::reference::Reference;
-
-/// `os/arch[/variant]`, as in `--platform linux/arm64/v8`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Platform {
-    pub os: String,
-    pub architecture: String,
-    pub variant: Option<String>,
-}
-
-impl Platform {
-    pub fn parse(value: &str) -> Result<Platform, String> {
-        let parts: Vec<&str> = value.split('/').collect();
-        let ok = |s: &&str| {
-            !s.is_empty()
-                && s.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-')
-        };
-        match parts.as_slice() {
-            [os, arch] if ok(os) && ok(arch) => Ok(Platform {
-                os: os.to_string(),
-                architecture: arch.to_string(),
-                variant: None,
-            }),
-            [os, arch, variant] if ok(os) && ok(arch) && ok(variant) => Ok(Platform {
-                os: os.to_string(),
-                architecture: arch.to_string(),
-                variant: Some(variant.to_string()),
-            }),
-            _ => Err(format!(
-                "invalid platform {value:?}; write OS/ARCH or OS/ARCH/VARIANT, e.g. linux/amd64 or linux/arm/v7"
-            )),
-        }
-    }
-
-    /// Whether an image's platform serves this wanted one: a wanted platform without a
-    /// variant accepts any variant.
-    pub fn served_by(&self, have: &Platform) -> bool {
-        self.os == have.os
-            && self.architecture == have.architecture
-            && (self.variant.is_none() || self.variant == have.variant)
-    }
-}
-
-impl fmt::Display for Platform {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.os, self.architecture)?;
-        if let Some(v) = &self.variant {
-            write!(f, "/{v}")?;
-        }
-        Ok(())
-    }
-}
 
 /// The answer for one image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -278,7 +226,7 @@ async fn lacking_platforms(
             have.push(platform);
         }
     } else {
-        let manifest: OciImageManifest = serde_json::from_slice(bytes).map_err(|e| {
+        let manifest: ImageManifest = serde_json::from_slice(bytes).map_err(|e| {
             protocol(format!(
                 "the manifest of {} does not parse: {e}",
                 image.familiar()
@@ -293,7 +241,7 @@ async fn lacking_platforms(
                 manifest.config.digest
             ));
         };
-        have.push(config_platform(&config).map_err(|e| {
+        have.push(Platform::from_config(&config).map_err(|e| {
             protocol(format!(
                 "the image config of {} does not parse: {e}",
                 image.familiar()
@@ -314,36 +262,12 @@ pub(crate) fn is_index(bytes: &[u8]) -> Result<bool, serde_json::Error> {
 
 /// The platforms an index lists, each with its child's digest.
 pub(crate) fn index_platforms(bytes: &[u8]) -> Result<Vec<(Platform, String)>, serde_json::Error> {
-    let index: OciImageIndex = serde_json::from_slice(bytes)?;
+    let index: Index = serde_json::from_slice(bytes)?;
     Ok(index
         .manifests
         .iter()
-        .filter_map(|entry| {
-            let p = entry.platform.as_ref()?;
-            let platform = Platform {
-                os: p.os.to_string(),
-                architecture: p.architecture.to_string(),
-                variant: p.variant.clone(),
-            };
-            Some((platform, entry.digest.clone()))
-        })
+        .filter_map(|entry| Some((entry.platform.clone()?, entry.digest.clone())))
         .collect())
-}
-
-/// The platform an image config says it is for.
-pub(crate) fn config_platform(bytes: &[u8]) -> Result<Platform, serde_json::Error> {
-    #[derive(Deserialize)]
-    struct Config {
-        os: String,
-        architecture: String,
-        variant: Option<String>,
-    }
-    let c: Config = serde_json::from_slice(bytes)?;
-    Ok(Platform {
-        os: c.os,
-        architecture: c.architecture,
-        variant: c.variant,
-    })
 }
 
 /// The wanted platforms `have` does not serve, as a sentence naming what `whose` has (empty

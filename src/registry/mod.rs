@@ -24,10 +24,9 @@ use reqwest::header::{
 };
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
-use sha2::{Digest as _, Sha256};
 use tokio::sync::Semaphore;
 
-use crate::oci::hub;
+use crate::oci::{RawManifest, hub, sha256_digest};
 use crate::reference::Reference;
 use auth::{Challenge, Credential, FoundCredential, Login, Secret, TokenResponse};
 use retry::{RetryPolicy, is_retryable_status, parse_retry_after};
@@ -331,14 +330,6 @@ impl Fetched {
     }
 }
 
-/// A manifest as the registry holds it: bytes never re-encoded, so the digest stays true.
-#[derive(Debug, Clone)]
-pub struct Manifest {
-    pub bytes: Vec<u8>,
-    pub media_type: String,
-    pub digest: String,
-}
-
 /// The client: one per command run, shared by every task.
 pub struct Registry {
     options: RegistryOptions,
@@ -449,7 +440,10 @@ impl Registry {
 
     /// GET of a manifest, its digest verified against `Docker-Content-Digest` and the digest in
     /// the reference: `Ok(None)` when the registry says it does not exist.
-    pub async fn get_manifest(&self, image: &Reference) -> Result<Option<Manifest>, RegistryError> {
+    pub async fn get_manifest(
+        &self,
+        image: &Reference,
+    ) -> Result<Option<RawManifest>, RegistryError> {
         let host = self.host(endpoint_host(image.domain()))?;
         let path = manifest_path(image);
         let accept = Some(MANIFEST_ACCEPT);
@@ -481,8 +475,8 @@ impl Registry {
             .map(str::to_string)
             .or_else(|| media_type_in(&f.body))
             .unwrap_or_default();
-        Ok(Some(Manifest {
-            bytes: f.body,
+        Ok(Some(RawManifest {
+            bytes: bytes::Bytes::from(f.body),
             media_type,
             digest,
         }))
@@ -1322,11 +1316,6 @@ fn basic_header(username: &str, password: &Secret) -> String {
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode(raw)
     )
-}
-
-/// `sha256:<hex>` of some bytes.
-pub fn sha256_digest(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
 
 fn media_type_in(body: &[u8]) -> Option<String> {

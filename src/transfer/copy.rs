@@ -17,9 +17,9 @@ use tokio::sync::Semaphore;
 
 use super::verify::verified;
 use super::{ImageSink, ImageSource, RawManifest};
+use crate::oci::{Descriptor, Platform};
 use crate::reference::Reference;
 use crate::registry::RegistryError;
-use crate::registry::exists::Platform;
 
 /// Attempts per blob: a dropped connection mid-layer costs that layer, not the run.
 const BLOB_ATTEMPTS: u32 = 3;
@@ -79,32 +79,6 @@ pub struct Copier<S, D> {
     platforms: Vec<Platform>,
     /// Told of every blob started and every chunk copied (a progress bar).
     progress: Option<Arc<dyn Fn(Progress) + Send + Sync>>,
-}
-
-#[derive(Deserialize)]
-pub(super) struct Descriptor {
-    pub(super) digest: String,
-    pub(super) size: u64,
-    #[serde(default)]
-    platform: Option<DescriptorPlatform>,
-}
-
-#[derive(Deserialize)]
-struct DescriptorPlatform {
-    os: String,
-    architecture: String,
-    #[serde(default)]
-    variant: Option<String>,
-}
-
-impl DescriptorPlatform {
-    fn platform(&self) -> Platform {
-        Platform {
-            os: self.os.clone(),
-            architecture: self.architecture.clone(),
-            variant: self.variant.clone(),
-        }
-    }
 }
 
 /// The parts of a manifest or index that name other content.
@@ -205,7 +179,7 @@ impl<S: ImageSource, D: ImageSink> Copier<S, D> {
         let Some(children) = shape.manifests else {
             return Ok((manifest, Vec::new(), None));
         };
-        let platform_of = |d: &Descriptor| d.platform.as_ref().map(DescriptorPlatform::platform);
+        let platform_of = |d: &Descriptor| d.platform.clone();
         let all: Vec<String> = children
             .iter()
             .filter_map(platform_of)
@@ -256,7 +230,7 @@ impl<S: ImageSource, D: ImageSink> Copier<S, D> {
         let bytes = serde_json::to_vec(&value)?;
         Ok((
             RawManifest {
-                digest: crate::registry::sha256_digest(&bytes),
+                digest: crate::oci::sha256_digest(&bytes),
                 bytes: Bytes::from(bytes),
                 media_type: manifest.media_type,
             },

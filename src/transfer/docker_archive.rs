@@ -21,6 +21,7 @@ use super::archive::{Compression, TarFiles, clean_name};
 use super::unpack::{Need, Needs, Size};
 use super::{ByteStream, ImageSource, RawManifest};
 use crate::mirror::canonical_reference;
+use crate::oci::Descriptor;
 use crate::reference::Reference;
 
 /// One image of an archive's `manifest.json`.
@@ -41,14 +42,6 @@ struct Manifest<'a> {
     media_type: &'a str,
     config: Descriptor,
     layers: Vec<Descriptor>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Descriptor {
-    media_type: &'static str,
-    digest: String,
-    size: u64,
 }
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -220,14 +213,15 @@ impl DockerArchives {
                         "{}: layer {layer} is {other:?}-compressed, which registries do not serve",
                         at(&format!("Layers[{l}]"))
                     ),
-                };
+                }
+                .to_string();
                 layers.push(d);
             }
             let manifest = Manifest {
                 schema_version: 2,
                 media_type: OCI_MANIFEST,
                 config: Descriptor {
-                    media_type: "application/vnd.oci.image.config.v1+json",
+                    media_type: "application/vnd.oci.image.config.v1+json".into(),
                     ..config
                 },
                 layers,
@@ -235,7 +229,7 @@ impl DockerArchives {
             let bytes = serde_json::to_vec(&manifest)?;
             let index = self.manifests.len();
             self.manifests.push(RawManifest {
-                digest: crate::registry::sha256_digest(&bytes),
+                digest: crate::oci::sha256_digest(&bytes),
                 bytes: Bytes::from(bytes),
                 media_type: OCI_MANIFEST.to_string(),
             });
@@ -271,9 +265,11 @@ impl DockerArchives {
             .entry(digest.to_string())
             .or_insert_with(|| (archive, name.to_string()));
         Ok(Descriptor {
-            media_type: "",
+            media_type: String::new(),
             digest: digest.to_string(),
             size,
+            platform: None,
+            annotations: Default::default(),
         })
     }
 

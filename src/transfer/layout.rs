@@ -31,6 +31,7 @@ use super::copy::Shape;
 use super::unpack::{Need, Needs, Size};
 use super::{ByteStream, ImageSink, ImageSource, RawManifest};
 use crate::mirror::canonical_reference;
+use crate::oci::{Descriptor, Platform};
 use crate::reference::Reference;
 
 /// The annotation holding an image's full source reference.
@@ -50,16 +51,6 @@ const BASE_NAME: &str = "org.opencontainers.image.base.name";
 /// A partial blob a dead run left is continued once it has not moved for this long: a run in
 /// another container sharing the directory (whose PID we cannot see) would still be writing.
 const PARTIAL_QUIET: std::time::Duration = std::time::Duration::from_secs(3);
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Descriptor {
-    pub media_type: String,
-    pub digest: String,
-    pub size: u64,
-    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
-    pub annotations: std::collections::BTreeMap<String, String>,
-}
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -387,7 +378,7 @@ impl OciLayout {
         let Some(bytes) = bytes else {
             return Ok(None);
         };
-        let actual = crate::registry::sha256_digest(&bytes);
+        let actual = crate::oci::sha256_digest(&bytes);
         if actual != digest {
             anyhow::bail!(
                 "{}: {name} hashes to {actual}, not {digest}; the bundle is corrupt (save it again, or copy it again whole)",
@@ -462,20 +453,10 @@ impl OciLayout {
         struct Manifest {
             config: Option<Descriptor>,
         }
-        #[derive(Deserialize)]
-        struct Config {
-            os: String,
-            architecture: String,
-            #[serde(default)]
-            variant: Option<String>,
-        }
         let read = |digest: &str| std::fs::read(blob_path(&self.root, digest).ok()?).ok();
         let manifest: Manifest = serde_json::from_slice(&read(manifest_digest)?).ok()?;
-        let config: Config = serde_json::from_slice(&read(&manifest.config?.digest)?).ok()?;
-        Some(match config.variant {
-            Some(v) => format!("{}/{}/{v}", config.os, config.architecture),
-            None => format!("{}/{}", config.os, config.architecture),
-        })
+        let config = Platform::from_config(&read(&manifest.config?.digest)?).ok()?;
+        Some(config.to_string())
     }
 
     fn writable(&self) -> anyhow::Result<()> {
@@ -621,7 +602,7 @@ impl Needs for LayoutNeeds {
             return Ok(());
         };
         // Content that is not what its name says names nothing; the copier refuses it later.
-        if crate::registry::sha256_digest(content) != digest {
+        if crate::oci::sha256_digest(content) != digest {
             return Ok(());
         }
         let children: Vec<(String, u64, bool)> = Shape::parse(content)
@@ -686,7 +667,7 @@ impl ImageSource for std::sync::Arc<OciLayout> {
                 Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
             },
         };
-        let actual = crate::registry::sha256_digest(&bytes);
+        let actual = crate::oci::sha256_digest(&bytes);
         if actual != digest {
             anyhow::bail!(
                 "{}: the manifest hashes to {actual}, not {digest}; the bundle is corrupt",
@@ -974,6 +955,7 @@ impl ImageSink for std::sync::Arc<OciLayout> {
             media_type: manifest.media_type.clone(),
             digest: manifest.digest.clone(),
             size: manifest.bytes.len() as u64,
+            platform: None,
             annotations,
         });
         Ok(())

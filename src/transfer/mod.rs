@@ -15,8 +15,6 @@ pub mod verify;
 
 use std::future::Future;
 
-use bytes::Bytes;
-
 use crate::reference::Reference;
 pub use crate::registry::blobs::ByteStream;
 
@@ -25,13 +23,7 @@ pub use crate::registry::blobs::ByteStream;
 /// push benchmark); blobs in flight times this bounds the buffers.
 pub const READ_CHUNK: usize = 1 << 20;
 
-/// A manifest's bytes as stored, its media type and digest.
-#[derive(Debug, Clone)]
-pub struct RawManifest {
-    pub bytes: Bytes,
-    pub media_type: String,
-    pub digest: String,
-}
+pub use crate::oci::RawManifest;
 
 /// Something images can be read from.
 pub trait ImageSource: Send + Sync + 'static {

@@ -2,19 +2,13 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
-
 use super::{ByteStream, ImageSink, ImageSource, RawManifest};
 use crate::reference::Reference;
 use crate::registry::Registry;
 
 impl ImageSource for Arc<Registry> {
     async fn manifest(&self, image: &Reference) -> anyhow::Result<Option<RawManifest>> {
-        Ok(self.get_manifest(image).await?.map(|m| RawManifest {
-            bytes: Bytes::from(m.bytes),
-            media_type: m.media_type,
-            digest: m.digest,
-        }))
+        Ok(self.get_manifest(image).await?)
     }
 
     async fn blob(&self, image: &Reference, digest: &str) -> anyhow::Result<ByteStream> {

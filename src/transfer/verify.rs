@@ -135,7 +135,7 @@ mod tests {
 
     #[tokio::test]
     async fn good_bad_and_short_blobs() {
-        let digest = crate::registry::sha256_digest(b"hello world");
+        let digest = crate::oci::sha256_digest(b"hello world");
         let verdict = std::sync::Arc::new(std::sync::OnceLock::new());
         let ok = verified(
             stream(&[b"hello ", b"world"]),
