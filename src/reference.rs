@@ -7,7 +7,7 @@
 //! Go's `\w` is ASCII-only while Rust's is Unicode, so a literal copy would accept `ñ` in tags.
 //!
 //! `../shared/testvectors/image-references.tsv` (copied to `testdata/`) pins the behaviour; every
-//! row is checked by `tests/reference_vectors.rs`.
+//! row is checked by `tests/it/reference_vectors.rs`.
 
 use std::fmt;
 use std::sync::LazyLock;

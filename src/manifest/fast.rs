@@ -8,7 +8,7 @@
 //! tabs or CRs in structure, anchors, aliases, tags, folded or empty block scalars, multi-line
 //! plain or quoted scalars, escapes, complex keys, directives, `...`. The caller then uses the
 //! full parser, so a document is either read by this module into the tree the parser would have
-//! built (`tests/fast_path.rs` checks that on the corpus and on generated input) or read by the
+//! built (`tests/it/fast_path.rs` checks that on the corpus and on generated input) or read by the
 //! parser. Nothing is accepted that the parser would reject.
 
 use std::borrow::Cow;

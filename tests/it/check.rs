@@ -2,7 +2,7 @@
 //! skopeo pushed: plain HTTP, TLS with a test CA, htpasswd, token auth, Docker config
 //! credentials, and injected faults.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -1,12 +1,12 @@
 //! `post-render` and `images` as Helm and users run them.
 
-mod common;
+use crate::common;
 
 use common::airgap;
 use serde_json::Value;
 
-const CASES: &str = include_str!("../testdata/manifests/cases.yaml");
-const CASES_EXPECTED: &str = include_str!("../testdata/manifests/cases.expected.yaml");
+const CASES: &str = include_str!("../../testdata/manifests/cases.yaml");
+const CASES_EXPECTED: &str = include_str!("../../testdata/manifests/cases.expected.yaml");
 
 #[test]
 fn cases_match_the_golden_output_byte_for_byte() {

@@ -4,7 +4,7 @@
 //! an empty mirror with TLS and htpasswd filled by `push --from` the bundle, `check`, the
 //! post-renderer under Helm 3 and Helm 4, and skopeo as the independent reader of the mirror.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::path::Path;

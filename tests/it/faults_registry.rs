@@ -3,7 +3,7 @@
 //! docs make, ports out of range, one failure shared by many images, and a registry that
 //! accepts connections and never answers.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::{Duration, Instant};

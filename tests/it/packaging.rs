@@ -3,7 +3,7 @@
 //! `--version` naming the git revision, and the LICENSE. The Helm 4 plugin (plugin.yaml) is
 //! installed with `helm plugin install` in tests/helm.rs and tests/journey.rs.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

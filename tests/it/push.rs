@@ -1,7 +1,7 @@
 //! `push --from registry` between two real docker-registry instances on loopback, read back with
 //! skopeo.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;

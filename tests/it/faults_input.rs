@@ -2,7 +2,7 @@
 //! other tools accept must be read, and our output must always be YAML, checked with a second,
 //! independent parser (yaml-rust2) rather than the one that wrote it.
 
-mod common;
+use crate::common;
 
 use common::run;
 use proptest::prelude::*;

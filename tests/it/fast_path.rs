@@ -1,7 +1,7 @@
 //! The fast path must build exactly the tree the full parser builds, wherever it accepts input,
 //! and must never accept what the parser rejects.
 
-mod common;
+use crate::common;
 
 use airgap::manifest::fast;
 use airgap::manifest::node::{Node, parse_documents};
@@ -98,7 +98,7 @@ fn fast_path_agrees_with_the_parser_on_the_corpus() {
 
 #[test]
 fn fast_path_agrees_on_the_projects_own_cases() {
-    let (fast, all) = check_stream(include_str!("../testdata/manifests/cases.yaml"));
+    let (fast, all) = check_stream(include_str!("../../testdata/manifests/cases.yaml"));
     assert!(fast >= 3, "{fast} of {all}");
 }
 

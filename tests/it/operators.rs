@@ -5,7 +5,7 @@
 //! listed as a repository, nothing else is listed, and after post-render no expected image or
 //! repository is named outside the mirror. `scripts/operator-report` prints the same as a table.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;

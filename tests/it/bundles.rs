@@ -4,7 +4,7 @@
 //! to an earlier bundle, and leaves no bundle when an image fails; `check --bundle` answers for
 //! what `save` and skopeo wrote, and refuses a damaged bundle naming it.
 
-mod common;
+use crate::common;
 
 use std::io::{Read as _, Write as _};
 use std::net::{Shutdown, TcpListener, TcpStream};

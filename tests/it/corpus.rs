@@ -2,7 +2,7 @@
 //! YAML with only image values changed (checked with a second YAML parser), rewriting twice
 //! changes nothing, and look-alikes stay.
 
-mod common;
+use crate::common;
 
 use airgap::mirror::{MirrorNaming, Naming};
 use common::*;

@@ -4,7 +4,7 @@
 //! (the last one by the next run's sweep, once an hour old).
 #![cfg(unix)]
 
-mod common;
+use crate::common;
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};

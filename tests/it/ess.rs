@@ -2,7 +2,7 @@
 //! `check`, and `images -o ess-configmap` pointing every container at the mirror; real
 //! registries, skopeo as the independent reader.
 
-mod common;
+use crate::common;
 
 use common::registry::{Layout, TestRegistry, against};
 use serde_norway::Value;

@@ -1,7 +1,7 @@
 //! The README's main-job command, `scripts/demo`, run as a user runs it (with the binary under
 //! test instead of a release build), so the journey it shows cannot rot.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

@@ -2,7 +2,7 @@
 
 use airgap::reference::Reference;
 
-const VECTORS: &str = include_str!("../testdata/image-references.tsv");
+const VECTORS: &str = include_str!("../../testdata/image-references.tsv");
 
 #[test]
 fn every_vector_row_agrees_with_the_reference_grammar() {

@@ -2,7 +2,7 @@
 //! zstd), docker archives made by skopeo and compressed with bzip2, `--platform`, a 200 MB
 //! layer under a memory bound, a push killed half-way and rerun, and hostile archives.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
