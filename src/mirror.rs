@@ -16,7 +16,6 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::Ipv6Addr;
-use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
@@ -32,19 +31,6 @@ pub enum Naming {
     Nested,
     /// `MIRROR[/PREFIX]/<path>`: the source host dropped.
     Strip,
-}
-
-impl FromStr for Naming {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "nested" => Ok(Naming::Nested),
-            "strip" => Ok(Naming::Strip),
-            other => Err(format!(
-                "unknown naming scheme {other:?}: use \"nested\" or \"strip\""
-            )),
-        }
-    }
 }
 
 impl fmt::Display for Naming {
@@ -249,10 +235,6 @@ impl MirrorNaming {
 
     pub fn mirror(&self) -> &Mirror {
         &self.mirror
-    }
-
-    pub fn naming(&self) -> Naming {
-        self.naming
     }
 
     /// The mirror reference for `source`, tag and digest kept exactly. A reference that already
