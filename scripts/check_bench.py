@@ -15,6 +15,8 @@ import hashlib, io, json, os, shutil, socket, statistics, subprocess, tarfile, t
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "target/release/kubectl-airgap")
+# An earlier build to run beside this one (the post-render section reads the same variable).
+BEFORE_BIN = os.environ.get("BENCH_BEFORE_BIN") or None
 RUNS = int(os.environ.get("BENCH_RUNS", "7"))
 REPOS, TAGS, PRESENT_TAGS = 100, 10, 5
 ACCEPT = ("application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, "
@@ -107,8 +109,8 @@ def check_section():
                 for t in range(TAGS):
                     f.write(f"  - name: c{t}\n    image: bench.example/r{r:03}:t{t}\n")
 
-        def ours():
-            p = subprocess.run([BIN, "check", "-f", manifests, "--registry", host, "--insecure-registry", host,
+        def ours(bin=BIN):
+            p = subprocess.run([bin, "check", "-f", manifests, "--registry", host, "--insecure-registry", host,
                                 "-o", "json"], capture_output=True,
                                env={**os.environ, "DOCKER_CONFIG": "/nonexistent"})
             report = json.loads(p.stdout)
@@ -145,6 +147,7 @@ def check_section():
             return statistics.median(times)
 
         ours_s = timed(ours, RUNS)
+        before_s = timed(lambda: ours(BEFORE_BIN), RUNS) if BEFORE_BIN else None
         curl_s = timed(curl, RUNS)
         skopeo_s = timed(skopeo, 1)
     finally:
@@ -167,6 +170,8 @@ def check_section():
         f"| kubectl-airgap check (--concurrency 16) | {ours_s:.3f} | {rate(ours_s):.0f} | one tag list per repository, a HEAD per present tag; JSON report |",
         f"| curl -Z --parallel-max 16, HEAD | {curl_s:.3f} | {rate(curl_s):.0f} | the registry's limit: no auth, no logic |",
         f"| skopeo inspect --raw loop | {skopeo_s:.3f} | {rate(skopeo_s):.0f} | one process per reference |",
+        *([f"| kubectl-airgap check (before: {os.path.relpath(BEFORE_BIN, ROOT)}) | {before_s:.3f} | {rate(before_s):.0f} | the same, by the earlier build |",
+           f"| **now / before** | | **{before_s / ours_s:.2f}x** | above 1x: faster now |"] if before_s else []),
         f"| **check / skopeo loop** | | **{skopeo_s / ours_s:.1f}x** | target >= 10x |",
         f"| **check / parallel HEAD** | | **{curl_s / ours_s * 100:.0f}%** | target >= 80% |",
         f"| **check rate** | | **{rate(ours_s):.0f}/s** | target >= 1,000/s |",

@@ -18,6 +18,8 @@ from check_bench import blob as write_blob, start_registry
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "target/release/kubectl-airgap")
+# An earlier build to run beside this one (the post-render section reads the same variable).
+BEFORE_BIN = os.environ.get("BENCH_BEFORE_BIN") or None
 RUNS = int(os.environ.get("BENCH_PUSH_RUNS", "3"))
 IMAGES, BASE_MB, OWN_MB = 10, 40, 36
 
@@ -85,7 +87,7 @@ def push_section():
     layout = os.path.join(work, "bundle")
     blobs, total = make_bundle(layout)
     env = {**os.environ, "DOCKER_CONFIG": "/nonexistent"}
-    times = {"ours": [], "skopeo": [], "plain": [], "noop": []}
+    times = {"ours": [], "skopeo": [], "plain": [], "noop": [], "before": []}
 
     def fresh(tag):
         d = os.path.join(work, tag)
@@ -112,6 +114,18 @@ def push_section():
             proc.kill()
             proc.wait()
 
+            if BEFORE_BIN:
+                proc, port, _ = fresh("before")
+                host = f"127.0.0.1:{port}"
+                before = [BEFORE_BIN, "push", "--from", layout, "--registry", host, "--insecure-registry", host]
+
+                def earlier():
+                    p = subprocess.run(before, capture_output=True, text=True, env=env)
+                    assert p.returncode == 0 and f"{IMAGES} images: {IMAGES} copied" in p.stdout, p.stdout[-800:]
+                times["before"].append(timed(earlier))
+                proc.kill()
+                proc.wait()
+
             proc, port, _ = fresh("plain")
             times["plain"].append(timed(lambda: plain_upload(layout, blobs, port)))
             proc.kill()
@@ -130,7 +144,7 @@ def push_section():
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
-    med = {k: statistics.median(v) for k, v in times.items()}
+    med = {k: statistics.median(v) for k, v in times.items() if v}
     mbs = lambda s: total / s / 1e6
     return [
         "## push (issue 5)",
@@ -147,6 +161,8 @@ def push_section():
         f"| plain parallel monolithic upload | {med['plain']:.2f} | {mbs(med['plain']):.0f} | Python, 16 threads, POST + PUT per blob, no manifests: the registry's limit |",
         f"| skopeo copy --preserve-digests loop | {med['skopeo']:.2f} | {mbs(med['skopeo']):.0f} | one image after another |",
         f"| kubectl-airgap push, all present | {med['noop']:.3f} | | the no-op rerun |",
+        *([f"| kubectl-airgap push (before: {os.path.relpath(BEFORE_BIN, ROOT)}) | {med['before']:.2f} | {mbs(med['before']):.0f} | the same, by the earlier build |",
+           f"| **now / before** | | **{med['before'] / med['ours']:.2f}x** | above 1x: faster now |"] if "before" in med else []),
         f"| **push / skopeo loop** | | **{med['skopeo'] / med['ours']:.1f}x** | target >= 1.5x |",
         f"| **push / plain upload** | | **{med['plain'] / med['ours'] * 100:.0f}%** | target >= 80% |",
         f"| **no-op rerun** | **{med['noop']:.3f} s** | | target < 1 s |",
