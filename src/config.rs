@@ -130,4 +130,22 @@ impl Settings {
             registries: config.registries,
         })
     }
+
+    /// The mirror, for a command that cannot work without one.
+    pub fn require_mirror(&self, command: &str) -> anyhow::Result<&MirrorNaming> {
+        self.naming
+            .as_ref()
+            .ok_or_else(|| anyhow::anyhow!(no_mirror(command)))
+    }
+}
+
+/// What every command that needs the mirror says when none is set: each place it can be named.
+pub fn no_mirror(command: &str) -> String {
+    let helm = match command {
+        "post-render" => " (with Helm: --post-renderer-args --registry=...)",
+        _ => "",
+    };
+    format!(
+        "no mirror registry is set, and {command} needs it: pass --registry HOST[:PORT][/PREFIX]{helm}, set AIRGAP_REGISTRY, or put `registry:` in the config file"
+    )
 }

@@ -154,9 +154,7 @@ pub fn run(args: &CheckArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus
         );
     }
     let settings = settings(&args.mirror, None, config)?;
-    let naming = settings.naming.as_ref().context(
-        "check needs the mirror registry: pass --registry HOST[:PORT][/PREFIX], set AIRGAP_REGISTRY, or set registry in the config file",
-    )?;
+    let naming = settings.require_mirror("check")?;
     let options = args
         .registry
         .options(Some(naming.mirror().host()), &settings.registries)?;

@@ -35,9 +35,7 @@ pub fn run(args: &PostRenderArgs, config: Option<&Path>) -> anyhow::Result<ExitS
         Err(_) => args.log_file.clone(),
     };
     let result = settings.and_then(|settings| {
-        let naming = settings.naming.as_ref().context(
-            "no mirror registry is set: pass --registry HOST[:PORT][/PREFIX] (with Helm: --post-renderer-args --registry=...), set AIRGAP_REGISTRY, or put `registry:` in the config file",
-        )?;
+        let naming = settings.require_mirror("post-render")?;
         let pull_secret = args.pull_secret.as_ref().or(settings.pull_secret.as_ref());
         if let Some(name) = pull_secret {
             validate_name(name, "Secret").map_err(|e| anyhow::anyhow!("--pull-secret: {e}"))?;

@@ -71,9 +71,11 @@ pub fn run(args: &PullSecretArgs, config: Option<&Path>) -> anyhow::Result<ExitS
             .map_err(|e| anyhow::anyhow!("--service-account: {e}"))?;
     }
     let (file, _) = ConfigFile::load(config)?;
-    let registry = args.registry.clone().or(file.registry).context(
-        "pull-secret needs the mirror registry: pass --registry HOST[:PORT], set AIRGAP_REGISTRY, or set registry in the config file",
-    )?;
+    let registry = args
+        .registry
+        .clone()
+        .or(file.registry)
+        .ok_or_else(|| anyhow::anyhow!(crate::config::no_mirror("pull-secret")))?;
     let host = Mirror::parse(&registry)?.host().to_string();
     let login = args.login.login(&host)?;
     let found = find_credential(&host, login.as_ref())

@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::Context;
 use clap::Args;
 
 use super::copy_run::{CopyArgs, Job, SourceMirrors, copier, listed_images, report, run_copies};
@@ -50,9 +49,7 @@ pub struct PushArgs {
 
 pub fn run(args: &PushArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus> {
     let settings = settings(&args.mirror, None, config)?;
-    let naming = settings.naming.as_ref().context(
-        "push needs the mirror registry: pass --registry HOST[:PORT][/PREFIX], set AIRGAP_REGISTRY, or set registry in the config file",
-    )?;
+    let naming = settings.require_mirror("push")?;
     let sink_options = args
         .registry
         .options(Some(naming.mirror().host()), &settings.registries)?;
