@@ -19,7 +19,7 @@ use anyhow::Context;
 use crate::mirror::{canonical_name, canonical_reference};
 use crate::oci::{Descriptor, Platform};
 use crate::reference::Reference;
-use crate::registry::exists::{Status, Verdict, index_platforms, is_index, lacking};
+use crate::registry::exists::{Status, Verdict, index_platforms, is_index, lacking, lock_mismatch};
 use crate::transfer::layout::{EntryName, OciLayout};
 
 /// An opened bundle and the images it names.
@@ -145,17 +145,8 @@ impl Bundle {
             return Ok(self.missing(image));
         };
         let held = entry.digest.clone();
-        if let Some(want) = expected
-            && want != held
-        {
-            return Ok(Verdict::new(
-                Status::Mismatch,
-                Some(held.clone()),
-                format!(
-                    "the bundle's {} is {held}, the lock file says {want}",
-                    image.tag().unwrap_or("latest")
-                ),
-            ));
+        if let Some(mismatch) = lock_mismatch("the bundle", image, &held, expected) {
+            return Ok(mismatch);
         }
         if let Some(problem) = self.layout.tree_problem(&held, entry.size)? {
             anyhow::bail!(

@@ -161,17 +161,8 @@ async fn check(
             Some(m) => (m.digest.clone(), Some(m)),
         }
     };
-    if let Some(want) = expected
-        && want != held
-    {
-        return Ok(Verdict::new(
-            Status::Mismatch,
-            Some(held.clone()),
-            format!(
-                "the mirror's {} is {held}, the lock file says {want}",
-                image.tag().unwrap_or("latest")
-            ),
-        ));
+    if let Some(mismatch) = lock_mismatch("the mirror", image, &held, expected) {
+        return Ok(mismatch);
     }
     if let Some(m) = manifest {
         let lacking = lacking_platforms(registry, image, &m.bytes, platforms).await?;
@@ -268,6 +259,25 @@ pub(crate) fn index_platforms(bytes: &[u8]) -> Result<Vec<(Platform, String)>, s
         .iter()
         .filter_map(|entry| Some((entry.platform.clone()?, entry.digest.clone())))
         .collect())
+}
+
+/// The verdict when `held` (what `whose` holds under `image`'s tag) is not the digest a lock
+/// file `expected`; `None` when it is, or when there is no lock.
+pub(crate) fn lock_mismatch(
+    whose: &str,
+    image: &Reference,
+    held: &str,
+    expected: Option<&str>,
+) -> Option<Verdict> {
+    let want = expected.filter(|want| *want != held)?;
+    Some(Verdict::new(
+        Status::Mismatch,
+        Some(held.to_string()),
+        format!(
+            "{whose}'s {} is {held}, the lock file says {want}",
+            image.tag().unwrap_or("latest")
+        ),
+    ))
 }
 
 /// The wanted platforms `have` does not serve, as a sentence naming what `whose` has (empty
