@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 use crate::mirror::{canonical_name, canonical_reference};
-use crate::oci::{Descriptor, Platform};
+use crate::oci::{Descriptor, ImageManifest, Platform};
 use crate::reference::Reference;
 use crate::registry::exists::{Status, Verdict, index_platforms, is_index, lacking, lock_mismatch};
 use crate::transfer::layout::{EntryName, OciLayout};
@@ -203,15 +203,11 @@ impl Bundle {
                 .map(|(p, _)| p)
                 .collect()
         } else {
-            #[derive(serde::Deserialize)]
-            struct Manifest {
-                config: Descriptor,
-            }
-            let m: Manifest = serde_json::from_slice(&bytes)
+            let m: ImageManifest = serde_json::from_slice(&bytes)
                 .with_context(|| format!("manifest {digest} does not parse"))?;
             let config = read(&m.config.digest)?;
             vec![
-                crate::oci::Platform::from_config(&config)
+                Platform::from_config(&config)
                     .with_context(|| format!("image config {} does not parse", m.config.digest))?,
             ]
         };

@@ -17,7 +17,8 @@ use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt as _};
 use reqwest::Method;
 
-use super::{Call, CallBody, Registry, RegistryError, blob_path, endpoint_host, unexpected};
+use super::{Call, CallBody, Registry, RegistryError, blob_path, unexpected};
+use crate::oci::hub;
 use crate::reference::Reference;
 
 /// A blob's bytes as they arrive.
@@ -156,7 +157,7 @@ impl Registry {
         image: &Reference,
         digest: &str,
     ) -> Result<Option<u64>, RegistryError> {
-        let host = self.host(endpoint_host(image.domain()))?;
+        let host = self.host(hub::api_host(image.domain()))?;
         let path = blob_path(image, digest);
         // Blobs are looked for in the repository about to be pushed to: asking for push
         // access now saves a second token per repository.
@@ -194,7 +195,7 @@ impl Registry {
         offset: u64,
     ) -> Result<(ByteStream, u64), RegistryError> {
         use futures_util::TryStreamExt as _;
-        let host = self.host(endpoint_host(image.domain()))?;
+        let host = self.host(hub::api_host(image.domain()))?;
         let path = blob_path(image, digest);
         let call = Call {
             method: Method::GET,
@@ -242,7 +243,7 @@ impl Registry {
         digest: &str,
         from: &str,
     ) -> Result<bool, RegistryError> {
-        let host = self.host(endpoint_host(image.domain()))?;
+        let host = self.host(hub::api_host(image.domain()))?;
         let path = format!(
             "/v2/{}/blobs/uploads/?mount={digest}&from={from}",
             image.path()
@@ -271,7 +272,7 @@ impl Registry {
         size: u64,
         body: ByteStream,
     ) -> Result<(), RegistryError> {
-        let host = self.host(endpoint_host(image.domain()))?;
+        let host = self.host(hub::api_host(image.domain()))?;
         let scope = push_scope(image);
         let mut url = self.start_upload(&host, &scope, image).await?;
         if host.chunked.load(Ordering::Relaxed) {
@@ -416,7 +417,7 @@ impl Registry {
         bytes: Bytes,
         media_type: &str,
     ) -> Result<(), RegistryError> {
-        let host = self.host(endpoint_host(image.domain()))?;
+        let host = self.host(hub::api_host(image.domain()))?;
         let path = super::manifest_path(image);
         let call = Call {
             method: Method::PUT,

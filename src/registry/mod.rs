@@ -395,7 +395,7 @@ impl Registry {
 
     /// HEAD of a manifest: `Ok(None)` when the registry says it does not exist.
     pub async fn head_manifest(&self, image: &Reference) -> Result<Option<Fetched>, RegistryError> {
-        let host = self.host(endpoint_host(image.domain()))?;
+        let host = self.host(hub::api_host(image.domain()))?;
         let path = manifest_path(image);
         let f = self
             .fetch(
@@ -444,7 +444,7 @@ impl Registry {
         &self,
         image: &Reference,
     ) -> Result<Option<RawManifest>, RegistryError> {
-        let host = self.host(endpoint_host(image.domain()))?;
+        let host = self.host(hub::api_host(image.domain()))?;
         let path = manifest_path(image);
         let accept = Some(MANIFEST_ACCEPT);
         let Some(f) = self
@@ -488,7 +488,7 @@ impl Registry {
         image: &Reference,
         digest: &str,
     ) -> Result<Option<Vec<u8>>, RegistryError> {
-        let host = self.host(endpoint_host(image.domain()))?;
+        let host = self.host(hub::api_host(image.domain()))?;
         let path = blob_path(image, digest);
         let Some(f) = self
             .get_found(&host, image, &path, None, MAX_SMALL_BODY)
@@ -515,7 +515,7 @@ impl Registry {
         struct TagList {
             tags: Option<Vec<String>>,
         }
-        let host = self.host(endpoint_host(image.domain()))?;
+        let host = self.host(hub::api_host(image.domain()))?;
         let mut path = format!("/v2/{}/tags/list", image.path());
         let mut tags = Vec::new();
         for _ in 0..MAX_TAG_PAGES {
@@ -1291,11 +1291,6 @@ fn hostname(name: &str) -> &str {
     }
 }
 
-/// Where the registry API of a reference's domain lives ([`hub::api_host`]).
-fn endpoint_host(domain: &str) -> &str {
-    hub::api_host(domain)
-}
-
 fn manifest_path(image: &Reference) -> String {
     let what = image.digest().or(image.tag()).unwrap_or("latest");
     format!("/v2/{}/manifests/{what}", image.path())
@@ -1437,7 +1432,7 @@ mod tests {
             "index.docker.io/x/y:1",
         ] {
             let r = Reference::parse(written).unwrap();
-            let api = endpoint_host(r.domain());
+            let api = hub::api_host(r.domain());
             assert_eq!(api, "registry-1.docker.io", "{written}");
             assert!(
                 options.settings_for(api).is_some_and(|o| o.insecure),

@@ -31,7 +31,7 @@ use super::copy::Shape;
 use super::unpack::{Need, Needs, Size};
 use super::{ByteStream, ImageSink, ImageSource, RawManifest};
 use crate::mirror::canonical_reference;
-use crate::oci::{Descriptor, Platform};
+use crate::oci::{Descriptor, ImageManifest, Platform};
 use crate::reference::Reference;
 
 /// The annotation holding an image's full source reference.
@@ -449,13 +449,10 @@ impl OciLayout {
     /// `os/arch[/variant]` of a single-platform image the (directory) layout holds, read from
     /// its config; `None` for an index or anything unreadable.
     pub fn image_platform(&self, manifest_digest: &str) -> Option<String> {
-        #[derive(Deserialize)]
-        struct Manifest {
-            config: Option<Descriptor>,
-        }
         let read = |digest: &str| std::fs::read(blob_path(&self.root, digest).ok()?).ok();
-        let manifest: Manifest = serde_json::from_slice(&read(manifest_digest)?).ok()?;
-        let config = Platform::from_config(&read(&manifest.config?.digest)?).ok()?;
+        // An index has no config and does not parse as an image manifest.
+        let manifest: ImageManifest = serde_json::from_slice(&read(manifest_digest)?).ok()?;
+        let config = Platform::from_config(&read(&manifest.config.digest)?).ok()?;
         Some(config.to_string())
     }
 
