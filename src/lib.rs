@@ -4,6 +4,7 @@
 //! parses it and maps errors to exit codes, so that tests, benchmarks and fuzz targets drive the
 //! same code users run. docs/ARCHITECTURE.md maps the modules and where new features go.
 
+pub mod chart;
 mod check;
 mod cleanup;
 pub mod cli;

@@ -140,12 +140,12 @@ pub fn run(args: &CheckArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus
     }
     if args.images.is_empty() && args.cluster.is_none() {
         anyhow::bail!(
-            "nothing to check: give manifests with -f FILE|DIR|- (e.g. `helm template ... | kubectl airgap check -f -`), a lock file with --lock, or --cluster"
+            "nothing to check: give manifests with -f FILE|DIR|- (e.g. `helm template ... | kubectl airgap check -f -`), a chart with --chart, a lock file with --lock, or --cluster"
         );
     }
-    if args.cluster.is_none() && args.namespaces.is_set() {
+    if args.cluster.is_none() && args.namespaces.is_set() && args.images.charts.is_empty() {
         anyhow::bail!(
-            "-n/--namespace and -A/--all-namespaces choose what --cluster reads; add --cluster"
+            "-n/--namespace and -A/--all-namespaces choose what --cluster reads (and the namespace --chart renders for); add --cluster or --chart"
         );
     }
     if args.registry.login.password_stdin && args.images.reads_stdin() {
@@ -163,7 +163,14 @@ pub fn run(args: &CheckArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus
         Some(name) => Some(runtime.block_on(read_cluster(args, name, &settings.rules))?),
         None => None,
     };
-    let wanted = wanted_images(args, &settings.rules, Some(naming), inventory.as_ref())?;
+    let charts = args.images.charts.render(render_namespace(args))?;
+    let wanted = wanted_images(
+        args,
+        &settings.rules,
+        &charts,
+        Some(naming),
+        inventory.as_ref(),
+    )?;
 
     let registry = Arc::new(Registry::new(options));
     // One task per mirror repository, so that a tag list can stand in for many HEADs.
@@ -223,7 +230,7 @@ fn check_bundle(
     }
     if args.images.is_empty() {
         anyhow::bail!(
-            "nothing to check the bundle {} against: give manifests with -f FILE|DIR|- or a lock file with --lock",
+            "nothing to check the bundle {} against: give manifests with -f FILE|DIR|-, a chart with --chart, or a lock file with --lock",
             path.display()
         );
     }
@@ -232,7 +239,8 @@ fn check_bundle(
     if let Some(note) = bundle.unmatchable() {
         eprintln!("note: {note}");
     }
-    let wanted = wanted_images(args, &settings.rules, None, None)?;
+    let charts = args.images.charts.render(render_namespace(args))?;
+    let wanted = wanted_images(args, &settings.rules, &charts, None, None)?;
     let verdicts: Vec<Verdict> = wanted
         .iter()
         .map(|w| bundle.check(&w.source, w.digest.as_deref(), &args.platforms))
@@ -339,10 +347,19 @@ fn report(
     })
 }
 
-/// The images to check: from manifests and the lock file, each once, in source order.
+/// The namespace charts render for: the one -n given, if one is.
+fn render_namespace(args: &CheckArgs) -> Option<&str> {
+    match &args.namespaces.namespaces[..] {
+        [one] => Some(one.as_str()),
+        _ => None,
+    }
+}
+
+/// The images to check: from manifests, charts and the lock file, each once, in source order.
 fn wanted_images(
     args: &CheckArgs,
     rules: &crate::manifest::rules::RuleSet,
+    charts: &[crate::chart::Rendered],
     naming: Option<&crate::mirror::MirrorNaming>,
     inventory: Option<&Inventory>,
 ) -> anyhow::Result<Vec<Wanted>> {
@@ -402,7 +419,7 @@ fn wanted_images(
             .iter()
             .flat_map(|i| i.repositories.iter().cloned()),
     );
-    for input in args.images.scan(rules)? {
+    for input in args.images.scan(rules, charts)? {
         repositories.extend(input.scan.repositories.iter().map(|u| u.reference.name()));
         for u in input.scan.uses {
             let key = add(&u.reference)?;

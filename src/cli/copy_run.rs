@@ -9,6 +9,7 @@ use std::time::Instant;
 use anyhow::Context;
 
 use super::images::ImageListArgs;
+use crate::chart::Rendered;
 use crate::lock::LockFile;
 use crate::manifest::rules::RuleSet;
 use crate::mirror::canonical_reference;
@@ -33,10 +34,14 @@ pub struct Job {
 /// What one copy came to, or why it failed.
 pub type CopyResult = anyhow::Result<Copied>;
 
-/// The images that `-f`, `--images-digests` and `--lock` name, each once, in a stable order.
-pub fn listed_images(list: &ImageListArgs, rules: &RuleSet) -> anyhow::Result<Vec<Reference>> {
+/// The images that `-f`, `--images-digests`, `--chart` and `--lock` name, each once, in a stable order.
+pub fn listed_images(
+    list: &ImageListArgs,
+    rules: &RuleSet,
+    charts: &[Rendered],
+) -> anyhow::Result<Vec<Reference>> {
     let mut out: BTreeMap<String, Reference> = BTreeMap::new();
-    for input in list.scan(rules)? {
+    for input in list.scan(rules, charts)? {
         for u in input.scan.uses {
             out.entry(canonical_reference(&u.reference))
                 .or_insert(u.reference);

@@ -8,7 +8,9 @@ use anyhow::Context;
 use clap::Args;
 use serde::Serialize;
 
+use super::chart_args::ChartArgs;
 use super::{EXIT_OK, ExitStatus, MirrorArgs, settings};
+use crate::chart::Rendered;
 use crate::ess::ImagesDigests;
 use crate::manifest::rules::RuleSet;
 use crate::manifest::scan::{Location, Suspect};
@@ -23,7 +25,7 @@ pub struct ImagesArgs {
         short = 'f',
         long = "filename",
         value_name = "FILE|DIR|-",
-        required_unless_present = "images_digests"
+        required_unless_present_any = ["images_digests", "charts"]
     )]
     pub files: Vec<PathBuf>,
     /// Read directories recursively
@@ -32,6 +34,8 @@ pub struct ImagesArgs {
     /// An Element Server Suite images_digests.yml: its images are listed too
     #[arg(long = "images-digests", value_name = "FILE")]
     pub images_digests: Option<PathBuf>,
+    #[command(flatten)]
+    pub charts: ChartArgs,
     /// Output format; ess-configmap writes the ConfigMap that points every container of
     /// --images-digests at the mirror (needs --registry and --name)
     #[arg(short = 'o', long = "output", value_enum, default_value_t = ImagesFormat::Table)]
@@ -39,7 +43,7 @@ pub struct ImagesArgs {
     /// The ConfigMap's name (-o ess-configmap)
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
-    /// The ConfigMap's namespace (-o ess-configmap)
+    /// The ConfigMap's namespace (-o ess-configmap), and the namespace --chart renders for
     #[arg(short = 'n', long, value_name = "NAMESPACE")]
     pub namespace: Option<String>,
     /// Also list strings that look like images but that no rule covered
@@ -102,19 +106,26 @@ pub struct ImageListArgs {
     /// An Element Server Suite images_digests.yml: its images are included, pinned by digest
     #[arg(long = "images-digests", value_name = "FILE")]
     pub images_digests: Option<PathBuf>,
+    #[command(flatten)]
+    pub charts: ChartArgs,
 }
 
 impl ImageListArgs {
     pub fn is_empty(&self) -> bool {
-        self.files.is_empty() && self.lock.is_none() && self.images_digests.is_none()
+        self.files.is_empty()
+            && self.lock.is_none()
+            && self.images_digests.is_none()
+            && self.charts.is_empty()
     }
 
-    /// The image uses of the manifests (`-f`) and of the images_digests file, per input.
-    pub fn scan(&self, rules: &RuleSet) -> anyhow::Result<Vec<InputScan>> {
+    /// The image uses of the manifests (`-f`), the images_digests file and the rendered
+    /// charts, per input.
+    pub fn scan(&self, rules: &RuleSet, charts: &[Rendered]) -> anyhow::Result<Vec<InputScan>> {
         scan_inputs(
             &self.files,
             self.recursive,
             self.images_digests.as_deref(),
+            charts,
             rules,
             false,
         )
@@ -163,17 +174,25 @@ fn collect_dir(dir: &Path, recursive: bool, out: &mut Vec<PathBuf>) -> anyhow::R
     Ok(())
 }
 
-/// Every input's image uses: the manifests (`-f`), then an images_digests file.
+/// Every input's image uses: the manifests (`-f`), an images_digests file, then each chart's
+/// rendered manifests, scanned as `-f` would scan them.
 fn scan_inputs(
     files: &[PathBuf],
     recursive: bool,
     images_digests: Option<&Path>,
+    charts: &[Rendered],
     rules: &RuleSet,
     suspects: bool,
 ) -> anyhow::Result<Vec<InputScan>> {
     let mut out = collect(files, recursive, rules, suspects)?;
     if let Some(file) = images_digests {
         out.push(ess_uses(file)?);
+    }
+    for r in charts {
+        let name = format!("chart {}-{}", r.chart.name, r.chart.version);
+        let scan = scan_stream(&r.manifests[..], &name, rules, suspects)
+            .with_context(|| r.chart.label.clone())?;
+        out.push(InputScan { name, scan });
     }
     Ok(out)
 }
@@ -251,10 +270,12 @@ pub fn collect(
 
 pub fn run(args: &ImagesArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus> {
     let settings = settings(&args.mirror, None, config)?;
+    let charts = args.charts.render(args.namespace.as_deref())?;
     let inputs = scan_inputs(
         &args.files,
         args.recursive,
         args.images_digests.as_deref(),
+        &charts,
         &settings.rules,
         args.suspects,
     )?;

@@ -3,6 +3,7 @@
 //! Exit codes follow `kubectl diff`: 0 success, 1 "the answer is no" (an invalid reference, a
 //! missing image), 2 usage or runtime error.
 
+mod chart_args;
 mod check;
 mod cluster_args;
 mod completion;
@@ -60,14 +61,18 @@ pub enum Command {
     /// reference pointing at the mirror
     PostRender(post_render::PostRenderArgs),
     /// List the images that manifests need, where each was found, and its mirror name
+    #[command(disable_version_flag = true)]
     Images(images::ImagesArgs),
     /// Verify that the mirror holds every needed image
+    #[command(disable_version_flag = true)]
     Check(check::CheckArgs),
     /// Copy the images that the mirror lacks into it
+    #[command(disable_version_flag = true)]
     Push(push::PushArgs),
     /// Create or update the mirror's pull Secret (kubernetes.io/dockerconfigjson) in namespaces
     PullSecret(pull_secret::PullSecretArgs),
     /// Pull every needed image into an offline bundle (OCI image layout)
+    #[command(disable_version_flag = true)]
     Save(save::SaveArgs),
     /// Show how image references parse and what they become in the mirror
     Ref(ref_cmd::RefArgs),
@@ -168,6 +173,20 @@ fn insert_implied_post_render(mut argv: Vec<OsString>, stdin_is_terminal: bool) 
     argv
 }
 
+/// Gives each `--chart` the flags that follow it (see [`chart_args`]).
+fn group_chart_flags(command: &mut Command, matches: &clap::ArgMatches) -> anyhow::Result<()> {
+    let Some((_, m)) = matches.subcommand() else {
+        return Ok(());
+    };
+    match command {
+        Command::Images(a) => a.charts.group(m),
+        Command::Check(a) => a.images.charts.group(m),
+        Command::Push(a) => a.images.charts.group(m),
+        Command::Save(a) => a.images.charts.group(m),
+        _ => Ok(()),
+    }
+}
+
 /// Runs the command line and returns the process exit code.
 pub fn run(argv: Vec<OsString>) -> ExitStatus {
     // kubectl's plugin completion protocol, kept out of clap so no completion script lists it.
@@ -188,13 +207,17 @@ pub fn run(argv: Vec<OsString>) -> ExitStatus {
             return code;
         }
     };
-    let cli = match Cli::from_arg_matches(&matches) {
+    let mut cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
             return EXIT_ERROR;
         }
     };
+    if let Err(e) = group_chart_flags(&mut cli.command, &matches) {
+        eprintln!("error: {e:#}");
+        return EXIT_ERROR;
+    }
     let result = match cli.command {
         Command::Ref(args) => ref_cmd::run(&args, cli.config.as_deref()),
         Command::PostRender(args) => post_render::run(&args, cli.config.as_deref()),

@@ -36,6 +36,9 @@ pub struct PushArgs {
     pub names: Vec<String>,
     #[command(flatten)]
     pub images: ImageListArgs,
+    /// The namespace --chart renders for
+    #[arg(short = 'n', long, value_name = "NAMESPACE")]
+    pub namespace: Option<String>,
     #[command(flatten)]
     pub copy: CopyArgs,
     /// Print what would be copied, copy nothing
@@ -54,11 +57,14 @@ pub fn run(args: &PushArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus>
         .registry
         .options(Some(naming.mirror().host()), &settings.registries)?;
     let sink = Arc::new(Registry::new(sink_options.clone()));
+    let charts = args.images.charts.render(args.namespace.as_deref())?;
     let started = Instant::now();
 
     if args.from == "registry" {
         if args.images.is_empty() {
-            anyhow::bail!("name the images: -f FILE|DIR|- (manifests) or --lock FILE");
+            anyhow::bail!(
+                "name the images: -f FILE|DIR|- (manifests), --chart CHART or --lock FILE"
+            );
         }
         let remaps = SourceMirrors::parse(&args.copy.source_mirrors)?;
         let mut source_options = sink_options;
@@ -69,13 +75,13 @@ pub fn run(args: &PushArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus>
             h.key_file = None;
         }
         remaps.apply(&mut source_options);
-        let sources = listed_images(&args.images, &settings.rules)?;
+        let sources = listed_images(&args.images, &settings.rules, &charts)?;
         let jobs = jobs(sources, naming, |s| remaps.fetch(s))?;
         let source = Arc::new(Registry::new(source_options));
         return copy_all(source, sink, &jobs, args, started);
     }
 
-    let listed = || listed_images(&args.images, &settings.rules);
+    let listed = || listed_images(&args.images, &settings.rules, &charts);
     if !args.names.is_empty() && args.from.starts_with("docker-archive:") {
         anyhow::bail!(
             "--name is for OCI layouts; docker archives name their images in manifest.json (RepoTags)"

@@ -39,6 +39,9 @@ pub struct SaveArgs {
     /// FILE.tar, FILE.tar.gz (or .tgz), FILE.tar.zst
     #[arg(short = 'o', long = "output", value_name = "DIR|FILE.tar[.gz|.zst]")]
     pub output: PathBuf,
+    /// The namespace --chart renders for
+    #[arg(short = 'n', long, value_name = "NAMESPACE")]
+    pub namespace: Option<String>,
     #[command(flatten)]
     pub copy: CopyArgs,
     /// With --registry, the lock file also records each image's mirror name
@@ -50,7 +53,9 @@ pub struct SaveArgs {
 
 pub fn run(args: &SaveArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus> {
     if args.images.is_empty() {
-        anyhow::bail!("name the images to save: -f FILE|DIR|- (manifests) or --lock FILE");
+        anyhow::bail!(
+            "name the images to save: -f FILE|DIR|- (manifests), --chart CHART or --lock FILE"
+        );
     }
     let compression = Compression::for_output(&args.output);
     let looks_like_file = args.output.extension().is_some_and(|e| {
@@ -72,7 +77,8 @@ pub fn run(args: &SaveArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus>
     let remaps = SourceMirrors::parse(&args.copy.source_mirrors)?;
     let mut options = args.registry.options(None, &settings.registries)?;
     remaps.apply(&mut options);
-    let sources = listed_images(&args.images, &settings.rules)?;
+    let charts = args.images.charts.render(args.namespace.as_deref())?;
+    let sources = listed_images(&args.images, &settings.rules, &charts)?;
     let jobs = sources
         .into_iter()
         .map(|source| {

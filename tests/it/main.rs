@@ -6,6 +6,7 @@
 mod common;
 
 mod bundles;
+mod charts;
 mod check;
 mod cli_post_render;
 mod cli_ref;

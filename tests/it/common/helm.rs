@@ -83,6 +83,28 @@ impl Helm {
         c
     }
 
+    /// Our binary, rendering and pulling charts with this Helm (`AIRGAP_HELM`) and its homes,
+    /// the user's configuration kept out as [`super::airgap`] keeps it.
+    pub fn airgap(&self) -> assert_cmd::Command {
+        let mut c = super::airgap();
+        c.env("AIRGAP_HELM", &self.bin)
+            .env("HELM_CONFIG_HOME", self.homes.path().join("config"))
+            .env("HELM_CACHE_HOME", self.homes.path().join("cache"))
+            .env("HELM_DATA_HOME", &self.data);
+        c
+    }
+
+    /// Runs `helm ARGS`, which must succeed; its stdout.
+    pub fn ok(&self, args: &[&str]) -> Vec<u8> {
+        let out = self.cmd(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "helm {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    }
+
     pub fn install_plugin(&self) {
         let out = self
             .cmd(&["plugin", "install", root().to_str().unwrap()])

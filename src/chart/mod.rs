@@ -1,0 +1,435 @@
+//! Charts as an input: an offline package is charts and the images they run, kept in step.
+//!
+//! A `--chart` is resolved to one packaged chart (`.tgz`) on the connected side: a directory is
+//! copied, its missing dependencies built in the copy (never in the user's directory), and
+//! packaged deterministically ([`package`]), so the same chart gives the same digest; a `.tgz`
+//! is taken as it is; an `oci://` chart or a chart in a classic repository is pulled by the
+//! user's Helm ([`helm`]) with the user's logins. The packaged chart is then rendered with the
+//! user's values by `helm template --include-crds` (hooks included), and that text goes to the
+//! same scanner as `-f`, so a chart gives the images its rendered manifests would.
+//!
+//! What is rendered is what is carried: the images come from the very bytes the bundle holds.
+
+pub mod helm;
+pub mod package;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::Deserialize;
+
+pub use helm::Helm;
+
+/// One `--chart` with the flags that follow it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChartRequest {
+    /// A directory, a `.tgz`, `oci://HOST/PATH/NAME`, or a name in `repo`.
+    pub chart: String,
+    pub version: Option<String>,
+    /// A classic chart repository's URL (its `index.yaml` names the chart).
+    pub repo: Option<String>,
+    pub values: Vec<PathBuf>,
+    pub set: Vec<String>,
+    pub set_string: Vec<String>,
+}
+
+/// What rendering passes to `helm template` for every chart.
+#[derive(Debug, Clone, Default)]
+pub struct RenderOptions {
+    pub namespace: Option<String>,
+    pub kube_version: Option<String>,
+    pub api_versions: Vec<String>,
+}
+
+/// Where a chart came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// A directory, packaged by us.
+    Dir,
+    /// A packaged chart file, carried as it is.
+    File,
+    /// `oci://HOST/PATH/NAME`: its OCI artifact is copied as it is.
+    Oci { repository: String },
+    /// A classic repository: the `.tgz` its index points at, carried as it is.
+    Repo { url: String },
+}
+
+/// A resolved chart: its packaged bytes, in a temporary directory of ours.
+pub struct Chart {
+    pub name: String,
+    pub version: String,
+    pub origin: Origin,
+    /// How the user named it, for messages.
+    pub label: String,
+    /// The packaged chart, as the bundle carries it.
+    pub tgz: PathBuf,
+    _temp: crate::cleanup::TempDir,
+}
+
+/// A resolved chart and the manifests it rendered to.
+pub struct Rendered {
+    pub chart: Chart,
+    pub manifests: Vec<u8>,
+}
+
+/// The prefix of our temporary directories (the PID follows, for `cleanup::sweep`).
+const TEMP_PREFIX: &str = ".kubectl-airgap-chart-";
+
+/// Resolves and renders every chart; the first failure is the error, naming its chart.
+pub fn render_all(
+    requests: &[ChartRequest],
+    options: &RenderOptions,
+    helm_flag: Option<&Path>,
+) -> anyhow::Result<Vec<Rendered>> {
+    if requests.is_empty() {
+        return Ok(Vec::new());
+    }
+    let helm = Helm::find(helm_flag)?;
+    requests
+        .iter()
+        .map(|r| {
+            let chart = resolve(&helm, r)?;
+            let manifests = render(&helm, &chart, r, options)?;
+            Ok(Rendered { chart, manifests })
+        })
+        .collect()
+}
+
+/// The chart a request names, packaged.
+pub fn resolve(helm: &Helm, request: &ChartRequest) -> anyhow::Result<Chart> {
+    let label = format!("--chart {}", request.chart);
+    let temp_parent = std::env::temp_dir();
+    crate::cleanup::sweep(&temp_parent, |name| {
+        crate::cleanup::leading_pid(name.strip_prefix(TEMP_PREFIX)?)
+    });
+    let temp = crate::cleanup::TempDir::new_in(&temp_parent, TEMP_PREFIX)
+        .with_context(|| format!("{label}: creating a temporary directory"))?;
+    let pulled = temp.path().join("pulled");
+    let (origin, tgz) = if let Some(rest) = request.chart.strip_prefix("oci://") {
+        if request.repo.is_some() {
+            anyhow::bail!("{label}: an oci:// chart takes no --repo; drop it");
+        }
+        let Some(version) = &request.version else {
+            anyhow::bail!(
+                "{label}: an OCI chart needs its version, so that the next run saves the same chart: add --version V"
+            );
+        };
+        let repository = rest.trim_end_matches('/').to_string();
+        let dest = pulled.to_string_lossy().into_owned();
+        helm.run(
+            &[
+                "pull",
+                request.chart.as_str(),
+                "--version",
+                version,
+                "--destination",
+                &dest,
+            ],
+            &format!("{label} --version {version} could not be pulled"),
+        )?;
+        (Origin::Oci { repository }, only_tgz(&pulled, &label)?)
+    } else if let Some(url) = &request.repo {
+        let dest = pulled.to_string_lossy().into_owned();
+        let mut args = vec![
+            "pull",
+            request.chart.as_str(),
+            "--repo",
+            url,
+            "--destination",
+            &dest,
+        ];
+        if let Some(v) = &request.version {
+            args.extend(["--version", v]);
+        }
+        helm.run(&args, &format!("{label} --repo {url} could not be pulled"))?;
+        (
+            Origin::Repo { url: url.clone() },
+            only_tgz(&pulled, &label)?,
+        )
+    } else {
+        let path = Path::new(&request.chart);
+        if path.is_dir() {
+            (Origin::Dir, package_dir(helm, path, temp.path(), &label)?)
+        } else if path.is_file() {
+            let copy = temp.path().join("chart.tgz");
+            std::fs::copy(path, &copy).with_context(|| format!("{label}: reading it"))?;
+            (Origin::File, copy)
+        } else {
+            anyhow::bail!(
+                "{label}: no such directory or file; name a chart directory, a packaged .tgz, oci://HOST/PATH/NAME with --version, or a chart in a repository with --repo URL"
+            );
+        }
+    };
+    let bytes =
+        std::fs::read(&tgz).with_context(|| format!("{label}: reading {}", tgz.display()))?;
+    let meta = metadata(&bytes).with_context(|| format!("{label}: not a packaged Helm chart"))?;
+    if let Some(want) = &request.version
+        && matches!(origin, Origin::Dir | Origin::File)
+        && *want != meta.version
+    {
+        anyhow::bail!(
+            "{label} is version {}, not --version {want}; drop --version or name the chart of that version",
+            meta.version
+        );
+    }
+    Ok(Chart {
+        name: meta.name,
+        version: meta.version,
+        origin,
+        label,
+        tgz,
+        _temp: temp,
+    })
+}
+
+/// `helm template` of a resolved chart with the request's values.
+pub fn render(
+    helm: &Helm,
+    chart: &Chart,
+    request: &ChartRequest,
+    options: &RenderOptions,
+) -> anyhow::Result<Vec<u8>> {
+    let mut args: Vec<std::ffi::OsString> = vec![
+        "template".into(),
+        chart.tgz.clone().into(),
+        "--include-crds".into(),
+    ];
+    let mut flag = |name: &str, value: &std::ffi::OsStr| {
+        args.push(name.into());
+        args.push(value.to_owned());
+    };
+    if let Some(n) = &options.namespace {
+        flag("--namespace", n.as_ref());
+    }
+    if let Some(k) = &options.kube_version {
+        flag("--kube-version", k.as_ref());
+    }
+    for a in &options.api_versions {
+        flag("--api-versions", a.as_ref());
+    }
+    for v in &request.values {
+        if !v.is_file() {
+            anyhow::bail!("{}: --values {}: no such file", chart.label, v.display());
+        }
+        flag("--values", v.as_os_str());
+    }
+    for s in &request.set {
+        flag("--set", s.as_ref());
+    }
+    for s in &request.set_string {
+        flag("--set-string", s.as_ref());
+    }
+    helm.run(
+        &args,
+        &format!(
+            "{} ({} {}) did not render; fix what Helm says",
+            chart.label, chart.name, chart.version
+        ),
+    )
+}
+
+/// The one `.tgz` `helm pull` wrote into `dir`.
+fn only_tgz(dir: &Path, label: &str) -> anyhow::Result<PathBuf> {
+    let mut found = std::fs::read_dir(dir)
+        .with_context(|| format!("{label}: helm pull wrote nothing"))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "tgz"));
+    match (found.next(), found.next()) {
+        (Some(p), None) => Ok(p),
+        _ => anyhow::bail!(
+            "{label}: helm pull did not write one .tgz into {}",
+            dir.display()
+        ),
+    }
+}
+
+/// The fields of `Chart.yaml` we act on.
+#[derive(Debug, Deserialize)]
+struct ChartYaml {
+    name: String,
+    version: String,
+    #[serde(default)]
+    dependencies: Vec<Dependency>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Dependency {
+    name: String,
+    #[serde(default)]
+    repository: String,
+}
+
+/// Name and version of a packaged chart, from its `Chart.yaml`.
+fn metadata(tgz: &[u8]) -> anyhow::Result<ChartYaml> {
+    let text = package::read_file(tgz, "Chart.yaml")?
+        .ok_or_else(|| anyhow::anyhow!("it holds no NAME/Chart.yaml"))?;
+    serde_norway::from_slice(&text).context("its Chart.yaml does not parse")
+}
+
+/// Packages the chart in `dir`: copied into `temp`, missing dependencies built there, packaged
+/// by Helm and normalized. Returns the `.tgz`.
+fn package_dir(helm: &Helm, dir: &Path, temp: &Path, label: &str) -> anyhow::Result<PathBuf> {
+    let chart_yaml = dir.join("Chart.yaml");
+    let original = std::fs::read_to_string(&chart_yaml).with_context(|| {
+        format!(
+            "{label}: reading {}; a chart directory holds Chart.yaml",
+            chart_yaml.display()
+        )
+    })?;
+    let meta: ChartYaml = serde_norway::from_str(&original)
+        .with_context(|| format!("{label}: {} does not parse", chart_yaml.display()))?;
+    let copy = temp.join("src").join(&meta.name);
+    copy_dir(dir, &copy, 0).with_context(|| format!("{label}: copying it"))?;
+    let missing: Vec<&Dependency> = meta
+        .dependencies
+        .iter()
+        .filter(|d| !vendored(&copy.join("charts"), &d.name))
+        .collect();
+    if !missing.is_empty() {
+        // Relative file:// dependencies name paths beside the user's directory, not the copy.
+        let absolute = absolute_file_dependencies(&original, dir)?;
+        std::fs::write(copy.join("Chart.yaml"), absolute)?;
+        let lock = copy.join("Chart.lock");
+        let user_lock = std::fs::read(&lock).ok();
+        let _ = std::fs::remove_file(&lock);
+        let names: Vec<String> = missing
+            .iter()
+            .map(|d| format!("{} ({})", d.name, d.repository))
+            .collect();
+        helm.run(
+            &["dependency".as_ref(), "build".as_ref(), copy.as_os_str()],
+            &format!(
+                "{label}: its dependencies {} could not be built (add a classic repository with `helm repo add`, log in to an OCI one with `helm registry login`, or vendor them in charts/)",
+                names.join(", ")
+            ),
+        )?;
+        // Packaged with the user's Chart.yaml and lock: the absolute paths and the lock's
+        // generation time are this machine's and this moment's, not the chart's.
+        std::fs::write(copy.join("Chart.yaml"), &original)?;
+        match user_lock {
+            Some(l) => std::fs::write(&lock, l)?,
+            None => std::fs::remove_file(&lock).or_else(ignore_missing)?,
+        }
+    }
+    let out = temp.join("packaged");
+    std::fs::create_dir_all(&out)?;
+    helm.run(
+        &[
+            "package".as_ref(),
+            copy.as_os_str(),
+            "--destination".as_ref(),
+            out.as_os_str(),
+        ],
+        &format!("{label} could not be packaged"),
+    )?;
+    let packaged = only_tgz(&out, label)?;
+    let bytes = package::normalize(&std::fs::read(&packaged)?)
+        .with_context(|| format!("{label}: normalizing what helm package wrote"))?;
+    let tgz = temp.join(
+        packaged
+            .file_name()
+            .expect("only_tgz returns a file in a directory"),
+    );
+    std::fs::write(&tgz, bytes)?;
+    Ok(tgz)
+}
+
+fn ignore_missing(e: std::io::Error) -> std::io::Result<()> {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => Ok(()),
+        _ => Err(e),
+    }
+}
+
+/// Whether `charts/` holds the dependency `name`: its directory, or `NAME-VERSION.tgz`.
+fn vendored(charts: &Path, name: &str) -> bool {
+    let Ok(entries) = std::fs::read_dir(charts) else {
+        return false;
+    };
+    entries.filter_map(Result::ok).any(|e| {
+        let file = e.file_name().to_string_lossy().into_owned();
+        file == name
+            || (file.ends_with(".tgz")
+                && file
+                    .strip_prefix(name)
+                    .is_some_and(|rest| rest.starts_with('-')))
+    })
+}
+
+/// `Chart.yaml` with each relative `repository: file://PATH` made absolute against `dir`.
+fn absolute_file_dependencies(chart_yaml: &str, dir: &Path) -> anyhow::Result<String> {
+    let dir = dir
+        .canonicalize()
+        .with_context(|| format!("resolving {}", dir.display()))?;
+    let mut out = String::with_capacity(chart_yaml.len());
+    for line in chart_yaml.split_inclusive('\n') {
+        let body = line.trim_end_matches(['\n', '\r']);
+        let key = body.trim_start().trim_start_matches("- ").trim_start();
+        let value = key
+            .strip_prefix("repository:")
+            .map(|v| v.trim().trim_matches(['"', '\'']));
+        match value.and_then(|v| v.strip_prefix("file://")) {
+            Some(rel) if !Path::new(rel).is_absolute() => {
+                let indent = &body[..body.find("repository:").expect("matched above")];
+                let abs = dir.join(rel);
+                out.push_str(&format!(
+                    "{indent}repository: {:?}{}",
+                    format!("file://{}", abs.display()),
+                    &line[body.len()..]
+                ));
+            }
+            _ => out.push_str(line),
+        }
+    }
+    Ok(out)
+}
+
+/// Copies a chart directory (regular files, following links; no more than 32 levels deep).
+fn copy_dir(from: &Path, to: &Path, depth: usize) -> anyhow::Result<()> {
+    if depth > 32 {
+        anyhow::bail!("{}: directories nest over 32 deep", from.display());
+    }
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from).with_context(|| format!("reading {}", from.display()))? {
+        let entry = entry?;
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        let meta = std::fs::metadata(&src).with_context(|| format!("reading {}", src.display()))?;
+        if meta.is_dir() {
+            copy_dir(&src, &dst, depth + 1)?;
+        } else if meta.is_file() {
+            std::fs::copy(&src, &dst).with_context(|| format!("copying {}", src.display()))?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_file_dependencies_become_absolute_and_the_rest_stays() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = "name: p\ndependencies:\n  - name: sub\n    repository: \"file://../sub\"\n  - name: x\n    repository: https://charts.example.com\n  - repository: file:///abs/y\n    name: y\n";
+        let got = absolute_file_dependencies(text, dir.path()).unwrap();
+        let abs = dir.path().canonicalize().unwrap().join("../sub");
+        assert!(
+            got.contains(&format!("    repository: \"file://{}\"\n", abs.display())),
+            "{got}"
+        );
+        assert!(got.contains("    repository: https://charts.example.com\n"));
+        assert!(got.contains("  - repository: file:///abs/y\n"));
+    }
+
+    #[test]
+    fn vendored_dependencies_are_found_as_directories_or_packages() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        std::fs::write(dir.path().join("redis-1.2.3.tgz"), "").unwrap();
+        assert!(vendored(dir.path(), "sub"));
+        assert!(vendored(dir.path(), "redis"));
+        assert!(!vendored(dir.path(), "red"));
+        assert!(!vendored(dir.path(), "postgres"));
+        assert!(!vendored(&dir.path().join("none"), "sub"));
+    }
+}

@@ -1,0 +1,113 @@
+//! `--chart CHART [--version V] [--repo URL] [--values FILE]... [--set K=V]...`: the chart flags
+//! of `images`, `check` and `save`, repeatable as a group.
+//!
+//! clap parses each flag into its own list; which chart a `--values` belongs to is its position
+//! on the command line (the last `--chart` before it), read from the matches' indices by
+//! [`ChartArgs::group`] once clap is done.
+
+use std::path::PathBuf;
+
+use clap::{ArgMatches, Args};
+
+use crate::chart::{ChartRequest, RenderOptions, Rendered};
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct ChartArgs {
+    /// A Helm chart whose rendered manifests name images: a directory, a packaged .tgz,
+    /// oci://HOST/PATH/NAME (with --version), or a chart name in a classic repository (with
+    /// --repo). The flags up to the next --chart are its own (repeatable as a group)
+    #[arg(long = "chart", value_name = "DIR|FILE.tgz|oci://HOST/PATH/NAME|NAME")]
+    pub charts: Vec<String>,
+    /// The version of the --chart before it
+    #[arg(long = "version", value_name = "VERSION")]
+    pub versions: Vec<String>,
+    /// The classic chart repository (its index.yaml) of the --chart before it
+    #[arg(long = "repo", value_name = "URL")]
+    pub repos: Vec<String>,
+    /// A values file for the --chart before it (repeatable)
+    #[arg(long = "values", value_name = "FILE")]
+    pub values: Vec<PathBuf>,
+    /// A value for the --chart before it, as helm's --set (repeatable)
+    #[arg(long = "set", value_name = "K=V")]
+    pub set: Vec<String>,
+    /// A string value for the --chart before it, as helm's --set-string (repeatable)
+    #[arg(long = "set-string", value_name = "K=V")]
+    pub set_string: Vec<String>,
+    /// Kubernetes version charts are rendered for (helm template --kube-version)
+    #[arg(long = "kube-version", value_name = "VERSION")]
+    pub kube_version: Option<String>,
+    /// API versions charts are rendered with (helm template --api-versions; repeatable)
+    #[arg(long = "api-versions", value_name = "GROUP/VERSION")]
+    pub api_versions: Vec<String>,
+    /// The Helm binary charts are rendered and pulled with (3.8+ or 4; default: helm on PATH)
+    #[arg(long = "helm", env = "AIRGAP_HELM", value_name = "PATH")]
+    pub helm: Option<PathBuf>,
+    /// The charts with their own flags, filled by [`ChartArgs::group`].
+    #[arg(skip)]
+    pub requests: Vec<ChartRequest>,
+}
+
+impl ChartArgs {
+    /// Sorts `--version`, `--repo`, `--values`, `--set` and `--set-string` to the `--chart`
+    /// before each on the command line.
+    pub fn group(&mut self, m: &ArgMatches) -> anyhow::Result<()> {
+        let starts: Vec<usize> = indices(m, "charts");
+        let mut requests: Vec<ChartRequest> = self
+            .charts
+            .iter()
+            .map(|c| ChartRequest {
+                chart: c.clone(),
+                ..ChartRequest::default()
+            })
+            .collect();
+        let owner = |flag: &str, at: usize| -> anyhow::Result<usize> {
+            starts.iter().rposition(|&s| s < at).ok_or_else(|| {
+                anyhow::anyhow!("--{flag} belongs to a chart: put it after the --chart it is for")
+            })
+        };
+        for (v, at) in self.versions.iter().zip(indices(m, "versions")) {
+            let r = &mut requests[owner("version", at)?];
+            if r.version.replace(v.clone()).is_some() {
+                anyhow::bail!("--chart {}: --version given twice", r.chart);
+            }
+        }
+        for (v, at) in self.repos.iter().zip(indices(m, "repos")) {
+            let r = &mut requests[owner("repo", at)?];
+            if r.repo.replace(v.clone()).is_some() {
+                anyhow::bail!("--chart {}: --repo given twice", r.chart);
+            }
+        }
+        for (v, at) in self.values.iter().zip(indices(m, "values")) {
+            requests[owner("values", at)?].values.push(v.clone());
+        }
+        for (v, at) in self.set.iter().zip(indices(m, "set")) {
+            requests[owner("set", at)?].set.push(v.clone());
+        }
+        for (v, at) in self.set_string.iter().zip(indices(m, "set_string")) {
+            requests[owner("set-string", at)?]
+                .set_string
+                .push(v.clone());
+        }
+        self.requests = requests;
+        Ok(())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.charts.is_empty()
+    }
+
+    /// Every chart resolved and rendered (`namespace`: the release namespace, when the command
+    /// has one).
+    pub fn render(&self, namespace: Option<&str>) -> anyhow::Result<Vec<Rendered>> {
+        let options = RenderOptions {
+            namespace: namespace.map(str::to_string),
+            kube_version: self.kube_version.clone(),
+            api_versions: self.api_versions.clone(),
+        };
+        crate::chart::render_all(&self.requests, &options, self.helm.as_deref())
+    }
+}
+
+fn indices(m: &ArgMatches, id: &str) -> Vec<usize> {
+    m.indices_of(id).map(Iterator::collect).unwrap_or_default()
+}
