@@ -29,6 +29,24 @@ pub struct LockFile {
     pub kind: String,
     #[serde(default)]
     pub images: Vec<LockedImage>,
+    /// The charts the bundle carries, as Helm OCI artifacts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub charts: Vec<LockedChart>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct LockedChart {
+    pub name: String,
+    pub version: String,
+    /// The artifact's manifest digest (`helm pull` of it gives the packaged chart its layer
+    /// names).
+    pub digest: String,
+    /// The name it has in the bundle: its own OCI reference, or one under
+    /// [`crate::mirror::LOCAL_CHARTS`]; `push` maps it as an image's.
+    pub reference: String,
+    /// How `--chart` named it: a directory, a file, `oci://…`, or `NAME` with its repository.
+    pub source: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -56,17 +74,35 @@ pub struct Locked {
 }
 
 impl LockFile {
-    pub fn new(images: Vec<LockedImage>) -> LockFile {
+    pub fn new(images: Vec<LockedImage>, charts: Vec<LockedChart>) -> LockFile {
         LockFile {
             api_version: API_VERSION.to_string(),
             kind: KIND.to_string(),
             images,
+            charts,
         }
     }
 
-    /// Reads a lock file, checking every entry; errors name the file and the entry.
+    /// Reads a lock file, checking every entry; errors name the file and the entry. Charts
+    /// come after the images, by their bundle names: a chart is looked for, copied and checked
+    /// as an image is.
     pub fn load(path: &Path) -> anyhow::Result<Vec<Locked>> {
         let file = LockFile::read(path)?;
+        let charts = file.charts.iter().enumerate().map(|(i, c)| {
+            let at = || format!("lock file {}: charts[{i}]", path.display());
+            if !is_sha256_digest(&c.digest) {
+                anyhow::bail!(
+                    "{}.digest {:?} is not sha256:<64 hex digits>",
+                    at(),
+                    c.digest
+                );
+            }
+            Ok(Locked {
+                source: Reference::parse(&c.reference)
+                    .with_context(|| format!("{}.reference {:?}", at(), c.reference))?,
+                digest: Some(c.digest.clone()),
+            })
+        });
         file.images
             .iter()
             .enumerate()
@@ -84,6 +120,7 @@ impl LockFile {
                     digest: entry.digest.clone(),
                 })
             })
+            .chain(charts)
             .collect()
     }
 
@@ -129,13 +166,16 @@ mod tests {
     fn round_trip_and_errors_name_the_entry() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("images.lock.yaml");
-        let lock = LockFile::new(vec![LockedImage {
-            source: "nginx:1.27".into(),
-            digest: Some(format!("sha256:{}", "a".repeat(64))),
-            media_type: None,
-            platforms: vec!["linux/amd64".into()],
-            mirror: None,
-        }]);
+        let lock = LockFile::new(
+            vec![LockedImage {
+                source: "nginx:1.27".into(),
+                digest: Some(format!("sha256:{}", "a".repeat(64))),
+                media_type: None,
+                platforms: vec!["linux/amd64".into()],
+                mirror: None,
+            }],
+            Vec::new(),
+        );
         std::fs::write(&path, lock.to_yaml().unwrap()).unwrap();
         let read = LockFile::load(&path).unwrap();
         assert_eq!(read[0].source.docker_ref(), "docker.io/library/nginx:1.27");

@@ -222,6 +222,22 @@ pub struct MirrorNaming {
     overrides: Vec<Override>,
 }
 
+/// The registry name a chart with no registry of its own (a directory, a `.tgz`, a classic
+/// repository's chart) carries in a bundle: `charts.kubectl-airgap.invalid/NAME:VERSION`. The
+/// `.invalid` top-level domain never resolves, so the name cannot be mistaken for a place to
+/// pull from; [`MirrorNaming::map`] puts it at `MIRROR[/PREFIX]/charts/NAME:VERSION`, where
+/// `helm install oci://MIRROR/charts/NAME --version VERSION` finds it.
+pub const LOCAL_CHARTS: &str = "charts.kubectl-airgap.invalid";
+
+/// The bundle name of a chart with no registry: see [`LOCAL_CHARTS`]. A version's `+` (semver
+/// build metadata) becomes `_` in the tag, as `helm push` writes it.
+pub fn local_chart(name: &str, version: &str) -> Result<Reference, crate::reference::ParseError> {
+    Reference::parse(&format!(
+        "{LOCAL_CHARTS}/{name}:{}",
+        version.replace('+', "_")
+    ))
+}
+
 impl MirrorNaming {
     pub fn new(mirror: Mirror, naming: Naming, mut overrides: Vec<Override>) -> MirrorNaming {
         // Longest source first, so the most specific override wins.
@@ -242,6 +258,19 @@ impl MirrorNaming {
     pub fn map(&self, source: &Reference) -> Result<Reference, NamingError> {
         if self.mirror.holds(source) {
             return Ok(source.clone());
+        }
+        if source.domain() == LOCAL_CHARTS {
+            // A chart with no registry of its own: MIRROR[/PREFIX]/charts/NAME:VERSION.
+            let path = match self.mirror.prefix() {
+                Some(p) => format!("{p}/charts/{}", source.path()),
+                None => format!("charts/{}", source.path()),
+            };
+            return source.with_name(&self.mirror.host, &path).map_err(|e| {
+                NamingError::Unrepresentable {
+                    source_ref: source.to_string(),
+                    error: Box::new(e),
+                }
+            });
         }
         let name = canonical_name(source);
         let path = match self
@@ -439,6 +468,29 @@ mod tests {
 
     fn map(n: &MirrorNaming, s: &str) -> String {
         n.map(&Reference::parse(s).unwrap()).unwrap().to_string()
+    }
+
+    #[test]
+    fn charts_without_a_registry_land_under_charts_with_either_naming() {
+        let chart = local_chart("shop", "1.2.3+build.4").unwrap();
+        assert_eq!(
+            chart.tag(),
+            Some("1.2.3_build.4"),
+            "helm push's tag for a +"
+        );
+        for scheme in [Naming::Nested, Naming::Strip] {
+            let n = naming("reg.local:5000/team", scheme, &[]);
+            assert_eq!(
+                n.map(&chart).unwrap().to_string(),
+                "reg.local:5000/team/charts/shop:1.2.3_build.4"
+            );
+        }
+        // An OCI chart is an image to the naming: its nested name.
+        let n = naming("reg.local:5000", Naming::Nested, &[]);
+        assert_eq!(
+            map(&n, "ghcr.io/acme/charts/shop:1.0.0"),
+            "reg.local:5000/ghcr.io/acme/charts/shop:1.0.0"
+        );
     }
 
     #[test]

@@ -10,15 +10,18 @@
 //!
 //! What is rendered is what is carried: the images come from the very bytes the bundle holds.
 
+pub mod artifact;
 pub mod helm;
 pub mod package;
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use serde::Deserialize;
 
 pub use helm::Helm;
+
+use crate::oci::chart::Metadata;
+use crate::reference::Reference;
 
 /// One `--chart` with the flags that follow it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -59,11 +62,47 @@ pub struct Chart {
     pub name: String,
     pub version: String,
     pub origin: Origin,
+    /// Its name in a bundle: its own OCI reference, or one under `mirror::LOCAL_CHARTS`.
+    pub reference: Reference,
+    /// Its `Chart.yaml`, which the artifact's config carries.
+    pub metadata: Metadata,
     /// How the user named it, for messages.
     pub label: String,
     /// The packaged chart, as the bundle carries it.
     pub tgz: PathBuf,
     _temp: crate::cleanup::TempDir,
+}
+
+impl Chart {
+    /// The packaged chart's bytes.
+    pub fn tgz(&self) -> anyhow::Result<Vec<u8>> {
+        std::fs::read(&self.tgz).with_context(|| format!("{}: reading it", self.label))
+    }
+
+    /// How the user named it, as a lock file records it.
+    pub fn source(&self) -> String {
+        match &self.origin {
+            Origin::Repo { url } => format!("{} --repo {url}", self.label_chart()),
+            _ => self.label_chart().to_string(),
+        }
+    }
+
+    /// The digest its artifact has wherever we wrote it; `None` for an OCI chart, copied as
+    /// its registry made it.
+    pub fn manifest_digest(&self) -> anyhow::Result<Option<String>> {
+        Ok(match self.origin {
+            Origin::Oci { .. } => None,
+            _ => Some(
+                crate::oci::chart::artifact(&self.metadata, &self.tgz()?)
+                    .manifest
+                    .digest,
+            ),
+        })
+    }
+
+    fn label_chart(&self) -> &str {
+        self.label.trim_start_matches("--chart ")
+    }
 }
 
 /// A resolved chart and the manifests it rendered to.
@@ -163,6 +202,17 @@ pub fn resolve(helm: &Helm, request: &ChartRequest) -> anyhow::Result<Chart> {
     let bytes =
         std::fs::read(&tgz).with_context(|| format!("{label}: reading {}", tgz.display()))?;
     let meta = metadata(&bytes).with_context(|| format!("{label}: not a packaged Helm chart"))?;
+    let tag = meta.version.replace('+', "_");
+    let reference = match &origin {
+        Origin::Oci { repository } => Reference::parse(&format!("{repository}:{tag}")),
+        _ => crate::mirror::local_chart(&meta.name, &meta.version),
+    }
+    .with_context(|| {
+        format!(
+            "{label}: chart {} version {} cannot be named in a registry",
+            meta.name, meta.version
+        )
+    })?;
     if let Some(want) = &request.version
         && matches!(origin, Origin::Dir | Origin::File)
         && *want != meta.version
@@ -173,9 +223,11 @@ pub fn resolve(helm: &Helm, request: &ChartRequest) -> anyhow::Result<Chart> {
         );
     }
     Ok(Chart {
-        name: meta.name,
-        version: meta.version,
+        name: meta.name.clone(),
+        version: meta.version.clone(),
         origin,
+        reference,
+        metadata: meta,
         label,
         tgz,
         _temp: temp,
@@ -243,24 +295,8 @@ fn only_tgz(dir: &Path, label: &str) -> anyhow::Result<PathBuf> {
     }
 }
 
-/// The fields of `Chart.yaml` we act on.
-#[derive(Debug, Deserialize)]
-struct ChartYaml {
-    name: String,
-    version: String,
-    #[serde(default)]
-    dependencies: Vec<Dependency>,
-}
-
-#[derive(Debug, Deserialize)]
-struct Dependency {
-    name: String,
-    #[serde(default)]
-    repository: String,
-}
-
-/// Name and version of a packaged chart, from its `Chart.yaml`.
-fn metadata(tgz: &[u8]) -> anyhow::Result<ChartYaml> {
+/// The `Chart.yaml` of a packaged chart.
+fn metadata(tgz: &[u8]) -> anyhow::Result<Metadata> {
     let text = package::read_file(tgz, "Chart.yaml")?
         .ok_or_else(|| anyhow::anyhow!("it holds no NAME/Chart.yaml"))?;
     serde_norway::from_slice(&text).context("its Chart.yaml does not parse")
@@ -276,11 +312,11 @@ fn package_dir(helm: &Helm, dir: &Path, temp: &Path, label: &str) -> anyhow::Res
             chart_yaml.display()
         )
     })?;
-    let meta: ChartYaml = serde_norway::from_str(&original)
+    let meta: Metadata = serde_norway::from_str(&original)
         .with_context(|| format!("{label}: {} does not parse", chart_yaml.display()))?;
     let copy = temp.join("src").join(&meta.name);
     copy_dir(dir, &copy, 0).with_context(|| format!("{label}: copying it"))?;
-    let missing: Vec<&Dependency> = meta
+    let missing: Vec<_> = meta
         .dependencies
         .iter()
         .filter(|d| !vendored(&copy.join("charts"), &d.name))

@@ -441,6 +441,12 @@ fn wanted_images(
         );
     }
     let mut locked = Vec::new();
+    // Each chart itself, by its digest when we packaged it (an OCI chart's is its registry's).
+    for r in charts {
+        let key = add(&r.chart.reference)?;
+        hook_notes.push((key.clone(), None));
+        locked.push((key, r.chart.manifest_digest()?));
+    }
     if let Some(path) = &args.images.lock {
         for entry in LockFile::load(path)? {
             let key = add(&entry.source)?;

@@ -19,7 +19,9 @@ use super::copy_run::{CopyArgs, Job, SourceMirrors, copier, listed_images, repor
 use super::images::ImageListArgs;
 use super::registry_args::RegistryArgs;
 use super::{EXIT_ERROR, EXIT_OK, ExitStatus, MirrorArgs, settings};
-use crate::lock::{LockFile, LockedImage};
+use crate::chart::artifact::ChartArtifacts;
+use crate::chart::{Origin, Rendered};
+use crate::lock::{LockFile, LockedChart, LockedImage};
 use crate::mirror::canonical_reference;
 use crate::reference::Reference;
 use crate::registry::Registry;
@@ -79,8 +81,15 @@ pub fn run(args: &SaveArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus>
     remaps.apply(&mut options);
     let charts = args.images.charts.render(args.namespace.as_deref())?;
     let sources = listed_images(&args.images, &settings.rules, &charts)?;
+    let image_jobs = sources.len();
+    // An OCI chart is fetched from its registry as an image is: its manifest digest unchanged.
+    let oci_charts = charts
+        .iter()
+        .filter(|r| matches!(r.chart.origin, Origin::Oci { .. }))
+        .map(|r| r.chart.reference.clone());
     let jobs = sources
         .into_iter()
+        .chain(oci_charts)
         .map(|source| {
             Ok(Job {
                 fetch: remaps.fetch(&source)?,
@@ -89,6 +98,8 @@ pub fn run(args: &SaveArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus>
             })
         })
         .collect::<anyhow::Result<Vec<Job>>>()?;
+    // The others are packaged here, and copied from memory by the same copier.
+    let (local_charts, local_jobs) = local_chart_jobs(&charts)?;
 
     // A tar is written from a finished directory beside it, so a failed save leaves no tar.
     let staging = match compression {
@@ -112,13 +123,13 @@ pub fn run(args: &SaveArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus>
     let dir = staging.as_ref().map_or(args.output.as_path(), |d| d.path());
     let layout = Arc::new(OciLayout::create(dir)?);
     let lock_path = dir.join(LOCK_NAME);
-    let earlier = match lock_path.exists() {
+    let (earlier, earlier_charts) = match lock_path.exists() {
         true => {
-            LockFile::read(&lock_path)
-                .with_context(|| format!("adding to the bundle in {}", dir.display()))?
-                .images
+            let lock = LockFile::read(&lock_path)
+                .with_context(|| format!("adding to the bundle in {}", dir.display()))?;
+            (lock.images, lock.charts)
         }
-        false => Vec::new(),
+        false => (Vec::new(), Vec::new()),
     };
     let started = Instant::now();
     let registry = Arc::new(Registry::new(options));
@@ -129,8 +140,16 @@ pub fn run(args: &SaveArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus>
         concurrency,
         args.copy.platforms.clone(),
     );
-    let results = run_copies(copier.clone(), &jobs, false, &bar)?;
-    let failed = report(&copier, &results, false, started);
+    let mut results = run_copies(copier.clone(), &jobs, false, &bar)?;
+    let mut failed = report(&copier, &results, false, started);
+    if !local_jobs.is_empty() {
+        let (charts_copier, bar) =
+            super::copy_run::copier(local_charts, layout.clone(), 1, Vec::new());
+        let copied = run_copies(charts_copier, &local_jobs, false, &bar)?;
+        failed += copied.iter().filter(|r| r.is_err()).count();
+        results.extend(copied);
+    }
+    let jobs: Vec<&Job> = jobs.iter().chain(&local_jobs).collect();
     if failed > 0 {
         // Nothing that reads as a finished bundle: no tar, no index or lock claiming the images.
         match compression {
@@ -151,8 +170,24 @@ pub fn run(args: &SaveArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus>
     layout.sweep();
 
     let mut locked = Vec::new();
-    for (job, result) in jobs.iter().zip(&results) {
-        if let Ok(copied) = result {
+    let mut locked_charts = Vec::new();
+    for (i, (job, result)) in jobs.iter().zip(&results).enumerate() {
+        if i >= image_jobs
+            && let Ok(copied) = result
+        {
+            let chart = charts
+                .iter()
+                .map(|r| &r.chart)
+                .find(|c| c.reference == job.source)
+                .expect("a chart job is a chart's");
+            locked_charts.push(LockedChart {
+                name: chart.name.clone(),
+                version: chart.version.clone(),
+                digest: copied.digest.clone(),
+                reference: chart.reference.to_string(),
+                source: chart.source(),
+            });
+        } else if let Ok(copied) = result {
             let platforms = if copied.platforms.is_empty() {
                 layout.image_platform(&copied.digest).into_iter().collect()
             } else {
@@ -179,8 +214,13 @@ pub fn run(args: &SaveArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus>
         Reference::parse(&e.source).map_or(true, |r| !named.contains(&canonical_reference(&r)))
     });
     let locked: Vec<LockedImage> = kept.chain(locked).collect();
+    let mut all_charts: Vec<LockedChart> = earlier_charts
+        .into_iter()
+        .filter(|e| !locked_charts.iter().any(|c| c.reference == e.reference))
+        .collect();
+    all_charts.extend(locked_charts);
     let tmp = dir.join(format!(".{LOCK_NAME}.tmp"));
-    std::fs::write(&tmp, LockFile::new(locked).to_yaml()?)
+    std::fs::write(&tmp, LockFile::new(locked, all_charts).to_yaml()?)
         .and_then(|()| std::fs::rename(&tmp, &lock_path))
         .with_context(|| format!("writing {}", lock_path.display()))?;
     if let Some(compression) = compression {
@@ -188,4 +228,24 @@ pub fn run(args: &SaveArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus>
         println!("wrote {}", args.output.display());
     }
     Ok(EXIT_OK)
+}
+
+/// The charts with no registry of their own (directories, files, classic repositories) as
+/// artifacts in memory, and a copy job for each, once per bundle name.
+fn local_chart_jobs(charts: &[Rendered]) -> anyhow::Result<(ChartArtifacts, Vec<Job>)> {
+    let mut artifacts = ChartArtifacts::default();
+    let mut jobs: Vec<Job> = Vec::new();
+    for r in charts {
+        let c = &r.chart;
+        if matches!(c.origin, Origin::Oci { .. }) || jobs.iter().any(|j| j.source == c.reference) {
+            continue;
+        }
+        artifacts.add(&c.reference, &c.metadata, c.tgz()?);
+        jobs.push(Job {
+            source: c.reference.clone(),
+            fetch: c.reference.clone(),
+            target: c.reference.clone(),
+        });
+    }
+    Ok((artifacts, jobs))
 }

@@ -10,6 +10,7 @@
 //! copy or a check reads are parsed, and unknown fields are never dropped from anything we
 //! write back (an index is the one thing written, and its entries carry their annotations).
 
+pub mod chart;
 pub mod hub;
 mod manifest;
 mod platform;

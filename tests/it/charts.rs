@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use crate::common;
 use common::helm::{Helm, root};
+use common::registry::{Layout, TestRegistry};
 
 fn shop() -> PathBuf {
     root().join("testdata/charts/shop")
@@ -237,4 +238,218 @@ fn no_helm_on_path_is_exit_2_saying_how_to_point_at_one() {
         stderr.contains("put it after the --chart it is for"),
         "{stderr}"
     );
+}
+
+/// An upstream registry holding generated images at the paths `sources` name (their hosts are
+/// reached with `--source-mirror HOST=http://upstream`), and those flags.
+fn upstream(sources: &[&str]) -> (TestRegistry, Vec<String>) {
+    let reg = TestRegistry::plain();
+    let mut flags = Vec::new();
+    for (seed, source) in sources.iter().enumerate() {
+        let (host_and_path, tag) = source.rsplit_once(':').unwrap();
+        let (host, path) = host_and_path.split_once('/').unwrap();
+        reg.push(Layout::single(500 + seed as u64).dir.path(), path, tag);
+        flags.extend([
+            "--source-mirror".to_string(),
+            format!("{host}=http://{}", reg.host()),
+        ]);
+    }
+    (reg, flags)
+}
+
+/// A bundle directory's lock file.
+fn lock_of(bundle: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(bundle.join("images.lock.yaml")).unwrap();
+    serde_json::to_value(serde_norway::from_str::<serde_json::Value>(&text).unwrap()).unwrap()
+}
+
+/// The digest of the packaged chart (the one layer) of the artifact `manifest` in a bundle.
+fn chart_layer(bundle: &Path, manifest: &str) -> String {
+    let hex = manifest.strip_prefix("sha256:").unwrap();
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(bundle.join("blobs/sha256").join(hex)).unwrap())
+            .unwrap();
+    assert_eq!(
+        m["config"]["mediaType"], "application/vnd.cncf.helm.config.v1+json",
+        "{m}"
+    );
+    assert_eq!(
+        m["layers"][0]["mediaType"],
+        "application/vnd.cncf.helm.chart.content.v1.tar+gzip"
+    );
+    m["layers"][0]["digest"].as_str().unwrap().to_string()
+}
+
+fn sha256_file(path: &Path) -> String {
+    airgap::oci::sha256_digest(&std::fs::read(path).unwrap())
+}
+
+#[test]
+fn a_chart_with_a_file_subchart_travels_in_the_bundle_and_helm_pulls_it_from_the_mirror() {
+    let work = tempfile::tempdir().unwrap();
+    let parent = parent_with_file_subchart(work.path());
+    let values = work.path().join("v.yaml");
+    write(&values, "sub:\n  image: ghcr.io/acme/sub:0.2\n");
+    let (up, mirrors) = upstream(&["quay.io/acme/parent:1.0", "ghcr.io/acme/sub:0.2"]);
+    let helm3 = Helm::new(3);
+
+    // Connected side: the chart and its images into one bundle, twice: the same digest.
+    let save = |out: &Path| {
+        let o = helm3
+            .airgap()
+            .arg("save")
+            .arg("--chart")
+            .arg(&parent)
+            .arg("--values")
+            .arg(&values)
+            .arg("-o")
+            .arg(out)
+            .args(&mirrors)
+            .output()
+            .unwrap();
+        common::stdout_of_success(&o);
+        lock_of(out)
+    };
+    let bundle = work.path().join("bundle");
+    let lock = save(&bundle);
+    let again = save(&work.path().join("again"));
+    let charts = lock["charts"].as_array().unwrap();
+    assert_eq!(charts.len(), 1, "{lock}");
+    assert_eq!(charts[0]["name"], "parent");
+    assert_eq!(charts[0]["version"], "0.1.0");
+    assert_eq!(
+        charts[0]["digest"], again["charts"][0]["digest"],
+        "the same chart packaged twice gives the same digest"
+    );
+    let images: BTreeSet<&str> = lock["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["source"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        images,
+        BTreeSet::from(["quay.io/acme/parent:1.0", "ghcr.io/acme/sub:0.2"])
+    );
+    let layer = chart_layer(&bundle, charts[0]["digest"].as_str().unwrap());
+    drop(up);
+
+    // Air-gapped side: push into a TLS + htpasswd mirror.
+    let mirror = TestRegistry::tls_htpasswd();
+    let ca = mirror.pki.as_ref().unwrap().ca.clone();
+    let docker = mirror.docker_config(&work.path().join("docker"));
+    let on_mirror = |command: &str| {
+        let mut c = helm3.airgap();
+        c.args([command, "--registry", &mirror.host(), "--ca-file"])
+            .arg(&ca)
+            .env("DOCKER_CONFIG", &docker);
+        c
+    };
+    let out = on_mirror("push")
+        .arg("--from")
+        .arg(&bundle)
+        .output()
+        .unwrap();
+    let pushed = common::stdout_of_success(&out);
+    assert!(pushed.contains("/charts/parent:0.1.0"), "{pushed}");
+
+    // Helm 3 and 4 pull it from the mirror: the very bytes the bundle holds. Helm 3 speaks
+    // plain HTTP to 127.0.0.1 and localhost, so it reaches the mirror by another loopback name.
+    let helm4 = helm3.beside(4, "data4");
+    helm4.install_plugin();
+    let other_name = common::registry::loopback_names().into_iter().next().unwrap_or_else(|| {
+        panic!("Helm 3 talks plain HTTP to localhost and 127.0.0.1: give this machine's name 127.0.0.1 in /etc/hosts (e.g. `127.0.0.1 $(hostname)`) so it reaches the TLS test mirror by name")
+    });
+    let by_name = format!("{other_name}:{}", mirror.port);
+    for (helm, host) in [(&helm4, mirror.host()), (&helm3, by_name)] {
+        helm.ok(&[
+            "registry",
+            "login",
+            &host,
+            "--username",
+            common::registry::USER,
+            "--password",
+            common::registry::PASSWORD,
+            "--ca-file",
+            ca.to_str().unwrap(),
+        ]);
+        let dest = tempfile::tempdir().unwrap();
+        helm.ok(&[
+            "pull",
+            &format!("oci://{host}/charts/parent"),
+            "--version",
+            "0.1.0",
+            "--ca-file",
+            ca.to_str().unwrap(),
+            "--destination",
+            dest.path().to_str().unwrap(),
+        ]);
+        let tgz = dest.path().join("parent-0.1.0.tgz");
+        assert_eq!(sha256_file(&tgz), layer, "{:?}", helm.bin);
+
+        // Rendered through the post-renderer, every image points at the mirror.
+        let rendered = helm.ok(&[
+            "template",
+            "r",
+            tgz.to_str().unwrap(),
+            "--values",
+            values.to_str().unwrap(),
+            "--post-renderer",
+            "kubectl-airgap",
+            "--post-renderer-args",
+            &format!("--registry={}", mirror.host()),
+        ]);
+        let uses = common::image_uses(&rendered);
+        assert_eq!(uses.len(), 2, "{uses:?}");
+        for (source, kind) in &uses {
+            assert!(
+                source.starts_with(&format!("{}/", mirror.host())),
+                "{kind} uses {source}"
+            );
+        }
+    }
+
+    // check: the lock's images and chart, and the chart itself with its values: all there.
+    let lock_file = bundle.join("images.lock.yaml");
+    let check_lock = || {
+        on_mirror("check")
+            .arg("--lock")
+            .arg(&lock_file)
+            .output()
+            .unwrap()
+    };
+    let check_chart = || {
+        on_mirror("check")
+            .arg("--chart")
+            .arg(&parent)
+            .arg("--values")
+            .arg(&values)
+            .output()
+            .unwrap()
+    };
+    for out in [check_lock(), check_chart()] {
+        let (code, stdout, stderr) = common::outcome(out);
+        assert_eq!(code, 0, "{stdout}{stderr}");
+        assert!(stdout.contains("charts/parent"), "{stdout}");
+    }
+
+    // The chart deleted from the mirror: check says no, naming it.
+    let gone = mirror.skopeo(
+        &["delete"],
+        &format!("{}/charts/parent:0.1.0", mirror.host()),
+    );
+    assert!(
+        gone.status.success(),
+        "{}",
+        String::from_utf8_lossy(&gone.stderr)
+    );
+    for out in [check_lock(), check_chart()] {
+        let (code, stdout, stderr) = common::outcome(out);
+        assert_eq!(code, 1, "{stdout}{stderr}");
+        let line = stdout
+            .lines()
+            .find(|l| l.contains("charts/parent"))
+            .unwrap_or_else(|| panic!("the chart named: {stdout}"));
+        assert!(line.contains("missing"), "{line}");
+    }
 }

@@ -117,6 +117,30 @@ fn self_signed(dir: &Path, cn: &str, stem: &str) {
     );
 }
 
+/// Names other than `localhost` that /etc/hosts gives 127.0.0.1 (the machine's own name, as
+/// most systems list it). Helm 3 speaks plain HTTP to `localhost` and loopback addresses
+/// whatever the registry serves, so a test of Helm 3 against a TLS registry on 127.0.0.1 reaches
+/// it by one of these; the test certificates name them all.
+pub fn loopback_names() -> Vec<String> {
+    let hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
+    let mut names = Vec::new();
+    for line in hosts.lines() {
+        let mut words = line.split('#').next().unwrap_or("").split_whitespace();
+        if words.next() == Some("127.0.0.1") {
+            names.extend(
+                words
+                    .filter(|w| {
+                        *w != "localhost"
+                            && w.chars()
+                                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+                    })
+                    .map(str::to_string),
+            );
+        }
+    }
+    names
+}
+
 /// Test CA and a server certificate for 127.0.0.1, made with openssl.
 pub struct Pki {
     pub dir: PathBuf,
@@ -132,9 +156,15 @@ impl Pki {
     pub fn new(dir: &Path) -> Pki {
         let run = |args: &[&str]| openssl(dir, args);
         self_signed(dir, "airgap test CA", "ca");
+        let names: String = loopback_names()
+            .iter()
+            .map(|n| format!(",DNS:{n}"))
+            .collect();
         std::fs::write(
             dir.join("san.ext"),
-            "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n",
+            format!(
+                "subjectAltName=IP:127.0.0.1,DNS:localhost{names}\nextendedKeyUsage=serverAuth,clientAuth\n"
+            ),
         )
         .unwrap();
         for (stem, cn) in [("server", "127.0.0.1"), ("client", "airgap test client")] {
