@@ -11,6 +11,7 @@ pub mod cluster;
 pub mod config;
 pub mod ess;
 pub mod excerpt;
+mod inputs;
 pub mod lock;
 pub mod manifest;
 pub mod mirror;

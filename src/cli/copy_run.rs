@@ -9,9 +9,7 @@ use std::time::Instant;
 use anyhow::Context;
 
 use super::images::ImageListArgs;
-use crate::lock::LockFile;
 use crate::manifest::rules::RuleSet;
-use crate::mirror::canonical_reference;
 use crate::reference::Reference;
 use crate::registry::RegistryOptions;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -35,20 +33,7 @@ pub type CopyResult = anyhow::Result<Copied>;
 
 /// The images that `-f`, `--images-digests` and `--lock` name, each once, in a stable order.
 pub fn listed_images(list: &ImageListArgs, rules: &RuleSet) -> anyhow::Result<Vec<Reference>> {
-    let mut out: BTreeMap<String, Reference> = BTreeMap::new();
-    for input in list.scan(rules)? {
-        for u in input.scan.uses {
-            out.entry(canonical_reference(&u.reference))
-                .or_insert(u.reference);
-        }
-    }
-    if let Some(lock) = &list.lock {
-        for l in LockFile::load(lock)? {
-            out.entry(canonical_reference(&l.source))
-                .or_insert(l.source);
-        }
-    }
-    Ok(out.into_values().collect())
+    Ok(list.sources().read(rules, false)?.references())
 }
 
 /// `--source-mirror HOST=URL` values: source host → (host to fetch from, plain HTTP?).
