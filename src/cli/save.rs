@@ -15,7 +15,7 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::Args;
 
-use super::copy_run::{CopyArgs, Job, SourceMirrors, copier, listed_images, report, run_copies};
+use super::copy_run::{CopyArgs, copier, listed_images, report, run_copies};
 use super::images::ImageListArgs;
 use super::registry_args::RegistryArgs;
 use super::{EXIT_ERROR, EXIT_OK, ExitStatus, MirrorArgs, settings};
@@ -25,6 +25,7 @@ use crate::reference::Reference;
 use crate::registry::Registry;
 use crate::transfer::archive::{Compression, write_tar};
 use crate::transfer::layout::OciLayout;
+use crate::transfer::plan::SourceMirrors;
 
 /// The lock file's name inside a bundle.
 pub const LOCK_NAME: &str = "images.lock.yaml";
@@ -73,16 +74,7 @@ pub fn run(args: &SaveArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus>
     let mut options = args.registry.options(None, &settings.registries)?;
     remaps.apply(&mut options);
     let sources = listed_images(&args.images, &settings.rules)?;
-    let jobs = sources
-        .into_iter()
-        .map(|source| {
-            Ok(Job {
-                fetch: remaps.fetch(&source)?,
-                target: source.clone(),
-                source,
-            })
-        })
-        .collect::<anyhow::Result<Vec<Job>>>()?;
+    let jobs = crate::transfer::plan::into_bundle(sources, &remaps)?;
 
     // A tar is written from a finished directory beside it, so a failed save leaves no tar.
     let staging = match compression {
