@@ -12,6 +12,7 @@ pub mod cluster;
 pub mod config;
 pub mod ess;
 pub mod excerpt;
+mod inputs;
 pub mod lock;
 pub mod manifest;
 pub mod mirror;

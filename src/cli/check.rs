@@ -13,7 +13,6 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::Context;
 use clap::Args;
 use serde::Serialize;
 
@@ -21,13 +20,13 @@ use super::cluster_args::{ConnectionArgs, NamespaceArgs};
 use super::images::ImageListArgs;
 use super::registry_args::RegistryArgs;
 use super::{EXIT_ERROR, EXIT_NO, EXIT_OK, ExitStatus, MirrorArgs, settings};
+use crate::check::{Place, Query, Status, Verdict};
 use crate::cluster::{Cluster, Inventory, Unreadable, Use};
-use crate::lock::LockFile;
-use crate::mirror::{Collisions, canonical_reference};
+use crate::inputs::{Entry, ImageSet, Provenance};
+use crate::mirror::Collisions;
 use crate::oci::Platform;
 use crate::reference::Reference;
 use crate::registry::Registry;
-use crate::registry::exists::{Status, Verdict, check_repository};
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
@@ -76,19 +75,11 @@ pub enum CheckFormat {
     Json,
 }
 
-/// One image to look for.
+/// One image to look for, and its name in the mirror (`None` when a bundle is checked: it
+/// holds images by their source names).
 struct Wanted {
-    source: Reference,
-    /// `None` when a bundle is checked: it holds images by their source names.
+    entry: Entry,
     mirror: Option<Reference>,
-    /// From the lock file, for references by tag.
-    digest: Option<String>,
-    /// `Job ns/name (pre-install)` when only Helm hooks use it.
-    hooks: Vec<String>,
-    /// Whether a non-hook object uses it too.
-    used_outside_hooks: bool,
-    /// For images read from the cluster: the objects that name it.
-    used_by: Vec<Use>,
 }
 
 #[derive(Serialize)]
@@ -118,8 +109,8 @@ struct ImageReport<'a> {
     host_wide: Option<&'a str>,
     #[serde(rename = "pointsAtMirror", skip_serializing_if = "Option::is_none")]
     points_at_mirror: Option<bool>,
-    #[serde(rename = "usedBy", skip_serializing_if = "<[_]>::is_empty")]
-    used_by: &'a [Use],
+    #[serde(rename = "usedBy", skip_serializing_if = "Vec::is_empty")]
+    used_by: Vec<&'a Use>,
 }
 
 #[derive(Serialize, Default)]
@@ -172,35 +163,8 @@ pub fn run(args: &CheckArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus
         inventory.as_ref(),
     )?;
 
-    let registry = Arc::new(Registry::new(options));
-    // One task per mirror repository, so that a tag list can stand in for many HEADs.
-    let mut groups: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-    let mirror_of = |w: &Wanted| w.mirror.clone().expect("named with the mirror's naming");
-    for (i, w) in wanted.iter().enumerate() {
-        groups.entry(mirror_of(w).name()).or_default().push(i);
-    }
-    let platforms: Arc<[Platform]> = args.platforms.clone().into();
-    let verdicts = runtime.block_on(async {
-        let mut tasks = tokio::task::JoinSet::new();
-        for members in groups.into_values() {
-            let images = members
-                .iter()
-                .map(|&i| (mirror_of(&wanted[i]), wanted[i].digest.clone()))
-                .collect();
-            let (registry, platforms) = (registry.clone(), platforms.clone());
-            tasks.spawn(
-                async move { (members, check_repository(registry, images, platforms).await) },
-            );
-        }
-        let mut verdicts = vec![None; wanted.len()];
-        while let Some(joined) = tasks.join_next().await {
-            let (members, found) = joined.context("a check task failed")?;
-            for (i, v) in members.into_iter().zip(found) {
-                verdicts[i] = Some(v);
-            }
-        }
-        anyhow::Ok(verdicts.into_iter().flatten().collect::<Vec<Verdict>>())
-    })?;
+    let place = Place::Registry(Arc::new(Registry::new(options)));
+    let verdicts = runtime.block_on(place.check(queries(&wanted), &args.platforms))?;
 
     report(
         args,
@@ -241,10 +205,8 @@ fn check_bundle(
     }
     let charts = args.images.charts.render(render_namespace(args))?;
     let wanted = wanted_images(args, &settings.rules, &charts, None, None)?;
-    let verdicts: Vec<Verdict> = wanted
-        .iter()
-        .map(|w| bundle.check(&w.source, w.digest.as_deref(), &args.platforms))
-        .collect();
+    let place = Place::Bundle(Box::new(bundle));
+    let verdicts = super::runtime()?.block_on(place.check(queries(&wanted), &args.platforms))?;
     report(
         args,
         &wanted,
@@ -264,22 +226,25 @@ fn report(
     unreadable: Option<Vec<Unreadable>>,
     bundle: Option<String>,
 ) -> anyhow::Result<ExitStatus> {
-    let hook_only: Vec<&Wanted> = wanted
-        .iter()
-        .filter(|w| !w.hooks.is_empty() && !w.used_outside_hooks)
-        .collect();
+    let hook_only: Vec<&Wanted> = wanted.iter().filter(|w| w.entry.only_in_hooks()).collect();
     if !hook_only.is_empty() {
         eprintln!(
             "warning: Helm 3 does not post-render hooks, so under Helm 3 these images are pulled from their original registries (Helm 4 rewrites them):"
         );
         for w in &hook_only {
-            eprintln!("  {}  used by {}", w.source.familiar(), w.hooks.join(", "));
+            eprintln!(
+                "  {}  used by {}",
+                w.entry.source.familiar(),
+                w.entry.helm_hooks().join(", ")
+            );
         }
     }
 
     // Whether the cluster names the mirror itself; only asked of images the cluster uses.
-    let points_at_mirror =
-        |w: &Wanted| mirror.and_then(|m| (!w.used_by.is_empty()).then(|| m.holds(&w.source)));
+    let points_at_mirror = |w: &Wanted| {
+        let used = w.entry.cluster_uses().next().is_some();
+        mirror.and_then(|m| used.then(|| m.holds(&w.entry.source)))
+    };
     let mut summary = Summary {
         total: verdicts.len(),
         outside_mirror: unreadable.as_ref().map(|_| {
@@ -303,17 +268,20 @@ fn report(
             .iter()
             .zip(verdicts)
             .map(|(w, v)| ImageReport {
-                source: w.source.docker_ref(),
+                source: w.entry.source.docker_ref(),
                 mirror: w.mirror.as_ref().map(Reference::docker_ref),
                 status: v.status,
                 digest: v.digest.as_deref(),
                 detail: &v.detail,
                 host_wide: v.host_wide.as_deref(),
                 points_at_mirror: points_at_mirror(w),
-                used_by: &w.used_by,
+                used_by: w.entry.cluster_uses().collect(),
             })
             .collect(),
-        helm3_hook_images: hook_only.iter().map(|w| w.source.docker_ref()).collect(),
+        helm3_hook_images: hook_only
+            .iter()
+            .map(|w| w.entry.source.docker_ref())
+            .collect(),
         unreadable: unreadable.unwrap_or_default(),
         bundle,
         summary,
@@ -347,6 +315,17 @@ fn report(
     })
 }
 
+/// What to ask the place checked: each image by its mirror name (its source name in a bundle).
+fn queries(wanted: &[Wanted]) -> Vec<Query> {
+    wanted
+        .iter()
+        .map(|w| Query {
+            image: w.mirror.clone().unwrap_or_else(|| w.entry.source.clone()),
+            digest: w.entry.locked_digest().map(str::to_string),
+        })
+        .collect()
+}
+
 /// The namespace charts render for: the one -n given, if one is.
 fn render_namespace(args: &CheckArgs) -> Option<&str> {
     match &args.namespaces.namespaces[..] {
@@ -355,7 +334,8 @@ fn render_namespace(args: &CheckArgs) -> Option<&str> {
     }
 }
 
-/// The images to check: from manifests, charts and the lock file, each once, in source order.
+/// The images to check: what the cluster runs, then the manifests and the lock file, each
+/// once, named in the mirror when one is checked.
 fn wanted_images(
     args: &CheckArgs,
     rules: &crate::manifest::rules::RuleSet,
@@ -363,117 +343,51 @@ fn wanted_images(
     naming: Option<&crate::mirror::MirrorNaming>,
     inventory: Option<&Inventory>,
 ) -> anyhow::Result<Vec<Wanted>> {
-    let mut by_source: BTreeMap<String, Wanted> = BTreeMap::new();
+    let mut set = ImageSet::default();
+    if let Some(inventory) = inventory {
+        for warning in set.add_cluster(inventory) {
+            eprintln!("warning: {warning}");
+        }
+    }
+    args.images.sources().read_into(&mut set, rules, false)?;
+    set.add_charts(charts, rules, false)?;
+    // Each chart itself, pinned to the digest we would have packaged it to (an OCI chart's is
+    // its registry's: looked for by tag).
+    for r in charts {
+        let digest = r.chart.manifest_digest()?;
+        set.add(r.chart.reference.clone(), Provenance::Lock { digest });
+    }
+    if set.repositories().len() > 0 {
+        // Rewritten by post-render, but their tags are their operators' to add: there is no
+        // image to look for. Said, so that a check of them alone is not read as "all present".
+        eprintln!(
+            "note: {} repository-only value(s) not checked, since their operators add the tag: {}; mirror the tags those operators use",
+            set.repositories().len(),
+            set.repositories()
+                .map(|e| e.source.name())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     let mut collisions = Collisions::new();
-    let mut add = |source: &Reference| -> anyhow::Result<String> {
-        let key = canonical_reference(source);
-        if !by_source.contains_key(&key) {
+    set.into_images()
+        .into_iter()
+        .map(|entry| {
             let mirror = match naming {
                 Some(naming) => {
-                    let mirror = naming.map(source)?;
+                    let mirror = naming.map(&entry.source)?;
                     // A reference already in the mirror (a cluster that runs mirrored images)
                     // is its own mirror name, not a second source for that repository.
-                    if !naming.mirror().holds(source) {
-                        collisions.insert(source, &mirror)?;
+                    if !naming.mirror().holds(&entry.source) {
+                        collisions.insert(&entry.source, &mirror)?;
                     }
                     Some(mirror)
                 }
                 None => None,
             };
-            by_source.insert(
-                key.clone(),
-                Wanted {
-                    source: source.clone(),
-                    mirror,
-                    digest: None,
-                    hooks: Vec::new(),
-                    used_outside_hooks: false,
-                    used_by: Vec::new(),
-                },
-            );
-        }
-        Ok(key)
-    };
-    let mut cluster_uses: Vec<(String, &Use)> = Vec::new();
-    for u in inventory.map(|i| &i.uses[..]).unwrap_or_default() {
-        let source = match Reference::parse(&u.image) {
-            Ok(r) => r,
-            Err(e) => {
-                eprintln!(
-                    "warning: {} {}: {} is not an image reference ({}); not checked",
-                    u.object(),
-                    u.path,
-                    crate::excerpt::Excerpt(&u.image),
-                    e.message
-                );
-                continue;
-            }
-        };
-        let key = add(&source)?;
-        cluster_uses.push((key, u));
-    }
-    let mut hook_notes: Vec<(String, Option<String>)> = Vec::new();
-    let mut repositories = std::collections::BTreeSet::new();
-    repositories.extend(
-        inventory
-            .iter()
-            .flat_map(|i| i.repositories.iter().cloned()),
-    );
-    for input in args.images.scan(rules, charts)? {
-        repositories.extend(input.scan.repositories.iter().map(|u| u.reference.name()));
-        for u in input.scan.uses {
-            let key = add(&u.reference)?;
-            let note = u
-                .location
-                .helm_hook
-                .as_ref()
-                .map(|hook| format!("{} ({hook})", u.location.describe_object()));
-            hook_notes.push((key, note));
-        }
-    }
-    if !repositories.is_empty() {
-        // Rewritten by post-render, but their tags are their operators' to add: there is no
-        // image to look for. Said, so that a check of them alone is not read as "all present".
-        eprintln!(
-            "note: {} repository-only value(s) not checked, since their operators add the tag: {}; mirror the tags those operators use",
-            repositories.len(),
-            repositories.into_iter().collect::<Vec<_>>().join(", ")
-        );
-    }
-    let mut locked = Vec::new();
-    // Each chart itself, by its digest when we packaged it (an OCI chart's is its registry's).
-    for r in charts {
-        let key = add(&r.chart.reference)?;
-        hook_notes.push((key.clone(), None));
-        locked.push((key, r.chart.manifest_digest()?));
-    }
-    if let Some(path) = &args.images.lock {
-        for entry in LockFile::load(path)? {
-            let key = add(&entry.source)?;
-            locked.push((key, entry.digest));
-        }
-    }
-    for (key, note) in hook_notes {
-        let w = by_source.get_mut(&key).expect("added above");
-        match note {
-            Some(n) if !w.hooks.contains(&n) => w.hooks.push(n),
-            Some(_) => {}
-            None => w.used_outside_hooks = true,
-        }
-    }
-    for (key, u) in cluster_uses {
-        let w = by_source.get_mut(&key).expect("added above");
-        w.used_outside_hooks = true;
-        w.used_by.push(u.clone());
-    }
-    for (key, digest) in locked {
-        let w = by_source.get_mut(&key).expect("added above");
-        // A reference by digest is checked by that digest; the lock adds nothing to it.
-        if w.source.digest().is_none() {
-            w.digest = digest;
-        }
-    }
-    Ok(by_source.into_values().collect())
+            Ok(Wanted { entry, mirror })
+        })
+        .collect()
 }
 
 fn write_table(out: &mut impl Write, report: &Report<'_>) -> std::io::Result<()> {

@@ -1,5 +1,5 @@
-//! What `push` and `save` share: reading the image list, `--source-mirror`, running copies
-//! concurrently, and the report.
+//! What `push` and `save` share on the command line: the copy flags, running the planned jobs
+//! ([`crate::transfer::plan`]) concurrently behind a progress bar, and the report.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -9,100 +9,27 @@ use std::time::Instant;
 use anyhow::Context;
 
 use super::images::ImageListArgs;
-use crate::chart::Rendered;
-use crate::lock::LockFile;
 use crate::manifest::rules::RuleSet;
-use crate::mirror::canonical_reference;
 use crate::reference::Reference;
-use crate::registry::RegistryOptions;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::oci::Platform;
 use crate::transfer::copy::{Copied, Copier, Outcome, Progress};
+use crate::transfer::plan::Job;
 use crate::transfer::{ImageSink, ImageSource};
-
-/// One image to copy.
-pub struct Job {
-    /// The reference the manifests name.
-    pub source: Reference,
-    /// Where its bytes are read (the source, or its `--source-mirror` stand-in).
-    pub fetch: Reference,
-    /// Where it is written.
-    pub target: Reference,
-}
 
 /// What one copy came to, or why it failed.
 pub type CopyResult = anyhow::Result<Copied>;
 
-/// The images that `-f`, `--images-digests`, `--chart` and `--lock` name, each once, in a stable order.
+/// The images that `-f`, `--images-digests` and `--lock` name, each once, in a stable order.
 pub fn listed_images(
     list: &ImageListArgs,
     rules: &RuleSet,
-    charts: &[Rendered],
+    charts: &[crate::chart::Rendered],
 ) -> anyhow::Result<Vec<Reference>> {
-    let mut out: BTreeMap<String, Reference> = BTreeMap::new();
-    for input in list.scan(rules, charts)? {
-        for u in input.scan.uses {
-            out.entry(canonical_reference(&u.reference))
-                .or_insert(u.reference);
-        }
-    }
-    if let Some(lock) = &list.lock {
-        for l in LockFile::load(lock)? {
-            out.entry(canonical_reference(&l.source))
-                .or_insert(l.source);
-        }
-    }
-    Ok(out.into_values().collect())
-}
-
-/// `--source-mirror HOST=URL` values: source host → (host to fetch from, plain HTTP?).
-pub struct SourceMirrors(BTreeMap<String, (String, bool)>);
-
-impl SourceMirrors {
-    pub fn parse(values: &[String]) -> anyhow::Result<SourceMirrors> {
-        let mut out = BTreeMap::new();
-        for v in values {
-            let bad = || {
-                anyhow::anyhow!(
-                    "--source-mirror {v:?}: write HOST=URL, e.g. docker.io=https://proxy.corp:5000"
-                )
-            };
-            let (host, url) = v.split_once('=').ok_or_else(bad)?;
-            let (insecure, rest) = match url.split_once("://") {
-                Some(("http", rest)) => (true, rest),
-                Some(("https", rest)) => (false, rest),
-                Some(_) => return Err(bad()),
-                None => (false, url),
-            };
-            let target = rest.trim_end_matches('/');
-            if host.is_empty() || target.is_empty() || target.contains('/') {
-                return Err(bad());
-            }
-            for h in [host, target] {
-                crate::mirror::check_host_port(h)
-                    .map_err(|why| anyhow::anyhow!("--source-mirror {v:?}: {why}"))?;
-            }
-            let host = crate::oci::hub::canonical(host);
-            out.insert(host.to_string(), (target.to_string(), insecure));
-        }
-        Ok(SourceMirrors(out))
-    }
-
-    /// Marks the stand-ins named with http:// as plain-HTTP hosts.
-    pub fn apply(&self, options: &mut RegistryOptions) {
-        for (host, insecure) in self.0.values() {
-            options.hosts.entry(host.clone()).or_default().insecure |= *insecure;
-        }
-    }
-
-    /// Where to read `source` from.
-    pub fn fetch(&self, source: &Reference) -> anyhow::Result<Reference> {
-        Ok(match self.0.get(source.domain()) {
-            Some((host, _)) => source.with_name(host, source.path())?,
-            None => source.clone(),
-        })
-    }
+    let mut set = list.sources().read(rules, false)?;
+    set.add_charts(charts, rules, false)?;
+    Ok(set.references())
 }
 
 /// The options every copy takes, shared by `push` and `save`.

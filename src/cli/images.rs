@@ -1,20 +1,16 @@
 //! `images`: what images manifests need, where each is used, and its mirror name.
 
-use std::collections::BTreeMap;
-use std::io::{BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
 use clap::Args;
 use serde::Serialize;
 
 use super::chart_args::ChartArgs;
 use super::{EXIT_OK, ExitStatus, MirrorArgs, settings};
-use crate::chart::Rendered;
 use crate::ess::ImagesDigests;
-use crate::manifest::rules::RuleSet;
-use crate::manifest::scan::{Location, Suspect};
-use crate::manifest::{ImageUse, StreamScan, scan_stream};
+use crate::inputs::{Entry, Sources};
+use crate::manifest::scan::Suspect;
 use crate::mirror::canonical_reference;
 use crate::reference::Reference;
 
@@ -90,8 +86,8 @@ struct LocationReport {
     line: usize,
 }
 
-/// Where a command that acts on images (`check`, `push`, `save`) learns which: manifests, a
-/// lock file, or both.
+/// Where a command that acts on images (`check`, `push`, `save`) learns which: manifests,
+/// charts, a lock file, or several.
 #[derive(Debug, Clone, Args)]
 pub struct ImageListArgs {
     /// Manifests: a file, a directory (its .yaml/.yml/.json files), or - for stdin; repeatable
@@ -111,201 +107,47 @@ pub struct ImageListArgs {
 }
 
 impl ImageListArgs {
-    pub fn is_empty(&self) -> bool {
-        self.files.is_empty()
-            && self.lock.is_none()
-            && self.images_digests.is_none()
-            && self.charts.is_empty()
-    }
-
-    /// The image uses of the manifests (`-f`), the images_digests file and the rendered
-    /// charts, per input.
-    pub fn scan(&self, rules: &RuleSet, charts: &[Rendered]) -> anyhow::Result<Vec<InputScan>> {
-        scan_inputs(
-            &self.files,
-            self.recursive,
-            self.images_digests.as_deref(),
-            charts,
-            rules,
-            false,
-        )
-    }
-
-    pub fn reads_stdin(&self) -> bool {
-        self.files.iter().any(|f| f.as_os_str() == "-")
-    }
-}
-
-/// The manifest files that `-f` arguments name, in a stable order.
-pub fn expand_inputs(files: &[PathBuf], recursive: bool) -> anyhow::Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    for f in files {
-        if f.as_os_str() == "-" {
-            out.push(f.clone());
-        } else if f.is_dir() {
-            collect_dir(f, recursive, &mut out)?;
-        } else if f.exists() {
-            out.push(f.clone());
-        } else {
-            anyhow::bail!("{}: no such file or directory", f.display());
+    /// The flags, resolved: where to read images from.
+    pub(crate) fn sources(&self) -> Sources {
+        Sources {
+            files: self.files.clone(),
+            recursive: self.recursive,
+            lock: self.lock.clone(),
+            images_digests: self.images_digests.clone(),
         }
     }
-    Ok(out)
-}
 
-fn collect_dir(dir: &Path, recursive: bool, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
-        .with_context(|| format!("reading directory {}", dir.display()))?
-        .map(|e| e.map(|e| e.path()))
-        .collect::<Result<_, _>>()?;
-    entries.sort();
-    for p in entries {
-        if p.is_dir() {
-            if recursive {
-                collect_dir(&p, recursive, out)?;
-            }
-        } else if matches!(
-            p.extension().and_then(|e| e.to_str()),
-            Some("yaml" | "yml" | "json")
-        ) {
-            out.push(p);
-        }
+    pub(crate) fn is_empty(&self) -> bool {
+        self.sources().is_empty() && self.charts.is_empty()
     }
-    Ok(())
-}
 
-/// Every input's image uses: the manifests (`-f`), an images_digests file, then each chart's
-/// rendered manifests, scanned as `-f` would scan them.
-fn scan_inputs(
-    files: &[PathBuf],
-    recursive: bool,
-    images_digests: Option<&Path>,
-    charts: &[Rendered],
-    rules: &RuleSet,
-    suspects: bool,
-) -> anyhow::Result<Vec<InputScan>> {
-    let mut out = collect(files, recursive, rules, suspects)?;
-    if let Some(file) = images_digests {
-        out.push(ess_uses(file)?);
+    pub(crate) fn reads_stdin(&self) -> bool {
+        self.sources().reads_stdin()
     }
-    for r in charts {
-        let name = format!("chart {}-{}", r.chart.name, r.chart.version);
-        let scan = scan_stream(&r.manifests[..], &name, rules, suspects)
-            .with_context(|| r.chart.label.clone())?;
-        out.push(InputScan { name, scan });
-    }
-    Ok(out)
-}
-
-/// The images of an Element Server Suite images_digests.yml, as uses of kind `images_digests`
-/// at the component.container path.
-fn ess_uses(file: &Path) -> anyhow::Result<InputScan> {
-    let digests = ImagesDigests::load(file)?;
-    let name = file.display().to_string();
-    let uses = digests
-        .images
-        .into_iter()
-        .map(|i| ImageUse {
-            reference: i.reference,
-            location: Location {
-                kind: "images_digests".into(),
-                namespace: None,
-                name: None,
-                path: i.path,
-                rule: "element-server-suite".into(),
-                helm_hook: None,
-                line: i.line,
-                document: 1,
-            },
-        })
-        .collect();
-    Ok(InputScan {
-        name,
-        scan: StreamScan {
-            uses,
-            ..StreamScan::default()
-        },
-    })
-}
-
-/// What one input holds, by its name.
-pub struct InputScan {
-    pub name: String,
-    pub scan: StreamScan,
-}
-
-/// Every image use and suspect in the named inputs.
-pub fn collect(
-    files: &[PathBuf],
-    recursive: bool,
-    rules: &RuleSet,
-    suspects: bool,
-) -> anyhow::Result<Vec<InputScan>> {
-    let mut out = Vec::new();
-    for path in expand_inputs(files, recursive)? {
-        let (name, result) = if path.as_os_str() == "-" {
-            let stdin = std::io::stdin();
-            (
-                "stdin".to_string(),
-                scan_stream(stdin.lock(), "stdin", rules, suspects),
-            )
-        } else {
-            let name = path.display().to_string();
-            let file = std::fs::File::open(&path).with_context(|| format!("opening {name}"))?;
-            let r = scan_stream(
-                BufReader::with_capacity(1 << 16, file),
-                &name,
-                rules,
-                suspects,
-            );
-            (name, r)
-        };
-        out.push(InputScan {
-            name,
-            scan: result?,
-        });
-    }
-    Ok(out)
 }
 
 pub fn run(args: &ImagesArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus> {
     let settings = settings(&args.mirror, None, config)?;
+    let sources = Sources {
+        files: args.files.clone(),
+        recursive: args.recursive,
+        lock: None,
+        images_digests: args.images_digests.clone(),
+    };
     let charts = args.charts.render(args.namespace.as_deref())?;
-    let inputs = scan_inputs(
-        &args.files,
-        args.recursive,
-        args.images_digests.as_deref(),
-        &charts,
-        &settings.rules,
-        args.suspects,
-    )?;
-    let mut images: BTreeMap<String, ImageReport> = BTreeMap::new();
-    let mut repositories: BTreeMap<String, ImageReport> = BTreeMap::new();
-    let mut suspects = Vec::new();
+    let mut set = sources.read(&settings.rules, args.suspects)?;
+    set.add_charts(&charts, &settings.rules, args.suspects)?;
     let naming = settings.naming.as_ref();
-    for input in inputs {
-        let file = &input.name;
-        for u in input.scan.uses {
-            add_use(&mut images, u, file, naming, canonical_reference, |m| {
-                m.to_string()
-            })?;
-        }
-        for u in input.scan.repositories {
-            add_use(
-                &mut repositories,
-                u,
-                file,
-                naming,
-                Reference::name,
-                Reference::name,
-            )?;
-        }
-        suspects.extend(input.scan.suspects);
-    }
     let report = Report {
-        images: images.into_values().collect(),
-        repositories: repositories.into_values().collect(),
-        suspects: args.suspects.then_some(suspects),
+        images: set
+            .images()
+            .map(|e| image_report(e, naming, canonical_reference, |m| m.to_string()))
+            .collect::<anyhow::Result<_>>()?,
+        repositories: set
+            .repositories()
+            .map(|e| image_report(e, naming, Reference::name, Reference::name))
+            .collect::<anyhow::Result<_>>()?,
+        suspects: args.suspects.then(|| set.suspects().to_vec()),
     };
     let mut out = std::io::stdout().lock();
     match args.output {
@@ -354,40 +196,32 @@ fn write_rows(
     Ok(())
 }
 
-/// Adds a use to the report entry of its source (`key` names it, `shown` names its mirror).
-fn add_use(
-    by_source: &mut BTreeMap<String, ImageReport>,
-    u: ImageUse,
-    file: &str,
+/// An entry's row: its source (`key`), its mirror name (`shown`), and where it is used.
+fn image_report(
+    entry: &Entry,
     naming: Option<&crate::mirror::MirrorNaming>,
     key: impl Fn(&Reference) -> String,
     shown: impl Fn(&Reference) -> String,
-) -> anyhow::Result<()> {
-    let source = key(&u.reference);
-    let entry = match by_source.entry(source.clone()) {
-        std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
-        std::collections::btree_map::Entry::Vacant(e) => {
-            let mirror = match naming {
-                Some(n) => Some(shown(&n.map(&u.reference)?)),
-                None => None,
-            };
-            e.insert(ImageReport {
-                source,
-                mirror,
-                locations: Vec::new(),
+) -> anyhow::Result<ImageReport> {
+    Ok(ImageReport {
+        source: key(&entry.source),
+        mirror: match naming {
+            Some(n) => Some(shown(&n.map(&entry.source)?)),
+            None => None,
+        },
+        locations: entry
+            .locations()
+            .map(|(file, l)| LocationReport {
+                file: file.to_string(),
+                kind: l.kind.clone(),
+                namespace: l.namespace.clone(),
+                name: l.name.clone(),
+                path: l.path.clone(),
+                rule: l.rule.clone(),
+                line: l.line,
             })
-        }
-    };
-    entry.locations.push(LocationReport {
-        file: file.to_string(),
-        kind: u.location.kind,
-        namespace: u.location.namespace,
-        name: u.location.name,
-        path: u.location.path,
-        rule: u.location.rule,
-        line: u.location.line,
-    });
-    Ok(())
+            .collect(),
+    })
 }
 
 /// `-o ess-configmap`: the images_digests tree with every server and path in the mirror.

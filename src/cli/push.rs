@@ -8,16 +8,15 @@ use std::time::Instant;
 
 use clap::Args;
 
-use super::copy_run::{CopyArgs, Job, SourceMirrors, copier, listed_images, report, run_copies};
+use super::copy_run::{CopyArgs, copier, listed_images, report, run_copies};
 use super::images::ImageListArgs;
 use super::registry_args::RegistryArgs;
 use super::{EXIT_ERROR, EXIT_OK, ExitStatus, MirrorArgs, settings};
-use crate::mirror::{Collisions, MirrorNaming};
-use crate::reference::Reference;
 use crate::registry::Registry;
 use crate::transfer::ImageSource;
 use crate::transfer::docker_archive::DockerArchives;
 use crate::transfer::layout::OciLayout;
+use crate::transfer::plan::{Job, SourceMirrors, into_mirror as jobs};
 
 #[derive(Debug, Args)]
 pub struct PushArgs {
@@ -112,39 +111,6 @@ pub fn run(args: &PushArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus>
     };
     let jobs = jobs(sources, naming, |s| Ok(s.clone()))?;
     copy_all(layout, sink, &jobs, args, started)
-}
-
-/// A job per source not already in the mirror, named per the mirror naming.
-fn jobs(
-    sources: Vec<Reference>,
-    naming: &MirrorNaming,
-    fetch: impl Fn(&Reference) -> anyhow::Result<Reference>,
-) -> anyhow::Result<Vec<Job>> {
-    let mut collisions = Collisions::new();
-    let mut out = Vec::new();
-    let mut in_mirror = Vec::new();
-    for source in sources {
-        if naming.mirror().holds(&source) {
-            in_mirror.push(source.to_string());
-            continue;
-        }
-        let target = naming.map(&source)?;
-        collisions.insert(&source, &target)?;
-        out.push(Job {
-            fetch: fetch(&source)?,
-            source,
-            target,
-        });
-    }
-    if !in_mirror.is_empty() {
-        eprintln!(
-            "note: {} images already name the mirror {} and were left as they are: {}",
-            in_mirror.len(),
-            naming.mirror(),
-            in_mirror.join(", ")
-        );
-    }
-    Ok(out)
 }
 
 fn copy_all<S: ImageSource>(

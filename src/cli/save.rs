@@ -15,7 +15,7 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::Args;
 
-use super::copy_run::{CopyArgs, Job, SourceMirrors, copier, listed_images, report, run_copies};
+use super::copy_run::{CopyArgs, copier, listed_images, report, run_copies};
 use super::images::ImageListArgs;
 use super::registry_args::RegistryArgs;
 use super::{EXIT_ERROR, EXIT_OK, ExitStatus, MirrorArgs, settings};
@@ -27,6 +27,7 @@ use crate::reference::Reference;
 use crate::registry::Registry;
 use crate::transfer::archive::{Compression, write_tar};
 use crate::transfer::layout::OciLayout;
+use crate::transfer::plan::{Job, SourceMirrors};
 
 /// The lock file's name inside a bundle.
 pub const LOCK_NAME: &str = "images.lock.yaml";
@@ -87,17 +88,10 @@ pub fn run(args: &SaveArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus>
         .iter()
         .filter(|r| matches!(r.chart.origin, Origin::Oci { .. }))
         .map(|r| r.chart.reference.clone());
-    let jobs = sources
-        .into_iter()
-        .chain(oci_charts)
-        .map(|source| {
-            Ok(Job {
-                fetch: remaps.fetch(&source)?,
-                target: source.clone(),
-                source,
-            })
-        })
-        .collect::<anyhow::Result<Vec<Job>>>()?;
+    let jobs = crate::transfer::plan::into_bundle(
+        sources.into_iter().chain(oci_charts).collect(),
+        &remaps,
+    )?;
     // The others are packaged here, and copied from memory by the same copier.
     let (local_charts, local_jobs) = local_chart_jobs(&charts)?;
 

@@ -58,7 +58,7 @@ pub struct Inventory {
     pub uses: Vec<Use>,
     pub unreadable: Vec<Unreadable>,
     /// Repository-only values (an operator adds the tag): named, since they cannot be checked.
-    pub repositories: Vec<String>,
+    pub repositories: Vec<crate::reference::Reference>,
     /// Objects whose images could not be read, with why (a rule's field holds no reference).
     pub unscanned: Vec<String>,
     /// Lists read to the end (one per kind and namespace, or per kind for `-A`).
@@ -244,7 +244,7 @@ fn object_uses(served: &Served, object: DynamicObject, rules: &RuleSet, out: &mu
             .push(use_of(u.reference.to_string(), u.location.path, false));
     }
     out.repositories
-        .extend(scan.repositories.iter().map(|u| u.reference.name()));
+        .extend(scan.repositories.into_iter().map(|u| u.reference));
     if served.resource.group.is_empty() && kind == "Pod" {
         let spec = document.get("spec").unwrap_or(&Value::Null);
         for (path, image) in pod_ran(spec, status.as_ref().unwrap_or(&Value::Null)) {

@@ -9,6 +9,7 @@ pub mod archive;
 pub mod copy;
 pub mod docker_archive;
 pub mod layout;
+pub(crate) mod plan;
 pub mod registry;
 mod unpack;
 pub mod verify;
