@@ -11,6 +11,7 @@
 //! What is rendered is what is carried: the images come from the very bytes the bundle holds.
 
 pub mod artifact;
+pub mod bundle;
 pub mod helm;
 pub mod package;
 
@@ -144,6 +145,8 @@ pub fn resolve(helm: &Helm, request: &ChartRequest) -> anyhow::Result<Chart> {
     let temp = crate::cleanup::TempDir::new_in(&temp_parent, TEMP_PREFIX)
         .with_context(|| format!("{label}: creating a temporary directory"))?;
     let pulled = temp.path().join("pulled");
+    std::fs::create_dir(&pulled)
+        .with_context(|| format!("{label}: creating {}", pulled.display()))?;
     let (origin, tgz) = if let Some(rest) = request.chart.strip_prefix("oci://") {
         if request.repo.is_some() {
             anyhow::bail!("{label}: an oci:// chart takes no --repo; drop it");

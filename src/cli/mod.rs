@@ -4,6 +4,7 @@
 //! missing image), 2 usage or runtime error.
 
 mod chart_args;
+mod charts;
 mod check;
 mod cluster_args;
 mod completion;
@@ -74,6 +75,8 @@ pub enum Command {
     /// Pull every needed image into an offline bundle (OCI image layout)
     #[command(disable_version_flag = true)]
     Save(save::SaveArgs),
+    /// List the charts a bundle carries; write them out as NAME-VERSION.tgz files with -d DIR
+    Charts(charts::ChartsArgs),
     /// Show how image references parse and what they become in the mirror
     Ref(ref_cmd::RefArgs),
     /// Print a shell completion script (bash, zsh, fish, powershell)
@@ -231,6 +234,7 @@ pub fn run(argv: Vec<OsString>) -> ExitStatus {
         Command::PullSecret(args) => pull_secret::run(&args, cli.config.as_deref()),
         Command::Save(args) => save::run(&args, cli.config.as_deref()),
         Command::Completion(args) => completion::run(&args),
+        Command::Charts(args) => charts::run(&args, cli.config.as_deref()),
     };
     match result {
         Ok(code) => code,

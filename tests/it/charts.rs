@@ -257,6 +257,21 @@ fn upstream(sources: &[&str]) -> (TestRegistry, Vec<String>) {
     (reg, flags)
 }
 
+/// `save CHART_ARGS... -o OUT FLAGS...` with `helm`, which must succeed: the bundle's lock.
+fn save(helm: &Helm, chart_args: &[&str], out: &Path, flags: &[String]) -> serde_json::Value {
+    let o = helm
+        .airgap()
+        .arg("save")
+        .args(chart_args)
+        .arg("-o")
+        .arg(out)
+        .args(flags)
+        .output()
+        .unwrap();
+    common::stdout_of_success(&o);
+    lock_of(out)
+}
+
 /// A bundle directory's lock file.
 fn lock_of(bundle: &Path) -> serde_json::Value {
     let text = std::fs::read_to_string(bundle.join("images.lock.yaml")).unwrap();
@@ -294,25 +309,15 @@ fn a_chart_with_a_file_subchart_travels_in_the_bundle_and_helm_pulls_it_from_the
     let helm3 = Helm::new(3);
 
     // Connected side: the chart and its images into one bundle, twice: the same digest.
-    let save = |out: &Path| {
-        let o = helm3
-            .airgap()
-            .arg("save")
-            .arg("--chart")
-            .arg(&parent)
-            .arg("--values")
-            .arg(&values)
-            .arg("-o")
-            .arg(out)
-            .args(&mirrors)
-            .output()
-            .unwrap();
-        common::stdout_of_success(&o);
-        lock_of(out)
-    };
+    let chart_args = [
+        "--chart",
+        parent.to_str().unwrap(),
+        "--values",
+        values.to_str().unwrap(),
+    ];
     let bundle = work.path().join("bundle");
-    let lock = save(&bundle);
-    let again = save(&work.path().join("again"));
+    let lock = save(&helm3, &chart_args, &bundle, &mirrors);
+    let again = save(&helm3, &chart_args, &work.path().join("again"), &mirrors);
     let charts = lock["charts"].as_array().unwrap();
     assert_eq!(charts.len(), 1, "{lock}");
     assert_eq!(charts[0]["name"], "parent");
@@ -333,6 +338,18 @@ fn a_chart_with_a_file_subchart_travels_in_the_bundle_and_helm_pulls_it_from_the
     );
     let layer = chart_layer(&bundle, charts[0]["digest"].as_str().unwrap());
     drop(up);
+
+    // For users who install from files: the bundle's charts written out as NAME-VERSION.tgz.
+    let files = work.path().join("files");
+    let out = common::airgap()
+        .arg("charts")
+        .arg(&bundle)
+        .arg("-d")
+        .arg(&files)
+        .output()
+        .unwrap();
+    common::stdout_of_success(&out);
+    assert_eq!(sha256_file(&files.join("parent-0.1.0.tgz")), layer);
 
     // Air-gapped side: push into a TLS + htpasswd mirror.
     let mirror = TestRegistry::tls_htpasswd();
@@ -452,4 +469,220 @@ fn a_chart_with_a_file_subchart_travels_in_the_bundle_and_helm_pulls_it_from_the
             .unwrap_or_else(|| panic!("the chart named: {stdout}"));
         assert!(line.contains("missing"), "{line}");
     }
+}
+
+/// A chart directory packaged by `helm package` into `dir`: the `.tgz`.
+fn package(helm: &Helm, chart: &Path, dir: &Path) -> PathBuf {
+    let out = helm.ok(&[
+        "package",
+        chart.to_str().unwrap(),
+        "--destination",
+        dir.to_str().unwrap(),
+    ]);
+    let text = String::from_utf8_lossy(&out);
+    PathBuf::from(text.trim().rsplit(": ").next().unwrap())
+}
+
+#[test]
+fn an_oci_chart_is_saved_and_pushed_with_its_manifest_digest_unchanged() {
+    let work = tempfile::tempdir().unwrap();
+    let chart = chart(
+        work.path(),
+        "remote",
+        "",
+        "image: quay.io/acme/remote:3.0\n",
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: r\nspec:\n  containers:\n    - name: r\n      image: {{ .Values.image }}\n",
+    );
+    let (up, mut flags) = upstream(&["quay.io/acme/remote:3.0"]);
+    // Helm 3 speaks plain HTTP to 127.0.0.1, as the upstream serves.
+    let helm = Helm::new(3);
+    let tgz = package(&helm, &chart, work.path());
+    let out = helm
+        .cmd(&[
+            "push",
+            tgz.to_str().unwrap(),
+            &format!("oci://{}/charts", up.host()),
+        ])
+        .output()
+        .unwrap();
+    // Helm says what it pushed on stderr.
+    let pushed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{pushed}");
+    let upstream_digest = pushed
+        .lines()
+        .find_map(|l| l.strip_prefix("Digest: "))
+        .unwrap_or_else(|| panic!("helm push said no digest: {pushed}"))
+        .to_string();
+    flags.extend(["--insecure-registry".to_string(), up.host()]);
+
+    let bundle = work.path().join("bundle");
+    let reference = format!("oci://{}/charts/remote", up.host());
+    save(
+        &helm,
+        &["--chart", &reference, "--version", "0.1.0"],
+        &bundle,
+        &flags,
+    );
+    let lock = lock_of(&bundle);
+    assert_eq!(
+        lock["charts"][0]["digest"],
+        upstream_digest.as_str(),
+        "{lock}"
+    );
+    assert_eq!(lock["charts"][0]["name"], "remote");
+    assert_eq!(
+        lock["images"][0]["source"], "quay.io/acme/remote:3.0",
+        "its images saved with it"
+    );
+    drop(up);
+
+    // Pushed at its nested mirror name, as images are; the digest still the upstream's.
+    let mirror = TestRegistry::plain();
+    let out = common::airgap()
+        .args([
+            "push",
+            "--registry",
+            &mirror.host(),
+            "--insecure-registry",
+            &mirror.host(),
+            "--from",
+        ])
+        .arg(&bundle)
+        .output()
+        .unwrap();
+    let pushed = common::stdout_of_success(&out);
+    let target = pushed
+        .lines()
+        .find(|l| l.contains("/charts/remote:0.1.0") && l.starts_with("copied"))
+        .and_then(|l| l.split(" -> ").nth(1))
+        .and_then(|t| t.split(' ').next())
+        .unwrap_or_else(|| panic!("the chart pushed: {pushed}"))
+        .to_string();
+    assert!(
+        target.starts_with(&format!("{}/127.0.0.1", mirror.host())),
+        "at its nested mirror name: {target}"
+    );
+    let raw = mirror.skopeo(&["inspect", "--raw"], &target);
+    assert!(
+        raw.status.success(),
+        "{}",
+        String::from_utf8_lossy(&raw.stderr)
+    );
+    assert_eq!(airgap::oci::sha256_digest(&raw.stdout), upstream_digest);
+}
+
+/// `python3 -m http.server` serving `dir` on 127.0.0.1, stopped on drop.
+struct FileServer {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl FileServer {
+    fn start(dir: &Path) -> FileServer {
+        common::registry::require_tool("python3");
+        let port = common::registry::free_port();
+        let mut server = FileServer {
+            child: std::process::Command::new("python3")
+                .args([
+                    "-m",
+                    "http.server",
+                    "--bind",
+                    "127.0.0.1",
+                    &port.to_string(),
+                ])
+                .current_dir(dir)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap(),
+            port,
+        };
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return server;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let _ = server.child.kill();
+        let _ = server.child.wait();
+        panic!("python3 -m http.server did not start on 127.0.0.1:{port}");
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for FileServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_chart_in_a_classic_repository_is_saved_by_name_and_version() {
+    let work = tempfile::tempdir().unwrap();
+    let chart = chart(
+        work.path(),
+        "classic",
+        "",
+        "image: ghcr.io/acme/classic:1.1\n",
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: c\nspec:\n  containers:\n    - name: c\n      image: {{ .Values.image }}\n",
+    );
+    let repo = work.path().join("repo");
+    std::fs::create_dir(&repo).unwrap();
+    let helm = Helm::new(4);
+    let tgz = package(&helm, &chart, &repo);
+    let server = FileServer::start(&repo);
+    helm.ok(&[
+        "repo",
+        "index",
+        repo.to_str().unwrap(),
+        "--url",
+        &server.url(),
+    ]);
+    let (_up, flags) = upstream(&["ghcr.io/acme/classic:1.1"]);
+
+    let bundle = work.path().join("bundle");
+    let url = server.url();
+    let chart_args = ["--chart", "classic", "--repo", &url, "--version", "0.1.0"];
+    let lock = save(&helm, &chart_args, &bundle, &flags);
+    let c = &lock["charts"][0];
+    assert_eq!(
+        (c["name"].as_str(), c["version"].as_str()),
+        (Some("classic"), Some("0.1.0")),
+        "{lock}"
+    );
+    assert!(c["source"].as_str().unwrap().contains(&server.url()), "{c}");
+    // The repository's package, carried as it is.
+    assert_eq!(
+        chart_layer(&bundle, c["digest"].as_str().unwrap()),
+        sha256_file(&tgz)
+    );
+    assert_eq!(lock["images"][0]["source"], "ghcr.io/acme/classic:1.1");
+    // A version the index does not list: Helm's words, the chart named, exit 2.
+    let out = helm
+        .airgap()
+        .args([
+            "images",
+            "--chart",
+            "classic",
+            "--repo",
+            &server.url(),
+            "--version",
+            "9.9.9",
+        ])
+        .output()
+        .unwrap();
+    let (code, _, stderr) = common::outcome(out);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("--chart classic") && stderr.contains("9.9.9"),
+        "{stderr}"
+    );
 }
