@@ -17,6 +17,7 @@ use std::path::Path;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
+use crate::oci::Digest;
 use crate::reference::Reference;
 
 pub const API_VERSION: &str = "kubectl-airgap/v1";
@@ -52,7 +53,7 @@ pub struct LockedImage {
 #[derive(Debug, Clone)]
 pub struct Locked {
     pub source: Reference,
-    pub digest: Option<String>,
+    pub digest: Option<Digest>,
 }
 
 impl LockFile {
@@ -74,15 +75,15 @@ impl LockFile {
                 let at = || format!("lock file {}: images[{i}]", path.display());
                 let source = Reference::parse(&entry.source)
                     .with_context(|| format!("{}.source {:?}", at(), entry.source))?;
-                if let Some(d) = &entry.digest
-                    && !is_sha256_digest(d)
-                {
-                    anyhow::bail!("{}.digest {d:?} is not sha256:<64 hex digits>", at());
-                }
-                Ok(Locked {
-                    source,
-                    digest: entry.digest.clone(),
-                })
+                // sha256 only: the digest also names the blob in a bundle (`blobs/sha256/HEX`).
+                let digest = match &entry.digest {
+                    Some(d) => match Digest::parse(d) {
+                        Ok(digest) if digest.sha256_hex().is_some() => Some(digest),
+                        _ => anyhow::bail!("{}.digest {d:?} is not sha256:<64 hex digits>", at()),
+                    },
+                    None => None,
+                };
+                Ok(Locked { source, digest })
             })
             .collect()
     }
@@ -111,14 +112,6 @@ impl LockFile {
     pub fn to_yaml(&self) -> anyhow::Result<String> {
         Ok(serde_norway::to_string(self)?)
     }
-}
-
-fn is_sha256_digest(d: &str) -> bool {
-    d.strip_prefix("sha256:").is_some_and(|h| {
-        h.len() == 64
-            && h.bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    })
 }
 
 #[cfg(test)]

@@ -10,9 +10,14 @@
 //! copy or a check reads are parsed, and unknown fields are never dropped from anything we
 //! write back (an index is the one thing written, and its entries carry their annotations).
 
+mod digest;
 pub mod hub;
 mod manifest;
+pub mod media;
 mod platform;
 
-pub use manifest::{Descriptor, ImageManifest, Index, RawManifest, sha256_digest};
+pub use digest::{Digest, DigestError, DigestErrorKind, Sha256Writer};
+pub use manifest::{
+    Descriptor, ImageManifest, Index, Parsed, RawManifest, index_platforms, is_index,
+};
 pub use platform::Platform;
