@@ -14,6 +14,7 @@ pub mod excerpt;
 pub mod lock;
 pub mod manifest;
 pub mod mirror;
+pub mod nodeconfig;
 pub mod oci;
 pub mod reference;
 pub mod registry;
