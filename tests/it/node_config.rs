@@ -312,6 +312,15 @@ fn schema_errors(schema: &Yaml, value: &Yaml, path: &str, out: &mut Vec<String>)
 
 #[test]
 fn k3s_registries_yaml_follows_k3s_schema_and_its_rewrite_lands_on_the_mirror_name() {
+    // The checker itself: an unknown key, a wrong shape and a relative path are caught.
+    let bad = YamlLoader::load_from_str(
+        "mirrors: {docker.io: {endpoints: [x]}}\nconfigs: {r: {tls: {ca_file: ca.crt, insecure_skip_verify: yes}}}",
+    )
+    .unwrap()
+    .remove(0);
+    let mut errors = Vec::new();
+    schema_errors(&k3s_schema(), &bad, "", &mut errors);
+    assert_eq!(errors.len(), 3, "{errors:?}");
     let images = [HUB_IMAGE, QUAY_IMAGE, "localhost:5001/team/tool:2"];
     let work = tempfile::tempdir().unwrap();
     let manifests = common::registry::pod_manifests(work.path(), &images, None);
@@ -326,20 +335,26 @@ fn k3s_registries_yaml_follows_k3s_schema_and_its_rewrite_lands_on_the_mirror_na
         ("reg.example:5000", "strip"),
     ] {
         let out_dir = work.path().join(naming);
-        let out = airgap()
-            .args([
-                "node-config",
-                "--format",
-                "k3s",
-                "--registry",
-                registry,
-                "--naming",
-                naming,
-            ])
-            .arg("-f")
-            .arg(&manifests)
-            .arg("--ca-file")
-            .arg(&ca)
+        let mut cmd = airgap();
+        cmd.args(["node-config", "--format", "k3s", "-f"])
+            .arg(&manifests);
+        if naming == "nested" {
+            cmd.args(["--registry", registry, "--naming", naming, "--ca-file"])
+                .arg(&ca);
+        } else {
+            // The mirror, its naming and its CA from the config file.
+            let config = work.path().join("config.yaml");
+            std::fs::write(
+                &config,
+                format!(
+                    "registry: {registry}\nnaming: {naming}\nregistries:\n  {registry}:\n    caFile: {}\n",
+                    ca.display()
+                ),
+            )
+            .unwrap();
+            cmd.arg("--config").arg(config);
+        }
+        let out = cmd
             .arg("-o")
             .arg(&out_dir)
             .args(["--node-dir", "/etc/rancher/rke2"])
