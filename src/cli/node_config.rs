@@ -136,10 +136,8 @@ fn read_ca(path: &Path) -> anyhow::Result<Vec<u8>> {
             what()
         );
     }
-    if !bytes
-        .windows(27)
-        .any(|w| w == b"-----BEGIN CERTIFICATE-----")
-    {
+    const PEM: &[u8] = b"-----BEGIN CERTIFICATE-----";
+    if !bytes.windows(PEM.len()).any(|w| w == PEM) {
         anyhow::bail!(
             "{} holds no PEM certificate (-----BEGIN CERTIFICATE-----); give the CA that signed the mirror's certificate, in PEM",
             what()

@@ -145,6 +145,16 @@ fn source_host(value: &str, naming: &MirrorNaming) -> anyhow::Result<String> {
         ));
     }
     check_host_port(value).map_err(|why| bad(&why))?;
+    // The host names a directory of the output (containerd's `HOST/hosts.toml`): only what
+    // the reference grammar reads as a registry host, so `..` cannot climb out of it.
+    match Reference::parse(&format!("{value}/x")) {
+        Ok(r) if r.domain() == value => {}
+        _ => {
+            return Err(bad(
+                "this is not a registry host name, e.g. docker.io or reg.local:5000",
+            ));
+        }
+    }
     let host = host_of(value);
     if host.eq_ignore_ascii_case(naming.mirror().host()) {
         return Err(bad(
@@ -320,6 +330,8 @@ pub(crate) mod tests {
             ("quay", "has a '.'"),
             ("quay.io:99999", "1 to 65535"),
             ("reg.local:5000", "the mirror itself"),
+            ("..", "not a registry host name"),
+            ("a..b:5000", "not a registry host name"),
         ] {
             let e = routes(&[], &[bad.into()], &n).unwrap_err().to_string();
             assert!(e.contains(says) && e.contains(bad), "{bad}: {e}");
