@@ -23,6 +23,10 @@ use yaml_rust2::{Yaml, YamlLoader};
 
 const HUB_IMAGE: &str = "docker.io/library/nginx:1.27";
 const QUAY_IMAGE: &str = "quay.io/org/app:v1";
+/// A source with a port: containerd's directory for it is `localhost:5001`, CRI-O's prefix the
+/// same, and nested naming encodes it as `localhost_5001`.
+const PORT_IMAGE: &str = "localhost:5001/team/tool:2";
+const IMAGES: [&str; 3] = [HUB_IMAGE, QUAY_IMAGE, PORT_IMAGE];
 
 /// A bundle of the two test images whose content depends on `seed`, so that two bundles of the
 /// same names hold different digests.
@@ -30,6 +34,7 @@ fn bundle(seed: u64) -> Bundle {
     Bundle::new(&[
         (HUB_IMAGE, &[(seed, 3_000)]),
         (QUAY_IMAGE, &[(seed + 1, 2_000)]),
+        (PORT_IMAGE, &[(seed + 2, 1_000)]),
     ])
 }
 
@@ -143,11 +148,11 @@ fn succeeded(what: &str, out: std::process::Output) {
 fn containerd_pulls_original_names_from_the_mirror_nested_and_strip() {
     let (mirror, cases) = filled_mirror(11, Some("flat"));
     for (registry, naming, bundle) in &cases {
-        let names = mirror_names(registry, naming, &[HUB_IMAGE, QUAY_IMAGE]);
+        let names = mirror_names(registry, naming, &IMAGES);
         let work = tempfile::tempdir().unwrap();
         let hosts_dir = work.path().join("certs.d");
         node_config(&mirror, bundle, registry, naming, "containerd", &hosts_dir);
-        for host_dir in ["docker.io", "quay.io"] {
+        for host_dir in ["docker.io", "quay.io", "localhost:5001"] {
             assert!(
                 hosts_dir.join(host_dir).join("airgap-ca.crt").is_file(),
                 "the CA is copied beside {host_dir}/hosts.toml"
@@ -167,7 +172,7 @@ fn containerd_pulls_original_names_from_the_mirror_nested_and_strip() {
                 .env_remove("NO_PROXY");
             cmd.output().unwrap()
         };
-        for image in [HUB_IMAGE, QUAY_IMAGE] {
+        for image in IMAGES {
             succeeded(
                 &format!("{naming}: ctr pull {image}"),
                 pull(image, Some(&hosts_dir)),
@@ -200,7 +205,7 @@ fn podman_pulls_original_names_through_the_registries_conf_drop_in() {
     let (mirror, cases) = filled_mirror(31, None);
     let host = mirror.host();
     for (registry, naming, bundle) in &cases {
-        let names = mirror_names(registry, naming, &[HUB_IMAGE, QUAY_IMAGE]);
+        let names = mirror_names(registry, naming, &IMAGES);
         let work = tempfile::tempdir().unwrap();
         let etc = work.path().join("etc-containers");
         node_config(&mirror, bundle, registry, naming, "cri-o", &etc);
@@ -225,7 +230,7 @@ fn podman_pulls_original_names_through_the_registries_conf_drop_in() {
         }
         let podman = Podman::new();
         let proxy = Recorder::start();
-        for image in [HUB_IMAGE, QUAY_IMAGE] {
+        for image in IMAGES {
             let out = podman
                 .cmd(&["pull", "-q", "--cert-dir"])
                 .arg(user.join("certs.d").join(&host))
@@ -321,7 +326,7 @@ fn k3s_registries_yaml_follows_k3s_schema_and_its_rewrite_lands_on_the_mirror_na
     let mut errors = Vec::new();
     schema_errors(&k3s_schema(), &bad, "", &mut errors);
     assert_eq!(errors.len(), 3, "{errors:?}");
-    let images = [HUB_IMAGE, QUAY_IMAGE, "localhost:5001/team/tool:2"];
+    let images = IMAGES;
     let work = tempfile::tempdir().unwrap();
     let manifests = common::registry::pod_manifests(work.path(), &images, None);
     let ca = work.path().join("ca.crt");
