@@ -16,6 +16,7 @@ mod inputs;
 pub mod lock;
 pub mod manifest;
 pub mod mirror;
+pub mod nodeconfig;
 pub mod oci;
 pub mod reference;
 pub mod registry;

@@ -17,6 +17,7 @@ use std::path::Path;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
+use crate::oci::Digest;
 use crate::reference::Reference;
 
 pub const API_VERSION: &str = "kubectl-airgap/v1";
@@ -70,7 +71,7 @@ pub struct LockedImage {
 #[derive(Debug, Clone)]
 pub struct Locked {
     pub source: Reference,
-    pub digest: Option<String>,
+    pub digest: Option<Digest>,
 }
 
 impl LockFile {
@@ -89,18 +90,11 @@ impl LockFile {
     pub fn load(path: &Path) -> anyhow::Result<Vec<Locked>> {
         let file = LockFile::read(path)?;
         let charts = file.charts.iter().enumerate().map(|(i, c)| {
-            let at = || format!("lock file {}: charts[{i}]", path.display());
-            if !is_sha256_digest(&c.digest) {
-                anyhow::bail!(
-                    "{}.digest {:?} is not sha256:<64 hex digits>",
-                    at(),
-                    c.digest
-                );
-            }
+            let at = format!("lock file {}: charts[{i}]", path.display());
             Ok(Locked {
                 source: Reference::parse(&c.reference)
-                    .with_context(|| format!("{}.reference {:?}", at(), c.reference))?,
-                digest: Some(c.digest.clone()),
+                    .with_context(|| format!("{at}.reference {:?}", c.reference))?,
+                digest: Some(sha256_at(&at, &c.digest)?),
             })
         });
         file.images
@@ -110,15 +104,12 @@ impl LockFile {
                 let at = || format!("lock file {}: images[{i}]", path.display());
                 let source = Reference::parse(&entry.source)
                     .with_context(|| format!("{}.source {:?}", at(), entry.source))?;
-                if let Some(d) = &entry.digest
-                    && !is_sha256_digest(d)
-                {
-                    anyhow::bail!("{}.digest {d:?} is not sha256:<64 hex digits>", at());
-                }
-                Ok(Locked {
-                    source,
-                    digest: entry.digest.clone(),
-                })
+                // sha256 only: the digest also names the blob in a bundle (`blobs/sha256/HEX`).
+                let digest = match &entry.digest {
+                    Some(d) => Some(sha256_at(&at(), d)?),
+                    None => None,
+                };
+                Ok(Locked { source, digest })
             })
             .chain(charts)
             .collect()
@@ -150,12 +141,13 @@ impl LockFile {
     }
 }
 
-fn is_sha256_digest(d: &str) -> bool {
-    d.strip_prefix("sha256:").is_some_and(|h| {
-        h.len() == 64
-            && h.bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    })
+/// The digest `d` of lock entry `at`: sha256 only, since it also names the blob in a bundle
+/// (`blobs/sha256/HEX`).
+fn sha256_at(at: &str, d: &str) -> anyhow::Result<Digest> {
+    match Digest::parse(d) {
+        Ok(digest) if digest.sha256_hex().is_some() => Ok(digest),
+        _ => anyhow::bail!("{at}.digest {d:?} is not sha256:<64 hex digits>"),
+    }
 }
 
 #[cfg(test)]

@@ -302,6 +302,52 @@ impl MirrorNaming {
     }
 }
 
+/// Where a whole source registry lands in the mirror, for settings that route a registry host
+/// rather than name one image at a time (a node's container runtime mirror configuration):
+/// what [`MirrorNaming::map`] does to every `HOST/REPO`, said once per host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistryRoute {
+    /// The path under the mirror host below which `HOST/REPO` lands as `ROOT/REPO`; empty when
+    /// repositories land at the mirror's root (strip naming without a prefix).
+    pub root: String,
+    /// Overrides that move part of the host elsewhere: (repository prefix under the host,
+    /// mirror path), most specific first. A setting that can only route whole hosts cannot
+    /// say these.
+    pub partial: Vec<(String, String)>,
+}
+
+impl MirrorNaming {
+    /// How every repository of the source registry `host` is named in the mirror (Docker Hub's
+    /// aliases are one registry).
+    pub fn route(&self, host: &str) -> RegistryRoute {
+        let host = canonical_host(host);
+        let root = match self.overrides.iter().find(|o| o.source == host) {
+            Some(o) => o.target.clone(),
+            None => {
+                let mut parts: Vec<String> = self
+                    .mirror
+                    .prefix()
+                    .map(str::to_string)
+                    .into_iter()
+                    .collect();
+                if self.naming == Naming::Nested {
+                    parts.push(encode_host(&host));
+                }
+                parts.join("/")
+            }
+        };
+        let partial = self
+            .overrides
+            .iter()
+            .filter_map(|o| {
+                let rest = o.source.strip_prefix(&host)?.strip_prefix('/')?;
+                Some((rest.to_string(), o.target.clone()))
+            })
+            .collect();
+        RegistryRoute { root, partial }
+    }
+}
+
 /// Watches a set of mappings for two source repositories landing on one mirror repository.
 #[derive(Debug, Default)]
 pub struct Collisions {
@@ -582,6 +628,48 @@ mod tests {
             } else {
                 res.unwrap();
             }
+        }
+    }
+
+    #[test]
+    fn a_route_names_every_repository_of_a_host_as_map_does() {
+        for (mirror, scheme) in [
+            ("reg.local:5000", Naming::Nested),
+            ("reg.local:5000/m/n", Naming::Nested),
+            ("reg.local:5000", Naming::Strip),
+            ("reg.local:5000/m", Naming::Strip),
+        ] {
+            let n = naming(mirror, scheme, &["ghcr.io=gh", "quay.io/jetstack=certs"]);
+            for image in [
+                "nginx:1",
+                "registry-1.docker.io/bitnami/redis:7",
+                "quay.io/org/app:1",
+                "localhost:5000/app:1",
+                "ghcr.io/o/p:2",
+            ] {
+                let r = Reference::parse(image).unwrap();
+                let route = n.route(r.domain());
+                assert!(
+                    route.partial.is_empty() || r.domain() == "quay.io",
+                    "{image}"
+                );
+                let path = canonical_path(&r);
+                let want = if route.root.is_empty() {
+                    path
+                } else {
+                    format!("{}/{path}", route.root)
+                };
+                assert_eq!(
+                    n.map(&r).unwrap().name(),
+                    format!("reg.local:5000/{want}"),
+                    "{mirror} {scheme} {image}"
+                );
+            }
+            assert_eq!(
+                n.route("quay.io").partial,
+                vec![("jetstack".to_string(), "certs".to_string())]
+            );
+            assert!(n.route("Docker.io").partial.is_empty());
         }
     }
 

@@ -15,6 +15,7 @@ use std::sync::LazyLock;
 use regex::Regex;
 
 use crate::excerpt::Excerpt;
+use crate::oci::{Digest, DigestErrorKind};
 
 /// The registry that a reference without a domain refers to.
 pub const DOCKER_HUB: &str = crate::oci::hub::HUB;
@@ -133,7 +134,7 @@ pub struct Reference {
     domain: String,
     path: String,
     tag: Option<String>,
-    digest: Option<String>,
+    digest: Option<Digest>,
 }
 
 impl Reference {
@@ -211,14 +212,24 @@ impl Reference {
         let digest = match caps.get(3) {
             Some(m) => {
                 let offset = to_input(m.start());
-                validate_digest(m.as_str()).map_err(|(kind, why)| {
+                let digest = Digest::parse(m.as_str()).map_err(|e| {
+                    let kind = match e.kind {
+                        DigestErrorKind::InvalidFormat => ErrorKind::DigestInvalidFormat,
+                        DigestErrorKind::InvalidLength => ErrorKind::DigestInvalidLength,
+                        DigestErrorKind::Unsupported => ErrorKind::DigestUnsupported,
+                    };
                     err(
                         kind,
-                        format!("digest {} {why}{}", Excerpt(m.as_str()), at_offset(offset)),
+                        format!(
+                            "digest {} {}{}",
+                            Excerpt(m.as_str()),
+                            e.why,
+                            at_offset(offset)
+                        ),
                         offset,
                     )
                 })?;
-                Some(m.as_str().to_string())
+                Some(digest)
             }
             None => None,
         };
@@ -294,6 +305,11 @@ impl Reference {
     /// `algorithm:hex`, as written.
     pub fn digest(&self) -> Option<&str> {
         self.digest.as_deref()
+    }
+
+    /// The digest this reference pins, typed.
+    pub fn pinned(&self) -> Option<&Digest> {
+        self.digest.as_ref()
     }
 
     /// `domain/path`: the repository, without tag or digest.
@@ -388,61 +404,6 @@ fn split_docker_domain(name: &str) -> (&str, std::borrow::Cow<'_, str>, usize) {
         return (domain, prefixed.into(), remainder_at);
     }
     (domain, remainder.into(), remainder_at)
-}
-
-/// go-digest's `Digest.Validate` with sha256, sha384 and sha512 registered.
-fn validate_digest(digest: &str) -> Result<(), (ErrorKind, &'static str)> {
-    let Some((algorithm, hex)) = digest.split_once(':') else {
-        return Err((
-            ErrorKind::DigestInvalidFormat,
-            "has no ':' after its algorithm",
-        ));
-    };
-    if algorithm.is_empty() || hex.is_empty() {
-        return Err((ErrorKind::DigestInvalidFormat, "is not ALGORITHM:HEX"));
-    }
-    let expected_len = match algorithm {
-        "sha256" => 64,
-        "sha384" => 96,
-        "sha512" => 128,
-        _ => {
-            let well_formed = algorithm.split(['.', '+', '_', '-']).all(|c| {
-                !c.is_empty()
-                    && c.bytes()
-                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-            }) && hex
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'=' | b'_' | b'-'));
-            return Err(if well_formed {
-                (
-                    ErrorKind::DigestUnsupported,
-                    "uses an unsupported algorithm (use sha256, sha384 or sha512)",
-                )
-            } else {
-                (ErrorKind::DigestInvalidFormat, "is not ALGORITHM:HEX")
-            });
-        }
-    };
-    if hex.len() != expected_len {
-        return Err((
-            ErrorKind::DigestInvalidLength,
-            match expected_len {
-                64 => "must have exactly 64 hex digits after sha256:",
-                96 => "must have exactly 96 hex digits after sha384:",
-                _ => "must have exactly 128 hex digits after sha512:",
-            },
-        ));
-    }
-    if !hex
-        .bytes()
-        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    {
-        return Err((
-            ErrorKind::DigestInvalidFormat,
-            "must be lowercase hexadecimal",
-        ));
-    }
-    Ok(())
 }
 
 fn at_offset(offset: Option<usize>) -> String {

@@ -31,8 +31,10 @@ impl ChartArtifacts {
             config,
             layer,
         } = artifact(meta, &tgz);
-        self.blobs.insert(config.0.digest, Bytes::from(config.1));
-        self.blobs.insert(layer.digest, Bytes::from(tgz));
+        self.blobs
+            .insert(config.0.digest.to_string(), Bytes::from(config.1));
+        self.blobs
+            .insert(layer.digest.to_string(), Bytes::from(tgz));
         self.manifests.insert(name.to_string(), manifest.clone());
         manifest
     }
@@ -41,7 +43,7 @@ impl ChartArtifacts {
 impl ImageSource for ChartArtifacts {
     async fn manifest(&self, image: &Reference) -> anyhow::Result<Option<RawManifest>> {
         Ok(match image.digest() {
-            Some(d) => self.manifests.values().find(|m| m.digest == d).cloned(),
+            Some(d) => self.manifests.values().find(|m| m.digest == *d).cloned(),
             None => self.manifests.get(&image.to_string()).cloned(),
         })
     }

@@ -10,8 +10,9 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use futures_util::StreamExt;
 
-use crate::oci::chart::{LAYER, Metadata, is_chart};
-use crate::oci::{Descriptor, ImageManifest, sha256_digest};
+use crate::oci::chart::{Metadata, is_chart};
+use crate::oci::media::HELM_CHART_CONTENT as LAYER;
+use crate::oci::{Descriptor, Digest, ImageManifest};
 use crate::reference::Reference;
 use crate::transfer::ImageSource;
 use crate::transfer::layout::{EntryName, OciLayout};
@@ -26,7 +27,7 @@ pub struct BundledChart {
     /// Its name in the bundle.
     pub reference: Reference,
     /// Its manifest's digest.
-    pub digest: String,
+    pub digest: Digest,
     layer: Descriptor,
 }
 
@@ -113,7 +114,7 @@ pub async fn write_charts(
                 break;
             }
         }
-        if bytes.len() as u64 != c.layer.size || sha256_digest(&bytes) != c.layer.digest {
+        if bytes.len() as u64 != c.layer.size || Digest::sha256(&bytes) != c.layer.digest {
             anyhow::bail!(
                 "chart {}: its package in the bundle is not {} ({} bytes); the bundle is damaged: save it again",
                 c.reference.familiar(),

@@ -90,7 +90,7 @@ impl Chart {
 
     /// The digest its artifact has wherever we wrote it; `None` for an OCI chart, copied as
     /// its registry made it.
-    pub fn manifest_digest(&self) -> anyhow::Result<Option<String>> {
+    pub fn manifest_digest(&self) -> anyhow::Result<Option<crate::oci::Digest>> {
         Ok(match self.origin {
             Origin::Oci { .. } => None,
             _ => Some(

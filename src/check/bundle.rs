@@ -17,9 +17,9 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 use crate::mirror::{canonical_name, canonical_reference};
-use crate::oci::{Descriptor, ImageManifest, Platform};
+use crate::oci::{Descriptor, Digest, ImageManifest, Platform, index_platforms, is_index};
 use crate::reference::Reference;
-use crate::registry::exists::{Status, Verdict, index_platforms, is_index, lacking, lock_mismatch};
+use crate::registry::exists::{Status, Verdict, lacking, lock_mismatch};
 use crate::transfer::layout::{EntryName, OciLayout};
 
 /// An opened bundle and the images it names.
@@ -56,7 +56,7 @@ impl Bundle {
             match name.with_context(|| format!("--bundle {}", path.display()))? {
                 EntryName::Named(r) => named.push((r, d)),
                 EntryName::Tag(t) => tag_only.push(t),
-                EntryName::Unnamed { .. } => unnamed.push(d.digest.clone()),
+                EntryName::Unnamed { .. } => unnamed.push(d.digest.to_string()),
             }
         }
         for (name, d) in &named {
@@ -108,7 +108,7 @@ impl Bundle {
     pub(crate) fn check(
         &self,
         image: &Reference,
-        expected: Option<&str>,
+        expected: Option<&Digest>,
         platforms: &[Platform],
     ) -> Verdict {
         match self.check_image(image, expected, platforms) {
@@ -124,7 +124,7 @@ impl Bundle {
     fn check_image(
         &self,
         image: &Reference,
-        expected: Option<&str>,
+        expected: Option<&Digest>,
         platforms: &[Platform],
     ) -> anyhow::Result<Verdict> {
         let want = canonical_reference(image);

@@ -22,7 +22,7 @@ pub(crate) use crate::registry::exists::{Status, Verdict};
 /// One image to look for: its name in the place checked, and the digest a lock pins it to.
 pub(crate) struct Query {
     pub(crate) image: Reference,
-    pub(crate) digest: Option<String>,
+    pub(crate) digest: Option<crate::oci::Digest>,
 }
 
 /// Where the images are looked for.
@@ -43,7 +43,7 @@ impl Place {
         match self {
             Place::Bundle(bundle) => Ok(queries
                 .iter()
-                .map(|q| bundle.check(&q.image, q.digest.as_deref(), platforms))
+                .map(|q| bundle.check(&q.image, q.digest.as_ref(), platforms))
                 .collect()),
             Place::Registry(registry) => check_registry(registry, queries, platforms).await,
         }

@@ -321,7 +321,7 @@ fn queries(wanted: &[Wanted]) -> Vec<Query> {
         .iter()
         .map(|w| Query {
             image: w.mirror.clone().unwrap_or_else(|| w.entry.source.clone()),
-            digest: w.entry.locked_digest().map(str::to_string),
+            digest: w.entry.locked_digest().cloned(),
         })
         .collect()
 }

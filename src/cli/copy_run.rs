@@ -91,7 +91,7 @@ pub fn run_copies<S: ImageSource, D: ImageSink>(
                         } else {
                             Outcome::Copied
                         },
-                        digest: d.unwrap_or_default(),
+                        digest: d,
                         platforms: Vec::new(),
                         filtered_from: None,
                     })
@@ -134,7 +134,8 @@ fn line(job: &Job, result: &CopyResult, dry_run: bool) -> String {
     match result {
         Ok(c) if c.outcome == Outcome::Copied && dry_run => format!("would copy  {src} -> {dst}"),
         Ok(c) if c.outcome == Outcome::Copied => {
-            format!("copied   {src} -> {dst} ({}{})", c.digest, filtered(c))
+            let digest = c.digest.as_ref().map_or("", |d| d.as_str());
+            format!("copied   {src} -> {dst} ({digest}{})", filtered(c))
         }
         Ok(c) => format!("present  {dst}{}", filtered(c)),
         Err(e) => match host_failure(e) {

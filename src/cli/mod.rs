@@ -10,6 +10,7 @@ mod cluster_args;
 mod completion;
 mod copy_run;
 mod images;
+mod node_config;
 mod post_render;
 mod pull_secret;
 mod push;
@@ -70,6 +71,10 @@ pub enum Command {
     /// Copy the images that the mirror lacks into it
     #[command(disable_version_flag = true)]
     Push(push::PushArgs),
+    /// Write the container runtime files (containerd, CRI-O/podman, k3s/RKE2) that send nodes'
+    /// pulls of the source registries to the mirror
+    #[command(disable_version_flag = true)]
+    NodeConfig(node_config::NodeConfigArgs),
     /// Create or update the mirror's pull Secret (kubernetes.io/dockerconfigjson) in namespaces
     PullSecret(pull_secret::PullSecretArgs),
     /// Pull every needed image into an offline bundle (OCI image layout)
@@ -186,6 +191,7 @@ fn group_chart_flags(command: &mut Command, matches: &clap::ArgMatches) -> anyho
         Command::Check(a) => a.images.charts.group(m),
         Command::Push(a) => a.images.charts.group(m),
         Command::Save(a) => a.images.charts.group(m),
+        Command::NodeConfig(a) => a.images.charts.group(m),
         _ => Ok(()),
     }
 }
@@ -231,6 +237,7 @@ pub fn run(argv: Vec<OsString>) -> ExitStatus {
         }
         Command::Check(args) => check::run(&args, cli.config.as_deref()),
         Command::Push(args) => push::run(&args, cli.config.as_deref()),
+        Command::NodeConfig(args) => node_config::run(&args, cli.config.as_deref()),
         Command::PullSecret(args) => pull_secret::run(&args, cli.config.as_deref()),
         Command::Save(args) => save::run(&args, cli.config.as_deref()),
         Command::Completion(args) => completion::run(&args),

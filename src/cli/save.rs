@@ -177,19 +177,26 @@ pub fn run(args: &SaveArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus>
             locked_charts.push(LockedChart {
                 name: chart.name.clone(),
                 version: chart.version.clone(),
-                digest: copied.digest.clone(),
+                digest: copied
+                    .digest
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_default(),
                 reference: chart.reference.to_string(),
                 source: chart.source(),
             });
         } else if let Ok(copied) = result {
             let platforms = if copied.platforms.is_empty() {
-                layout.image_platform(&copied.digest).into_iter().collect()
+                (copied.digest.as_deref())
+                    .and_then(|d| layout.image_platform(d))
+                    .into_iter()
+                    .collect()
             } else {
                 copied.platforms.clone()
             };
             locked.push(LockedImage {
                 source: job.source.to_string(),
-                digest: Some(copied.digest.clone()),
+                digest: copied.digest.as_ref().map(ToString::to_string),
                 media_type: None,
                 platforms,
                 mirror: match &settings.naming {

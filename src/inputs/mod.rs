@@ -20,6 +20,7 @@ use crate::lock::LockFile;
 use crate::manifest::rules::RuleSet;
 use crate::manifest::scan::{Location, Suspect};
 use crate::mirror::canonical_reference;
+use crate::oci::Digest;
 use crate::reference::Reference;
 use files::InputScan;
 
@@ -80,7 +81,7 @@ pub(crate) enum Provenance {
     /// In a manifest input (a file, stdin, or an images_digests file) at `location`.
     Manifest { input: String, location: Location },
     /// In a lock file, which pins it to `digest` (absent for an image the lock names by digest).
-    Lock { digest: Option<String> },
+    Lock { digest: Option<Digest> },
     /// By an object in the cluster.
     Cluster(Use),
 }
@@ -96,12 +97,12 @@ pub(crate) struct Entry {
 impl Entry {
     /// The digest a lock pins a by-tag reference to; a reference by digest is checked by its
     /// own digest, so a lock adds nothing to it.
-    pub(crate) fn locked_digest(&self) -> Option<&str> {
+    pub(crate) fn locked_digest(&self) -> Option<&Digest> {
         if self.source.digest().is_some() {
             return None;
         }
         self.provenance.iter().find_map(|p| match p {
-            Provenance::Lock { digest, .. } => digest.as_deref(),
+            Provenance::Lock { digest, .. } => digest.as_ref(),
             _ => None,
         })
     }
@@ -310,14 +311,14 @@ mod tests {
         set.add(
             Reference::parse("index.docker.io/library/nginx:1.27").unwrap(),
             Provenance::Lock {
-                digest: Some("sha256:aa".into()),
+                digest: Some(Digest::sha256(b"a")),
             },
         );
         let entries: Vec<&Entry> = set.images().collect();
         assert_eq!(entries.len(), 1);
         assert_eq!(entries[0].source.familiar(), "nginx:1.27");
         assert_eq!(entries[0].provenance.len(), 3);
-        assert_eq!(entries[0].locked_digest(), Some("sha256:aa"));
+        assert_eq!(entries[0].locked_digest(), Some(&Digest::sha256(b"a")));
     }
 
     #[test]
@@ -327,7 +328,7 @@ mod tests {
         set.add(
             Reference::parse(&format!("quay.io/a/b@{digest}")).unwrap(),
             Provenance::Lock {
-                digest: Some(format!("sha256:{}", "c".repeat(64))),
+                digest: Some(Digest::sha256(b"c")),
             },
         );
         assert_eq!(set.images().next().unwrap().locked_digest(), None);

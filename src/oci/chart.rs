@@ -11,13 +11,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Descriptor, RawManifest, sha256_digest};
-
-/// The config media type of a Helm chart artifact.
-pub const CONFIG: &str = "application/vnd.cncf.helm.config.v1+json";
-/// The media type of the layer holding the packaged chart.
-pub const LAYER: &str = "application/vnd.cncf.helm.chart.content.v1.tar+gzip";
-const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+use super::media::{HELM_CHART_CONFIG as CONFIG, HELM_CHART_CONTENT as LAYER, OCI_MANIFEST};
+use super::{Descriptor, Digest, RawManifest};
 /// What `org.opencontainers.image.created` says: a fixed time, for a fixed digest.
 const CREATED: &str = "1970-01-01T00:00:00Z";
 
@@ -130,7 +125,7 @@ pub fn artifact(meta: &Metadata, tgz: &[u8]) -> Artifact {
     let config_bytes = meta.config_json();
     let descriptor = |media_type: &str, bytes: &[u8]| Descriptor {
         media_type: media_type.to_string(),
-        digest: sha256_digest(bytes),
+        digest: Digest::sha256(bytes),
         size: bytes.len() as u64,
         platform: None,
         annotations: BTreeMap::new(),
@@ -187,9 +182,9 @@ pub fn artifact(meta: &Metadata, tgz: &[u8]) -> Artifact {
     );
     Artifact {
         manifest: RawManifest {
-            digest: sha256_digest(bytes.as_bytes()),
+            digest: Digest::sha256(bytes.as_bytes()),
             bytes: bytes::Bytes::from(bytes.into_bytes()),
-            media_type: MANIFEST.to_string(),
+            media_type: OCI_MANIFEST.to_string(),
         },
         config: (config, config_bytes),
         layer,
@@ -221,7 +216,7 @@ mod tests {
         let m: serde_json::Value = serde_json::from_slice(&a.manifest.bytes).unwrap();
         assert_eq!(m["config"]["mediaType"], CONFIG);
         assert_eq!(m["layers"][0]["mediaType"], LAYER);
-        assert_eq!(m["layers"][0]["digest"], sha256_digest(b"tgz"));
+        assert_eq!(m["layers"][0]["digest"], Digest::sha256(b"tgz").as_str());
         assert_eq!(m["annotations"]["org.opencontainers.image.title"], "shop");
         assert!(m.get("mediaType").is_none(), "helm push writes none");
     }

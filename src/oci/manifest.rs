@@ -3,16 +3,9 @@
 
 use std::collections::BTreeMap;
 
+use super::{Digest, Platform, media};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest as _, Sha256};
-
-use super::Platform;
-
-/// `sha256:<hex>` of `bytes`.
-pub fn sha256_digest(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
-}
 
 /// A manifest (image manifest, index, or artifact) as stored: its exact bytes, so its digest
 /// never changes on the way, with the media type it is served as and that digest.
@@ -20,7 +13,7 @@ pub fn sha256_digest(bytes: &[u8]) -> String {
 pub struct RawManifest {
     pub bytes: Bytes,
     pub media_type: String,
-    pub digest: String,
+    pub digest: Digest,
 }
 
 /// A reference to content by digest: an index entry, a manifest's config or layer.
@@ -30,7 +23,7 @@ pub struct Descriptor {
     /// Required by the spec; read leniently, since only the digest is needed to follow it.
     #[serde(default)]
     pub media_type: String,
-    pub digest: String,
+    pub digest: Digest,
     pub size: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub platform: Option<Platform>,
@@ -38,19 +31,89 @@ pub struct Descriptor {
     pub annotations: BTreeMap<String, String>,
 }
 
-/// The part of an image index (or Docker manifest list) that is read: its entries.
+/// The part of an image index (or Docker manifest list) that is read: its entries, and the
+/// manifest it refers to when it is a referrer (OCI 1.1 `subject`).
 #[derive(Debug, Clone, Deserialize)]
 pub struct Index {
     #[serde(default)]
     pub manifests: Vec<Descriptor>,
+    #[serde(default)]
+    pub subject: Option<Descriptor>,
 }
 
-/// The part of an image manifest that is read: what it names.
+/// The part of an image manifest that is read: what it names, and for an artifact what it is
+/// and what it refers to.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ImageManifest {
     pub config: Descriptor,
     #[serde(default)]
     pub layers: Vec<Descriptor>,
+    /// OCI 1.1: the manifest this one is about (a signature's image, an SBOM's image).
+    #[serde(default)]
+    pub subject: Option<Descriptor>,
+    #[serde(default)]
+    pub artifact_type: Option<String>,
+}
+
+impl ImageManifest {
+    /// What kind of artifact this is, `None` for a container image: its `artifactType`, else
+    /// its config's media type when that is not an image config (OCI 1.1's rule; a Helm chart
+    /// says `application/vnd.cncf.helm.config.v1+json`).
+    pub fn artifact_type(&self) -> Option<&str> {
+        match &self.artifact_type {
+            Some(t) => Some(t),
+            None if !media::is_image_config(&self.config.media_type) => {
+                Some(&self.config.media_type)
+            }
+            None => None,
+        }
+    }
+}
+
+/// A manifest's bytes read as what they are.
+#[derive(Debug, Clone)]
+pub enum Parsed {
+    /// Lists other manifests (multi-platform images).
+    Index(Index),
+    /// A container image.
+    Image(ImageManifest),
+    /// Anything else a registry stores as a manifest: a Helm chart, a signature, an SBOM.
+    Artifact(ImageManifest),
+}
+
+impl RawManifest {
+    /// Reads the bytes: an index when they list `manifests`, else a manifest, told apart as an
+    /// image or an artifact by [`ImageManifest::artifact_type`].
+    pub fn parse(&self) -> Result<Parsed, serde_json::Error> {
+        if is_index(&self.bytes)? {
+            return Ok(Parsed::Index(serde_json::from_slice(&self.bytes)?));
+        }
+        let m: ImageManifest = serde_json::from_slice(&self.bytes)?;
+        Ok(match m.artifact_type() {
+            Some(_) => Parsed::Artifact(m),
+            None => Parsed::Image(m),
+        })
+    }
+}
+
+/// Whether manifest bytes are an index (they list `manifests`); an error when not JSON.
+pub fn is_index(bytes: &[u8]) -> Result<bool, serde_json::Error> {
+    #[derive(Deserialize)]
+    struct Shape {
+        manifests: Option<serde_json::Value>,
+    }
+    Ok(serde_json::from_slice::<Shape>(bytes)?.manifests.is_some())
+}
+
+/// The platforms an index lists, each with its child's digest.
+pub fn index_platforms(bytes: &[u8]) -> Result<Vec<(Platform, Digest)>, serde_json::Error> {
+    let index: Index = serde_json::from_slice(bytes)?;
+    Ok(index
+        .manifests
+        .into_iter()
+        .filter_map(|entry| Some((entry.platform?, entry.digest)))
+        .collect())
 }
 
 #[cfg(test)]
@@ -59,7 +122,7 @@ mod tests {
 
     #[test]
     fn a_descriptor_reads_and_writes_back_what_it_holds() {
-        let text = r#"{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:aa","size":7,"platform":{"architecture":"amd64","os":"linux"},"annotations":{"io.containerd.image.name":"docker.io/library/nginx:1"}}"#;
+        let text = r#"{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa","size":7,"platform":{"architecture":"amd64","os":"linux"},"annotations":{"io.containerd.image.name":"docker.io/library/nginx:1"}}"#;
         let d: Descriptor = serde_json::from_str(text).unwrap();
         assert_eq!(d.platform.as_ref().unwrap().to_string(), "linux/amd64");
         let back: serde_json::Value = serde_json::to_value(&d).unwrap();
@@ -69,14 +132,63 @@ mod tests {
         );
         // Nothing optional is written when absent.
         let bare: Descriptor =
-            serde_json::from_str(r#"{"mediaType":"m","digest":"sha256:bb","size":1}"#).unwrap();
+            serde_json::from_str(r#"{"mediaType":"m","digest":"sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb","size":1}"#).unwrap();
         assert_eq!(
             serde_json::to_string(&bare).unwrap(),
-            r#"{"mediaType":"m","digest":"sha256:bb","size":1}"#
+            r#"{"mediaType":"m","digest":"sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb","size":1}"#
         );
         assert_eq!(
-            sha256_digest(b""),
+            Digest::sha256(b""),
             "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
         );
+    }
+
+    #[test]
+    fn a_helm_chart_and_a_referrer_are_artifacts_and_an_image_is_not() {
+        let d = |mt: &str| {
+            format!(
+                r#"{{"mediaType":"{mt}","digest":"{}","size":1}}"#,
+                Digest::sha256(mt.as_bytes())
+            )
+        };
+        let raw = |text: String| RawManifest {
+            digest: Digest::sha256(text.as_bytes()),
+            bytes: Bytes::from(text),
+            media_type: media::OCI_MANIFEST.into(),
+        };
+        let chart = raw(format!(
+            r#"{{"schemaVersion":2,"config":{},"layers":[{}]}}"#,
+            d(media::HELM_CHART_CONFIG),
+            d(media::HELM_CHART_CONTENT)
+        ));
+        match chart.parse().unwrap() {
+            Parsed::Artifact(m) => assert_eq!(m.artifact_type(), Some(media::HELM_CHART_CONFIG)),
+            other => panic!("{other:?}"),
+        }
+        let image = raw(format!(
+            r#"{{"schemaVersion":2,"config":{},"layers":[]}}"#,
+            d(media::OCI_CONFIG)
+        ));
+        assert!(matches!(image.parse().unwrap(), Parsed::Image(_)));
+        let referrer = raw(format!(
+            r#"{{"schemaVersion":2,"artifactType":"application/spdx+json","config":{},"layers":[],"subject":{}}}"#,
+            d("application/vnd.oci.empty.v1+json"),
+            d(media::OCI_MANIFEST)
+        ));
+        match referrer.parse().unwrap() {
+            Parsed::Artifact(m) => {
+                assert_eq!(m.artifact_type(), Some("application/spdx+json"));
+                assert_eq!(
+                    m.subject.unwrap().digest,
+                    Digest::sha256(media::OCI_MANIFEST.as_bytes())
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        let index = raw(format!(
+            r#"{{"schemaVersion":2,"manifests":[{}]}}"#,
+            d(media::OCI_MANIFEST)
+        ));
+        assert!(matches!(index.parse().unwrap(), Parsed::Index(i) if i.manifests.len() == 1));
     }
 }

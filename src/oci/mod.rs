@@ -11,9 +11,14 @@
 //! write back (an index is the one thing written, and its entries carry their annotations).
 
 pub mod chart;
+mod digest;
 pub mod hub;
 mod manifest;
+pub mod media;
 mod platform;
 
-pub use manifest::{Descriptor, ImageManifest, Index, RawManifest, sha256_digest};
+pub use digest::{Digest, DigestError, DigestErrorKind, Sha256Writer};
+pub use manifest::{
+    Descriptor, ImageManifest, Index, Parsed, RawManifest, index_platforms, is_index,
+};
 pub use platform::Platform;

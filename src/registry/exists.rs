@@ -4,10 +4,8 @@ use std::collections::HashSet;
 use std::fmt;
 use std::sync::Arc;
 
-use serde::Deserialize;
-
 use super::{Registry, RegistryError};
-use crate::oci::{ImageManifest, Index, Platform};
+use crate::oci::{Digest, ImageManifest, Platform, index_platforms, is_index};
 use crate::reference::Reference;
 
 /// The answer for one image.
@@ -35,7 +33,7 @@ impl fmt::Display for Status {
 pub struct Verdict {
     pub status: Status,
     /// The digest the registry holds, when it holds the image.
-    pub digest: Option<String>,
+    pub digest: Option<Digest>,
     /// Why, for anything but a plain `present`; for `error`, the registry error's message,
     /// which says what to do.
     pub detail: String,
@@ -47,7 +45,7 @@ pub struct Verdict {
 impl Verdict {
     pub(crate) fn new(
         status: Status,
-        digest: Option<String>,
+        digest: Option<Digest>,
         detail: impl Into<String>,
     ) -> Verdict {
         Verdict {
@@ -71,7 +69,7 @@ impl Verdict {
 /// not list tags gets a HEAD per image instead.
 pub async fn check_repository(
     registry: Arc<Registry>,
-    images: Vec<(Reference, Option<String>)>,
+    images: Vec<(Reference, Option<Digest>)>,
     platforms: Arc<[Platform]>,
 ) -> Vec<Verdict> {
     let host = images
@@ -97,7 +95,7 @@ pub async fn check_repository(
         }
         let (registry, platforms) = (registry.clone(), platforms.clone());
         tasks.spawn(async move {
-            let v = check_image(&registry, &image, digest.as_deref(), &platforms).await;
+            let v = check_image(&registry, &image, digest.as_ref(), &platforms).await;
             (i, v)
         });
     }
@@ -134,7 +132,7 @@ fn missing(image: &Reference) -> Verdict {
 pub async fn check_image(
     registry: &Registry,
     image: &Reference,
-    digest: Option<&str>,
+    digest: Option<&Digest>,
     platforms: &[Platform],
 ) -> Verdict {
     match check(registry, image, digest, platforms).await {
@@ -146,7 +144,7 @@ pub async fn check_image(
 async fn check(
     registry: &Registry,
     image: &Reference,
-    expected: Option<&str>,
+    expected: Option<&Digest>,
     platforms: &[Platform],
 ) -> Result<Verdict, RegistryError> {
     // Existence and digest need only a HEAD; the body is read to look at platforms.
@@ -242,37 +240,18 @@ async fn lacking_platforms(
     Ok(lacking(wanted, &have, "the mirror's image"))
 }
 
-/// Whether manifest bytes are an index (they list `manifests`); an error when not JSON.
-pub(crate) fn is_index(bytes: &[u8]) -> Result<bool, serde_json::Error> {
-    #[derive(Deserialize)]
-    struct Shape {
-        manifests: Option<serde_json::Value>,
-    }
-    Ok(serde_json::from_slice::<Shape>(bytes)?.manifests.is_some())
-}
-
-/// The platforms an index lists, each with its child's digest.
-pub(crate) fn index_platforms(bytes: &[u8]) -> Result<Vec<(Platform, String)>, serde_json::Error> {
-    let index: Index = serde_json::from_slice(bytes)?;
-    Ok(index
-        .manifests
-        .iter()
-        .filter_map(|entry| Some((entry.platform.clone()?, entry.digest.clone())))
-        .collect())
-}
-
 /// The verdict when `held` (what `whose` holds under `image`'s tag) is not the digest a lock
 /// file `expected`; `None` when it is, or when there is no lock.
 pub(crate) fn lock_mismatch(
     whose: &str,
     image: &Reference,
-    held: &str,
-    expected: Option<&str>,
+    held: &Digest,
+    expected: Option<&Digest>,
 ) -> Option<Verdict> {
     let want = expected.filter(|want| *want != held)?;
     Some(Verdict::new(
         Status::Mismatch,
-        Some(held.to_string()),
+        Some(held.clone()),
         format!(
             "{whose}'s {} is {held}, the lock file says {want}",
             image.tag().unwrap_or("latest")

@@ -26,18 +26,12 @@ use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 use tokio::sync::Semaphore;
 
-use crate::oci::{RawManifest, hub, sha256_digest};
+use crate::oci::{Digest, RawManifest, hub};
 use crate::reference::Reference;
 use auth::{Challenge, Credential, FoundCredential, Login, Secret, TokenResponse};
 use retry::{RetryPolicy, is_retryable_status, parse_retry_after};
 
-/// Every manifest media type we accept, indexes first: a copy or a check must see the index of
-/// a multi-platform image, never a manifest the registry picked for us.
-pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
-application/vnd.docker.distribution.manifest.list.v2+json, \
-application/vnd.oci.image.manifest.v1+json, \
-application/vnd.docker.distribution.manifest.v2+json, \
-application/vnd.docker.distribution.manifest.v1+prettyjws;q=0.5";
+use crate::oci::media::MANIFEST_ACCEPT;
 
 /// The largest manifest we read; containerd uses the same 4 MiB limit.
 pub const MAX_MANIFEST_BYTES: usize = 4 << 20;
@@ -424,12 +418,13 @@ impl Registry {
     pub async fn manifest_digest(
         &self,
         image: &Reference,
-    ) -> Result<Option<String>, RegistryError> {
+    ) -> Result<Option<Digest>, RegistryError> {
         match self.head_manifest(image).await {
             Ok(None) => return Ok(None),
             Ok(Some(f)) => {
-                if let Some(d) = f.digest_header() {
-                    return Ok(Some(d.to_string()));
+                // A malformed header is no answer: the GET below hashes the manifest itself.
+                if let Some(d) = f.digest_header().and_then(|d| Digest::parse(d).ok()) {
+                    return Ok(Some(d));
                 }
             }
             Err(RegistryError::Protocol { .. }) => {}
@@ -453,14 +448,14 @@ impl Registry {
         else {
             return Ok(None);
         };
-        let digest = sha256_digest(&f.body);
+        let digest = Digest::sha256(&f.body);
         for (claimed, by) in [
             (f.digest_header(), "its Docker-Content-Digest header"),
             (image.digest(), "the reference"),
         ] {
             if let Some(claimed) = claimed
                 && claimed.starts_with("sha256:")
-                && claimed != digest
+                && digest != claimed
             {
                 return Err(RegistryError::Protocol {
                     host: host.name.clone(),
@@ -496,7 +491,7 @@ impl Registry {
         else {
             return Ok(None);
         };
-        if digest.starts_with("sha256:") && sha256_digest(&f.body) != digest {
+        if digest.starts_with("sha256:") && Digest::sha256(&f.body) != digest {
             return Err(RegistryError::Protocol {
                 host: host.name.clone(),
                 what: format!(

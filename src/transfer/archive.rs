@@ -16,8 +16,8 @@ use std::fs::File;
 use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
+use crate::oci::{Digest, Sha256Writer};
 use anyhow::{Context, bail};
-use sha2::{Digest as _, Sha256};
 
 use super::ByteStream;
 use super::unpack::{Needs, unpack};
@@ -84,7 +84,7 @@ pub(super) struct Entry {
     pub at: At,
     pub size: u64,
     /// `sha256:<hex>` of the content, when the archive was opened with hashing.
-    pub digest: Option<String>,
+    pub digest: Option<Digest>,
 }
 
 /// An archive's files by name.
@@ -230,8 +230,8 @@ impl TarFiles {
         self.entry(name).map(|e| e.size)
     }
 
-    pub fn digest(&self, name: &str) -> Option<&str> {
-        self.entry(name)?.digest.as_deref()
+    pub fn digest(&self, name: &str) -> Option<&Digest> {
+        self.entry(name)?.digest.as_ref()
     }
 
     fn open_at(&self, entry: &Entry) -> io::Result<File> {
@@ -367,7 +367,7 @@ impl Indexer {
             tar::EntryType::Directory => Ok(()),
             tar::EntryType::Regular | tar::EntryType::Continuous => {
                 let size = entry.size();
-                let mut hasher = hash.then(Sha256::new);
+                let mut hasher = hash.then(Sha256Writer::new);
                 let mut reader = HashingReader {
                     inner: &mut *entry,
                     hasher: hasher.as_mut(),
@@ -384,7 +384,7 @@ impl Indexer {
                         .map_err(|e| self.damage.error(e))
                         .with_context(|| format!("entry {n} {raw:?}"))?;
                 }
-                let digest = hasher.map(|h| format!("sha256:{}", hex::encode(h.finalize())));
+                let digest = hasher.map(Sha256Writer::finish);
                 self.entries.insert(name, Entry { at, size, digest });
                 Ok(())
             }
@@ -480,7 +480,7 @@ impl Indexer {
 /// A reader that feeds what passes through it to a hasher.
 pub(super) struct HashingReader<'a, R: Read> {
     pub inner: R,
-    pub hasher: Option<&'a mut Sha256>,
+    pub hasher: Option<&'a mut Sha256Writer>,
 }
 
 impl<R: Read> Read for HashingReader<'_, R> {

@@ -42,7 +42,8 @@ pub struct Stats {
 pub struct Copied {
     pub outcome: Outcome,
     /// The digest of what the sink now holds under the name.
-    pub digest: String,
+    /// `None` only for a dry run's image to copy.
+    pub digest: Option<crate::oci::Digest>,
     /// The platforms of an index's children (after filtering), `os/arch[/variant]`.
     pub platforms: Vec<String>,
     /// Set when `--platform` dropped children: how many the source index had.
@@ -153,7 +154,7 @@ impl<S: ImageSource, D: ImageSink> Copier<S, D> {
         let (manifest, platforms, filtered_from) = self.filter(from, source)?;
         let done = |outcome| Copied {
             outcome,
-            digest: manifest.digest.clone(),
+            digest: Some(manifest.digest.clone()),
             platforms: platforms.clone(),
             filtered_from,
         };
@@ -230,7 +231,7 @@ impl<S: ImageSource, D: ImageSink> Copier<S, D> {
         let bytes = serde_json::to_vec(&value)?;
         Ok((
             RawManifest {
-                digest: crate::oci::sha256_digest(&bytes),
+                digest: crate::oci::Digest::sha256(&bytes),
                 bytes: Bytes::from(bytes),
                 media_type: manifest.media_type,
             },

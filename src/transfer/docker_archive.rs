@@ -44,7 +44,7 @@ struct Manifest<'a> {
     layers: Vec<Descriptor>,
 }
 
-const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+use crate::oci::media::{OCI_CONFIG, OCI_LAYER, OCI_LAYER_GZIP, OCI_LAYER_ZSTD, OCI_MANIFEST};
 /// `manifest.json` lists a few names per image; a bigger one is not a docker archive's.
 const MANIFEST_JSON_LIMIT: u64 = 16 << 20;
 
@@ -206,9 +206,9 @@ impl DockerArchives {
             for (l, layer) in image.layers.iter().enumerate() {
                 let mut d = self.blob(&files, archive, layer, &at(&format!("Layers[{l}]")))?;
                 d.media_type = match Compression::sniff(&files.head(layer, 6)?) {
-                    Compression::Gzip => "application/vnd.oci.image.layer.v1.tar+gzip",
-                    Compression::Zstd => "application/vnd.oci.image.layer.v1.tar+zstd",
-                    Compression::None => "application/vnd.oci.image.layer.v1.tar",
+                    Compression::Gzip => OCI_LAYER_GZIP,
+                    Compression::Zstd => OCI_LAYER_ZSTD,
+                    Compression::None => OCI_LAYER,
                     other => bail!(
                         "{}: layer {layer} is {other:?}-compressed, which registries do not serve",
                         at(&format!("Layers[{l}]"))
@@ -221,7 +221,7 @@ impl DockerArchives {
                 schema_version: 2,
                 media_type: OCI_MANIFEST,
                 config: Descriptor {
-                    media_type: "application/vnd.oci.image.config.v1+json".into(),
+                    media_type: OCI_CONFIG.into(),
                     ..config
                 },
                 layers,
@@ -229,7 +229,7 @@ impl DockerArchives {
             let bytes = serde_json::to_vec(&manifest)?;
             let index = self.manifests.len();
             self.manifests.push(RawManifest {
-                digest: crate::oci::sha256_digest(&bytes),
+                digest: crate::oci::Digest::sha256(&bytes),
                 bytes: Bytes::from(bytes),
                 media_type: OCI_MANIFEST.to_string(),
             });
@@ -266,7 +266,7 @@ impl DockerArchives {
             .or_insert_with(|| (archive, name.to_string()));
         Ok(Descriptor {
             media_type: String::new(),
-            digest: digest.to_string(),
+            digest: digest.clone(),
             size,
             platform: None,
             annotations: Default::default(),

@@ -105,7 +105,7 @@ fn entry_name(
 ) -> anyhow::Result<EntryName> {
     let ref_name = d.annotations.get(REF_NAME);
     if let Some(r) = given
-        .get(&d.digest)
+        .get(d.digest.as_str())
         .or_else(|| ref_name.and_then(|t| given.get(t)))
     {
         return Ok(EntryName::Named(r.clone()));
@@ -138,17 +138,10 @@ fn blob_path(root: &Path, digest: &str) -> anyhow::Result<PathBuf> {
 
 /// `blobs/sha256/<hex>` for a checked digest, as a name inside the layout.
 fn blob_name(digest: &str) -> anyhow::Result<String> {
-    let hex = digest
-        .strip_prefix("sha256:")
-        .filter(|h| {
-            h.len() == 64
-                && h.bytes()
-                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        })
-        .with_context(|| {
-            format!("{digest:?} is not a sha256 digest; refusing to use it as a path")
-        })?;
-    Ok(format!("blobs/sha256/{hex}"))
+    crate::oci::Digest::parse(digest)
+        .ok()
+        .and_then(|d| d.blob_path())
+        .with_context(|| format!("{digest:?} is not a sha256 digest; refusing to use it as a path"))
 }
 
 impl OciLayout {
@@ -295,7 +288,7 @@ impl OciLayout {
                 EntryName::Tag(t) => tags.push(t),
                 EntryName::Unnamed { base } => unnamed.push(match base {
                     Some(b) => format!("{} (built FROM {b}, which is not its name)", d.digest),
-                    None => d.digest.clone(),
+                    None => d.digest.to_string(),
                 }),
             }
         }
@@ -378,7 +371,7 @@ impl OciLayout {
         let Some(bytes) = bytes else {
             return Ok(None);
         };
-        let actual = crate::oci::sha256_digest(&bytes);
+        let actual = crate::oci::Digest::sha256(&bytes);
         if actual != digest {
             anyhow::bail!(
                 "{}: {name} hashes to {actual}, not {digest}; the bundle is corrupt (save it again, or copy it again whole)",
@@ -473,7 +466,10 @@ impl OciLayout {
         let mut out = vec!["oci-layout".to_string(), "index.json".to_string()];
         let mut queue: std::collections::VecDeque<(String, bool)> = {
             let images = self.images.lock().unwrap_or_else(|p| p.into_inner());
-            images.iter().map(|d| (d.digest.clone(), true)).collect()
+            images
+                .iter()
+                .map(|d| (d.digest.to_string(), true))
+                .collect()
         };
         let mut seen = HashSet::new();
         while let Some((digest, manifest)) = queue.pop_front() {
@@ -500,7 +496,7 @@ impl OciLayout {
         let images = self.images.lock().unwrap_or_else(|p| p.into_inner());
         let index = Index {
             schema_version: 2,
-            media_type: Some("application/vnd.oci.image.index.v1+json".into()),
+            media_type: Some(crate::oci::media::OCI_INDEX.into()),
             manifests: images.clone(),
         };
         let tmp = self.root.join(".index.json.tmp");
@@ -599,7 +595,7 @@ impl Needs for LayoutNeeds {
             return Ok(());
         };
         // Content that is not what its name says names nothing; the copier refuses it later.
-        if crate::oci::sha256_digest(content) != digest {
+        if crate::oci::Digest::sha256(content) != digest {
             return Ok(());
         }
         let children: Vec<(String, u64, bool)> = Shape::parse(content)
@@ -645,8 +641,8 @@ impl Needs for LayoutNeeds {
 
 impl ImageSource for std::sync::Arc<OciLayout> {
     async fn manifest(&self, image: &Reference) -> anyhow::Result<Option<RawManifest>> {
-        let (digest, media_type) = match image.digest() {
-            Some(d) => (d.to_string(), None),
+        let (digest, media_type) = match image.pinned() {
+            Some(d) => (d.clone(), None),
             None => match self.find(image) {
                 Some(d) => (d.digest, Some(d.media_type)),
                 None => return Ok(None),
@@ -664,7 +660,7 @@ impl ImageSource for std::sync::Arc<OciLayout> {
                 Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
             },
         };
-        let actual = crate::oci::sha256_digest(&bytes);
+        let actual = crate::oci::Digest::sha256(&bytes);
         if actual != digest {
             anyhow::bail!(
                 "{}: the manifest hashes to {actual}, not {digest}; the bundle is corrupt",
@@ -679,7 +675,7 @@ impl ImageSource for std::sync::Arc<OciLayout> {
                     .as_str()
                     .map(str::to_string)
             })
-            .unwrap_or_else(|| "application/vnd.oci.image.manifest.v1+json".into());
+            .unwrap_or_else(|| crate::oci::media::OCI_MANIFEST.into());
         Ok(Some(RawManifest {
             bytes: Bytes::from(bytes),
             media_type,
@@ -721,14 +717,13 @@ impl OciLayout {
         let path = self.root.join(name);
         let want = digest.to_string();
         let whole = tokio::task::spawn_blocking(move || -> std::io::Result<bool> {
-            use sha2::Digest as _;
             use std::io::Read as _;
             let mut file = match std::fs::File::open(&path) {
                 Ok(f) => f,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
                 Err(e) => return Err(e),
             };
-            let mut hasher = sha2::Sha256::new();
+            let mut hasher = crate::oci::Sha256Writer::new();
             let mut buf = vec![0; super::READ_CHUNK];
             loop {
                 match file.read(&mut buf)? {
@@ -736,7 +731,7 @@ impl OciLayout {
                     n => hasher.update(&buf[..n]),
                 }
             }
-            Ok(format!("sha256:{}", hex::encode(hasher.finalize())) == want)
+            Ok(hasher.finish() == want)
         })
         .await?
         .with_context(|| format!("reading blob {digest} in {}", self.root.display()))?;
@@ -842,9 +837,12 @@ impl OciLayout {
 }
 
 impl ImageSink for std::sync::Arc<OciLayout> {
-    async fn manifest_digest(&self, image: &Reference) -> anyhow::Result<Option<String>> {
-        let digest = match image.digest() {
-            Some(d) => d.to_string(),
+    async fn manifest_digest(
+        &self,
+        image: &Reference,
+    ) -> anyhow::Result<Option<crate::oci::Digest>> {
+        let digest = match image.pinned() {
+            Some(d) => d.clone(),
             None => match self.find(image) {
                 Some(d) => d.digest,
                 None => return Ok(None),

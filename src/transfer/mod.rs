@@ -69,7 +69,7 @@ pub trait ImageSink: Send + Sync + 'static {
     fn manifest_digest(
         &self,
         image: &Reference,
-    ) -> impl Future<Output = anyhow::Result<Option<String>>> + Send;
+    ) -> impl Future<Output = anyhow::Result<Option<crate::oci::Digest>>> + Send;
 
     fn has_blob(
         &self,

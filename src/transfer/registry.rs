@@ -29,7 +29,10 @@ impl ImageSource for Arc<Registry> {
 }
 
 impl ImageSink for Arc<Registry> {
-    async fn manifest_digest(&self, image: &Reference) -> anyhow::Result<Option<String>> {
+    async fn manifest_digest(
+        &self,
+        image: &Reference,
+    ) -> anyhow::Result<Option<crate::oci::Digest>> {
         Ok(Registry::manifest_digest(self, image).await?)
     }
 

@@ -30,8 +30,8 @@ use std::io::{self, Read, Write as _};
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
+use crate::oci::Sha256Writer;
 use anyhow::{Context, bail};
-use sha2::{Digest as _, Sha256};
 
 use super::archive::{At, Compression, Damage, Entry, HashingReader, Indexer, clean_name};
 use crate::cleanup::{self, TempDir};
@@ -258,7 +258,7 @@ fn unpack_with(
                     entry.size()
                 );
             }
-            let mut hasher = hash.then(Sha256::new);
+            let mut hasher = hash.then(Sha256Writer::new);
             let mut reader = HashingReader {
                 inner: &mut entry,
                 hasher: hasher.as_mut(),
@@ -266,7 +266,7 @@ fn unpack_with(
             let at = u
                 .write(name, *size, &mut reader)
                 .with_context(|| format!("entry {n} {name:?}"))?;
-            let digest = hasher.map(|h| format!("sha256:{}", hex::encode(h.finalize())));
+            let digest = hasher.map(Sha256Writer::finish);
             index.insert(
                 name.clone(),
                 Entry {

@@ -4,9 +4,9 @@
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use crate::oci::Sha256Writer;
 use bytes::Bytes;
 use futures_util::Stream;
-use sha2::{Digest as _, Sha256};
 
 use super::ByteStream;
 
@@ -15,7 +15,7 @@ struct Verified {
     /// Where the verdict goes when the content is wrong, for the caller to report plainly
     /// (the HTTP client buries a body error under its own).
     verdict: Option<std::sync::Arc<std::sync::OnceLock<String>>>,
-    hasher: Option<Sha256>,
+    hasher: Option<Sha256Writer>,
     seen: u64,
     digest: String,
     size: u64,
@@ -35,7 +35,7 @@ pub fn verified(
     Box::pin(Verified {
         inner,
         verdict,
-        hasher: digest.starts_with("sha256:").then(Sha256::new),
+        hasher: digest.starts_with("sha256:").then(Sha256Writer::new),
         seen: 0,
         digest: digest.to_string(),
         size,
@@ -61,7 +61,7 @@ impl Stream for Verified {
 impl Verified {
     /// The mismatch error, once, when the content does not hash to the digest.
     fn finish_hash(&mut self) -> Option<std::io::Error> {
-        let got = format!("sha256:{}", hex::encode(self.hasher.take()?.finalize()));
+        let got = self.hasher.take()?.finish();
         (got != self.digest).then(|| {
             invalid(format!(
                 "{}: content hashes to {got}, not {}",
@@ -135,7 +135,7 @@ mod tests {
 
     #[tokio::test]
     async fn good_bad_and_short_blobs() {
-        let digest = crate::oci::sha256_digest(b"hello world");
+        let digest = crate::oci::Digest::sha256(b"hello world");
         let verdict = std::sync::Arc::new(std::sync::OnceLock::new());
         let ok = verified(
             stream(&[b"hello ", b"world"]),

@@ -603,17 +603,11 @@ fn save(up: &TestRegistry, manifests: &str, out: &Path) {
 fn check_rows(stdout: &str) -> Vec<(String, String, String)> {
     let report: serde_json::Value =
         serde_json::from_str(stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"));
-    report["images"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| {
-            (
-                i["source"].as_str().unwrap().to_string(),
-                i["status"].as_str().unwrap().to_string(),
-                i["detail"].as_str().unwrap().to_string(),
-            )
-        })
+    let details = common::per_image(&report, "detail");
+    common::per_image(&report, "status")
+        .into_iter()
+        .zip(details)
+        .map(|((source, status), (_, detail))| (source, status, detail))
         .collect()
 }
 

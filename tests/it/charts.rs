@@ -296,7 +296,7 @@ fn chart_layer(bundle: &Path, manifest: &str) -> String {
 }
 
 fn sha256_file(path: &Path) -> String {
-    airgap::oci::sha256_digest(&std::fs::read(path).unwrap())
+    airgap::oci::Digest::sha256(&std::fs::read(path).unwrap()).to_string()
 }
 
 #[test]
@@ -572,7 +572,7 @@ fn an_oci_chart_is_saved_and_pushed_with_its_manifest_digest_unchanged() {
         "{}",
         String::from_utf8_lossy(&raw.stderr)
     );
-    assert_eq!(airgap::oci::sha256_digest(&raw.stdout), upstream_digest);
+    assert_eq!(airgap::oci::Digest::sha256(&raw.stdout), upstream_digest);
 }
 
 /// `python3 -m http.server` serving `dir` on 127.0.0.1, stopped on drop.

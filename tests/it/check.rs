@@ -30,17 +30,7 @@ fn json(out: &[u8]) -> serde_json::Value {
 }
 
 fn statuses(report: &serde_json::Value) -> Vec<(String, String)> {
-    report["images"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| {
-            (
-                i["source"].as_str().unwrap().to_string(),
-                i["status"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
+    common::per_image(report, "status")
 }
 
 fn stderr(out: &std::process::Output) -> String {

@@ -22,6 +22,7 @@ mod faults_registry;
 mod helm;
 mod journey;
 mod naming_properties;
+mod node_config;
 mod operators;
 mod packaging;
 mod push;

@@ -65,6 +65,21 @@ pub fn airgap_child(logs: &std::path::Path) -> std::process::Command {
     c
 }
 
+/// (source, FIELD) of each image of an `images`/`check` JSON report, in report order.
+pub fn per_image(report: &serde_json::Value, field: &str) -> Vec<(String, String)> {
+    report["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["source"].as_str().unwrap().to_string(),
+                i[field].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
 /// The stdout of a command that must have exited 0 (both streams shown when it did not).
 pub fn stdout_of_success(out: &std::process::Output) -> String {
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
