@@ -45,6 +45,17 @@ pub struct RenderOptions {
     pub api_versions: Vec<String>,
 }
 
+impl RenderOptions {
+    /// Fills what these options leave unset from `other` (flags over a package file).
+    pub fn or(&mut self, other: RenderOptions) {
+        self.namespace = self.namespace.take().or(other.namespace);
+        self.kube_version = self.kube_version.take().or(other.kube_version);
+        if self.api_versions.is_empty() {
+            self.api_versions = other.api_versions;
+        }
+    }
+}
+
 /// Where a chart came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Origin {

@@ -99,12 +99,20 @@ impl ChartArgs {
     /// Every chart resolved and rendered (`namespace`: the release namespace, when the command
     /// has one).
     pub fn render(&self, namespace: Option<&str>) -> anyhow::Result<Vec<Rendered>> {
-        let options = RenderOptions {
+        crate::chart::render_all(
+            &self.requests,
+            &self.options(namespace),
+            self.helm.as_deref(),
+        )
+    }
+
+    /// What rendering passes to every chart (`namespace`: the command's, when it has one).
+    pub fn options(&self, namespace: Option<&str>) -> RenderOptions {
+        RenderOptions {
             namespace: namespace.map(str::to_string),
             kube_version: self.kube_version.clone(),
             api_versions: self.api_versions.clone(),
-        };
-        crate::chart::render_all(&self.requests, &options, self.helm.as_deref())
+        }
     }
 }
 

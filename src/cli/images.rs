@@ -102,6 +102,9 @@ pub struct ImageListArgs {
     /// An Element Server Suite images_digests.yml: its images are included, pinned by digest
     #[arg(long = "images-digests", value_name = "FILE")]
     pub images_digests: Option<PathBuf>,
+    /// A file of image references, one a line (# comments); repeatable
+    #[arg(long = "image-list", value_name = "FILE")]
+    pub image_lists: Vec<PathBuf>,
     #[command(flatten)]
     pub charts: ChartArgs,
 }
@@ -113,7 +116,9 @@ impl ImageListArgs {
             files: self.files.clone(),
             recursive: self.recursive,
             lock: self.lock.clone(),
-            images_digests: self.images_digests.clone(),
+            images_digests: self.images_digests.iter().cloned().collect(),
+            image_lists: self.image_lists.clone(),
+            images: Vec::new(),
         }
     }
 
@@ -132,7 +137,8 @@ pub fn run(args: &ImagesArgs, config: Option<&Path>) -> anyhow::Result<ExitStatu
         files: args.files.clone(),
         recursive: args.recursive,
         lock: None,
-        images_digests: args.images_digests.clone(),
+        images_digests: args.images_digests.iter().cloned().collect(),
+        ..Sources::default()
     };
     let charts = args.charts.render(args.namespace.as_deref())?;
     let mut set = sources.read(&settings.rules, args.suspects)?;

@@ -15,12 +15,13 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::Args;
 
-use super::copy_run::{CopyArgs, copier, listed_images, report, run_copies};
+use super::copy_run::{CopyArgs, copier, report, run_copies};
 use super::images::ImageListArgs;
 use super::registry_args::RegistryArgs;
 use super::{EXIT_ERROR, EXIT_OK, ExitStatus, MirrorArgs, settings};
 use crate::chart::artifact::ChartArtifacts;
 use crate::chart::{Origin, Rendered};
+use crate::inputs::package::Package;
 use crate::lock::{LockFile, LockedChart, LockedImage};
 use crate::mirror::canonical_reference;
 use crate::reference::Reference;
@@ -36,6 +37,13 @@ const STAGING: &str = ".kubectl-airgap-save-";
 
 #[derive(Debug, Args)]
 pub struct SaveArgs {
+    /// Images to save, besides those the other inputs name
+    #[arg(value_name = "IMAGE")]
+    pub references: Vec<String>,
+    /// A package file: charts (with version, repo, values, set), images, image lists,
+    /// images_digests files, manifests and platforms, declared once
+    #[arg(long, value_name = "FILE")]
+    pub package: Option<PathBuf>,
     #[command(flatten)]
     pub images: ImageListArgs,
     /// The bundle to create: a directory (an OCI image layout), or a tar of one:
@@ -55,9 +63,24 @@ pub struct SaveArgs {
 }
 
 pub fn run(args: &SaveArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus> {
-    if args.images.is_empty() {
+    // Flags and the package file, one list of sources and charts.
+    let package = args.package.as_deref().map(Package::load).transpose()?;
+    let mut sources = args.images.sources();
+    sources
+        .images
+        .push(("command line".into(), args.references.clone()));
+    let mut requests = args.images.charts.requests.clone();
+    let mut render = args.images.charts.options(args.namespace.as_deref());
+    let mut platforms = args.copy.platforms.clone();
+    if let Some(p) = package {
+        sources.extend(p.sources);
+        requests.extend(p.charts);
+        render.or(p.render);
+        platforms.extend(p.platforms);
+    }
+    if sources.is_empty() && requests.is_empty() {
         anyhow::bail!(
-            "name the images to save: -f FILE|DIR|- (manifests), --chart CHART or --lock FILE"
+            "name the images to save: IMAGE..., -f FILE|DIR|- (manifests), --chart CHART, --image-list FILE, --package FILE or --lock FILE"
         );
     }
     let compression = Compression::for_output(&args.output);
@@ -80,8 +103,10 @@ pub fn run(args: &SaveArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus>
     let remaps = SourceMirrors::parse(&args.copy.source_mirrors)?;
     let mut options = args.registry.options(None, &settings.registries)?;
     remaps.apply(&mut options);
-    let charts = args.images.charts.render(args.namespace.as_deref())?;
-    let sources = listed_images(&args.images, &settings.rules, &charts)?;
+    let charts = crate::chart::render_all(&requests, &render, args.images.charts.helm.as_deref())?;
+    let mut set = sources.read(&settings.rules, false)?;
+    set.add_charts(&charts, &settings.rules, false)?;
+    let sources = set.references();
     let image_jobs = sources.len();
     // An OCI chart is fetched from its registry as an image is: its manifest digest unchanged.
     let oci_charts = charts
@@ -128,12 +153,7 @@ pub fn run(args: &SaveArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus>
     let started = Instant::now();
     let registry = Arc::new(Registry::new(options));
     let concurrency = registry.concurrency();
-    let (copier, bar) = copier(
-        registry,
-        layout.clone(),
-        concurrency,
-        args.copy.platforms.clone(),
-    );
+    let (copier, bar) = copier(registry, layout.clone(), concurrency, platforms);
     let mut results = run_copies(copier.clone(), &jobs, false, &bar)?;
     let mut failed = report(&copier, &results, false, started);
     if !local_jobs.is_empty() {

@@ -96,28 +96,48 @@ pub(crate) fn scan_manifests(
 /// at the component.container path.
 pub(crate) fn scan_images_digests(file: &Path) -> anyhow::Result<InputScan> {
     let digests = ImagesDigests::load(file)?;
-    let uses = digests
+    let listed = digests
         .images
         .into_iter()
-        .map(|i| ImageUse {
-            reference: i.reference,
+        .map(|i| (i.reference, i.path, i.line));
+    Ok(listed_uses(
+        file.display().to_string(),
+        "images_digests",
+        "element-server-suite",
+        listed,
+    ))
+}
+
+/// An input that lists images rather than holding manifests (an images_digests file, an
+/// image list, images named on the command line): each `(reference, path, line)` a use of
+/// `kind` found by `rule`, so reports show where it was listed.
+pub(crate) fn listed_uses(
+    name: String,
+    kind: &str,
+    rule: &str,
+    listed: impl IntoIterator<Item = (crate::reference::Reference, String, usize)>,
+) -> InputScan {
+    let uses = listed
+        .into_iter()
+        .map(|(reference, path, line)| ImageUse {
+            reference,
             location: Location {
-                kind: "images_digests".into(),
+                kind: kind.into(),
                 namespace: None,
                 name: None,
-                path: i.path,
-                rule: "element-server-suite".into(),
+                path,
+                rule: rule.into(),
                 helm_hook: None,
-                line: i.line,
+                line,
                 document: 1,
             },
         })
         .collect();
-    Ok(InputScan {
-        name: file.display().to_string(),
+    InputScan {
+        name,
         scan: StreamScan {
             uses,
             ..StreamScan::default()
         },
-    })
+    }
 }

@@ -1,6 +1,7 @@
 //! Where image lists come from, merged once: manifests (`-f`: files, directories, stdin),
 //! rendered charts (`--chart`), an images lock, an Element Server Suite `images_digests.yml`,
-//! and what a cluster runs.
+//! plain image lists, a package file (`save --package`) naming any of these, and what a
+//! cluster runs.
 //!
 //! Every command that acts on images (`images`, `check`, `push`, `save`) used to build and
 //! de-duplicate its own list, and the three lists drifted (which reference form was kept, which
@@ -11,6 +12,8 @@
 
 pub(crate) mod charts;
 pub(crate) mod files;
+pub(crate) mod lists;
+pub(crate) mod package;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -31,12 +34,30 @@ pub(crate) struct Sources {
     pub(crate) files: Vec<PathBuf>,
     pub(crate) recursive: bool,
     pub(crate) lock: Option<PathBuf>,
-    pub(crate) images_digests: Option<PathBuf>,
+    pub(crate) images_digests: Vec<PathBuf>,
+    /// Files of one reference a line (`--image-list`).
+    pub(crate) image_lists: Vec<PathBuf>,
+    /// References named one by one, with where they were named (`command line`, a package).
+    pub(crate) images: Vec<(String, Vec<String>)>,
 }
 
 impl Sources {
     pub(crate) fn is_empty(&self) -> bool {
-        self.files.is_empty() && self.lock.is_none() && self.images_digests.is_none()
+        self.files.is_empty()
+            && self.lock.is_none()
+            && self.images_digests.is_empty()
+            && self.image_lists.is_empty()
+            && self.images.iter().all(|(_, refs)| refs.is_empty())
+    }
+
+    /// Adds another list of sources (a package file's) to these; one lock at the most.
+    pub(crate) fn extend(&mut self, other: Sources) {
+        self.files.extend(other.files);
+        self.recursive |= other.recursive;
+        self.lock = self.lock.take().or(other.lock);
+        self.images_digests.extend(other.images_digests);
+        self.image_lists.extend(other.image_lists);
+        self.images.extend(other.images);
     }
 
     /// Whether `-f -` reads the manifests from stdin (which `--password-stdin` would also read).
@@ -44,7 +65,8 @@ impl Sources {
         self.files.iter().any(|f| f.as_os_str() == "-")
     }
 
-    /// Every source read into one set: manifests, then the images_digests file, then the lock.
+    /// Every source read into one set: manifests, the images_digests files, image lists and
+    /// named images, then the lock.
     /// `suspects` also keeps the strings that look like images but that no rule covered.
     pub(crate) fn read(&self, rules: &RuleSet, suspects: bool) -> anyhow::Result<ImageSet> {
         let mut set = ImageSet::default();
@@ -62,8 +84,14 @@ impl Sources {
         for input in files::scan_manifests(&self.files, self.recursive, rules, suspects)? {
             set.add_scan(input);
         }
-        if let Some(file) = &self.images_digests {
+        for file in &self.images_digests {
             set.add_scan(files::scan_images_digests(file)?);
+        }
+        for file in &self.image_lists {
+            set.add_scan(lists::scan_image_list(file)?);
+        }
+        for (input, references) in &self.images {
+            set.add_scan(lists::scan_references(input, references)?);
         }
         if let Some(path) = &self.lock {
             for entry in LockFile::load(path)? {

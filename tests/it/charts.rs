@@ -103,6 +103,9 @@ fn chart_images_equal_what_helm_template_piped_to_images_finds() {
     }
 }
 
+/// A template of one Pod whose container runs `.Values.image`.
+const POD: &str = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n  containers:\n    - name: p\n      image: {{ .Values.image }}\n";
+
 /// A chart directory `dir/NAME`: Chart.yaml (with `extra` lines), values.yaml, one template.
 fn chart(dir: &Path, name: &str, extra: &str, values: &str, template: &str) -> PathBuf {
     let chart = dir.join(name);
@@ -129,7 +132,7 @@ fn parent_with_file_subchart(dir: &Path) -> PathBuf {
         "parent",
         "dependencies:\n  - name: sub\n    version: 0.1.0\n    repository: file://../sub\n",
         "image: quay.io/acme/parent:1.0\n",
-        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: parent\nspec:\n  containers:\n    - name: app\n      image: {{ .Values.image }}\n",
+        POD,
     )
 }
 
@@ -491,7 +494,7 @@ fn an_oci_chart_is_saved_and_pushed_with_its_manifest_digest_unchanged() {
         "remote",
         "",
         "image: quay.io/acme/remote:3.0\n",
-        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: r\nspec:\n  containers:\n    - name: r\n      image: {{ .Values.image }}\n",
+        POD,
     );
     let (up, mut flags) = upstream(&["quay.io/acme/remote:3.0"]);
     // Helm 3 speaks plain HTTP to 127.0.0.1, as the upstream serves.
@@ -612,6 +615,19 @@ impl FileServer {
         panic!("python3 -m http.server did not start on 127.0.0.1:{port}");
     }
 
+    /// A classic chart repository of the packages in `dir`: served, then indexed by Helm.
+    fn chart_repository(helm: &Helm, dir: &Path) -> FileServer {
+        let server = FileServer::start(dir);
+        helm.ok(&[
+            "repo",
+            "index",
+            dir.to_str().unwrap(),
+            "--url",
+            &server.url(),
+        ]);
+        server
+    }
+
     fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
@@ -632,20 +648,13 @@ fn a_chart_in_a_classic_repository_is_saved_by_name_and_version() {
         "classic",
         "",
         "image: ghcr.io/acme/classic:1.1\n",
-        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: c\nspec:\n  containers:\n    - name: c\n      image: {{ .Values.image }}\n",
+        POD,
     );
     let repo = work.path().join("repo");
     std::fs::create_dir(&repo).unwrap();
     let helm = Helm::new(4);
     let tgz = package(&helm, &chart, &repo);
-    let server = FileServer::start(&repo);
-    helm.ok(&[
-        "repo",
-        "index",
-        repo.to_str().unwrap(),
-        "--url",
-        &server.url(),
-    ]);
+    let server = FileServer::chart_repository(&helm, &repo);
     let (_up, flags) = upstream(&["ghcr.io/acme/classic:1.1"]);
 
     let bundle = work.path().join("bundle");
@@ -685,4 +694,140 @@ fn a_chart_in_a_classic_repository_is_saved_by_name_and_version() {
         stderr.contains("--chart classic") && stderr.contains("9.9.9"),
         "{stderr}"
     );
+}
+
+#[test]
+fn a_package_file_builds_the_bundle_and_a_bumped_version_the_next_one() {
+    let work = tempfile::tempdir().unwrap();
+    let helm = Helm::new(4);
+    // Two releases of one chart in a classic repository, each with its own image tag.
+    let repo = work.path().join("repo");
+    std::fs::create_dir(&repo).unwrap();
+    for version in ["0.1.0", "0.2.0"] {
+        let src = work.path().join(format!("src-{version}"));
+        let chart = chart(
+            &src,
+            "app",
+            "",
+            &format!("image: quay.io/acme/app:{version}\n"),
+            POD,
+        );
+        let yaml = chart.join("Chart.yaml");
+        let text = std::fs::read_to_string(&yaml).unwrap();
+        std::fs::write(
+            &yaml,
+            text.replace("version: 0.1.0", &format!("version: {version}")),
+        )
+        .unwrap();
+        package(&helm, &chart, &repo);
+    }
+    let server = FileServer::chart_repository(&helm, &repo);
+    let (up, mut flags) = upstream(&[
+        "quay.io/acme/app:0.1.0",
+        "quay.io/acme/app:0.2.0",
+        "ghcr.io/acme/extra:1",
+        "ghcr.io/acme/listed:2",
+    ]);
+    // One of them multi-platform, so that the file's platforms show.
+    up.push(Layout::multi_arch(77).dir.path(), "acme/extra", "1");
+    flags.extend([
+        "--source-mirror".into(),
+        format!("ghcr.io=http://{}", up.host()),
+    ]);
+    write(
+        &work.path().join("lists/images.txt"),
+        "# kept by hand\nghcr.io/acme/listed:2\n",
+    );
+    let file = work.path().join("airgap.yaml");
+    let package = |version: &str, extra: &str| {
+        write(
+            &file,
+            &format!(
+                "apiVersion: kubectl-airgap/v1\nkind: Package\ncharts:\n  - chart: app\n    repo: {}\n    version: {version}\nimages: [ghcr.io/acme/extra:1]\nimageLists: [lists/images.txt]\nplatforms: [linux/arm64]\n{extra}",
+                server.url()
+            ),
+        )
+    };
+    let images_of = |lock: &serde_json::Value| -> BTreeSet<String> {
+        lock["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["source"].as_str().unwrap().to_string())
+            .collect()
+    };
+
+    package("0.1.0", "");
+    let package_arg = ["--package", file.to_str().unwrap()];
+    let first = save(&helm, &package_arg, &work.path().join("b1"), &flags);
+    assert_eq!(first["charts"][0]["version"], "0.1.0", "{first}");
+    assert_eq!(
+        images_of(&first),
+        BTreeSet::from([
+            "quay.io/acme/app:0.1.0".to_string(),
+            "ghcr.io/acme/extra:1".to_string(),
+            "ghcr.io/acme/listed:2".to_string()
+        ])
+    );
+    let extra = first["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["source"] == "ghcr.io/acme/extra:1")
+        .unwrap();
+    assert_eq!(
+        extra["platforms"],
+        serde_json::json!(["linux/arm64"]),
+        "{extra}"
+    );
+
+    // Next release: the same file, the chart's version bumped.
+    package("0.2.0", "");
+    let next = save(&helm, &package_arg, &work.path().join("b2"), &flags);
+    assert_eq!(next["charts"][0]["version"], "0.2.0", "{next}");
+    assert!(
+        images_of(&next).contains("quay.io/acme/app:0.2.0"),
+        "{next}"
+    );
+    assert!(
+        !images_of(&next).contains("quay.io/acme/app:0.1.0"),
+        "{next}"
+    );
+
+    // The plain lists users already have: images on the command line and --image-list.
+    let listed = save(
+        &helm,
+        &[
+            "ghcr.io/acme/extra:1",
+            "--image-list",
+            work.path().join("lists/images.txt").to_str().unwrap(),
+        ],
+        &work.path().join("b3"),
+        &flags,
+    );
+    assert_eq!(
+        images_of(&listed),
+        BTreeSet::from([
+            "ghcr.io/acme/extra:1".to_string(),
+            "ghcr.io/acme/listed:2".to_string()
+        ])
+    );
+
+    // A misspelt key is refused, named with its line, and nothing is written.
+    package("0.2.0", "platfroms: [linux/amd64]\n");
+    let out = helm
+        .airgap()
+        .arg("save")
+        .args(package_arg)
+        .arg("-o")
+        .arg(work.path().join("b4"))
+        .output()
+        .unwrap();
+    let (code, _, stderr) = common::outcome(out);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("platfroms") && stderr.contains("line 10"),
+        "{stderr}"
+    );
+    assert!(!work.path().join("b4").exists());
 }
