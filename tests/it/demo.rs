@@ -31,9 +31,9 @@ fn the_demo_plays_the_whole_journey() {
         String::from_utf8_lossy(&out.stderr)
     );
     for line in [
-        "7 images: 7 copied, 0 already present, 0 failed",
-        "7 images: 7 present, 0 missing, 0 mismatched, 0 errors",
-        "7 images: 6 present, 1 missing, 0 mismatched, 0 errors",
+        "8 images: 8 copied, 0 already present, 0 failed",
+        "8 images: 8 present, 0 missing, 0 mismatched, 0 errors",
+        "8 images: 7 present, 1 missing, 0 mismatched, 0 errors",
         "check exit code: 1",
         "The journey works",
     ] {
