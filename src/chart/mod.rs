@@ -37,12 +37,17 @@ pub struct ChartRequest {
     pub set_string: Vec<String>,
 }
 
-/// What rendering passes to `helm template` for every chart.
+/// What rendering passes to `helm template` for every chart, and where charts are read from.
 #[derive(Debug, Clone, Default)]
 pub struct RenderOptions {
     pub namespace: Option<String>,
     pub kube_version: Option<String>,
     pub api_versions: Vec<String>,
+    /// The registry settings (flags and config file) by host: an `oci://` chart is pulled with
+    /// its host's CA, client certificate or plain HTTP, as images are.
+    pub registries: std::collections::BTreeMap<String, crate::registry::HostOptions>,
+    /// A bundle `save` wrote: a `--chart NAME` that is not a path is read from it.
+    pub bundle: Option<PathBuf>,
 }
 
 impl RenderOptions {
@@ -53,6 +58,7 @@ impl RenderOptions {
         if self.api_versions.is_empty() {
             self.api_versions = other.api_versions;
         }
+        self.bundle = self.bundle.take().or(other.bundle);
     }
 }
 
@@ -67,6 +73,11 @@ pub enum Origin {
     Oci { repository: String },
     /// A classic repository: the `.tgz` its index points at, carried as it is.
     Repo { url: String },
+    /// A chart in a bundle `save` wrote, read back under its bundle name.
+    Bundle {
+        reference: Reference,
+        digest: crate::oci::Digest,
+    },
 }
 
 /// A resolved chart: its packaged bytes, in a temporary directory of ours.
@@ -102,8 +113,9 @@ impl Chart {
     /// The digest its artifact has wherever we wrote it; `None` for an OCI chart, copied as
     /// its registry made it.
     pub fn manifest_digest(&self) -> anyhow::Result<Option<crate::oci::Digest>> {
-        Ok(match self.origin {
+        Ok(match &self.origin {
             Origin::Oci { .. } => None,
+            Origin::Bundle { digest, .. } => Some(digest.clone()),
             _ => Some(
                 crate::oci::chart::artifact(&self.metadata, &self.tgz()?)
                     .manifest
@@ -139,7 +151,7 @@ pub fn render_all(
     requests
         .iter()
         .map(|r| {
-            let chart = resolve(&helm, r)?;
+            let chart = resolve(&helm, r, options)?;
             let manifests = render(&helm, &chart, r, options)?;
             Ok(Rendered { chart, manifests })
         })
@@ -147,7 +159,11 @@ pub fn render_all(
 }
 
 /// The chart a request names, packaged.
-pub fn resolve(helm: &Helm, request: &ChartRequest) -> anyhow::Result<Chart> {
+pub fn resolve(
+    helm: &Helm,
+    request: &ChartRequest,
+    options: &RenderOptions,
+) -> anyhow::Result<Chart> {
     let label = format!("--chart {}", request.chart);
     let temp_parent = std::env::temp_dir();
     crate::cleanup::sweep(&temp_parent, |name| {
@@ -168,17 +184,30 @@ pub fn resolve(helm: &Helm, request: &ChartRequest) -> anyhow::Result<Chart> {
             );
         };
         let repository = rest.trim_end_matches('/').to_string();
-        let dest = pulled.to_string_lossy().into_owned();
+        let mut args: Vec<std::ffi::OsString> = ["pull", &request.chart, "--version", version]
+            .into_iter()
+            .map(Into::into)
+            .collect();
+        args.extend(["--destination".into(), pulled.clone().into_os_string()]);
+        let host = repository.split('/').next().unwrap_or_default();
+        if let Some(h) = options.registries.get(crate::oci::hub::canonical(host)) {
+            // The host's settings, as our registry client uses them for its images.
+            args.extend(h.insecure.then(|| "--plain-http".into()));
+            for (flag, file) in [
+                ("--ca-file", &h.ca_file),
+                ("--cert-file", &h.cert_file),
+                ("--key-file", &h.key_file),
+            ] {
+                if let Some(f) = file {
+                    args.extend([flag.into(), f.clone().into_os_string()]);
+                }
+            }
+        }
         helm.run(
-            &[
-                "pull",
-                request.chart.as_str(),
-                "--version",
-                version,
-                "--destination",
-                &dest,
-            ],
-            &format!("{label} --version {version} could not be pulled"),
+            &args,
+            &format!(
+                "{label} --version {version} could not be pulled (log in with `helm registry login {host}`)"
+            ),
         )?;
         (Origin::Oci { repository }, only_tgz(&pulled, &label)?)
     } else if let Some(url) = &request.repo {
@@ -207,6 +236,8 @@ pub fn resolve(helm: &Helm, request: &ChartRequest) -> anyhow::Result<Chart> {
             let copy = temp.path().join("chart.tgz");
             std::fs::copy(path, &copy).with_context(|| format!("{label}: reading it"))?;
             (Origin::File, copy)
+        } else if let Some(bundle) = &options.bundle {
+            from_bundle(bundle, request, &pulled, &label)?
         } else {
             anyhow::bail!(
                 "{label}: no such directory or file; name a chart directory, a packaged .tgz, oci://HOST/PATH/NAME with --version, or a chart in a repository with --repo URL"
@@ -219,6 +250,7 @@ pub fn resolve(helm: &Helm, request: &ChartRequest) -> anyhow::Result<Chart> {
     let tag = meta.version.replace('+', "_");
     let reference = match &origin {
         Origin::Oci { repository } => Reference::parse(&format!("{repository}:{tag}")),
+        Origin::Bundle { reference, .. } => Ok(reference.clone()),
         _ => crate::mirror::local_chart(&meta.name, &meta.version),
     }
     .with_context(|| {
@@ -292,6 +324,53 @@ pub fn render(
             chart.label, chart.name, chart.version
         ),
     )
+}
+
+/// The chart `NAME` (of `--version`, when given) in a bundle, written into `dir`.
+fn from_bundle(
+    bundle: &Path,
+    request: &ChartRequest,
+    dir: &Path,
+    label: &str,
+) -> anyhow::Result<(Origin, PathBuf)> {
+    let layout = std::sync::Arc::new(
+        crate::transfer::layout::OciLayout::open(bundle)
+            .with_context(|| format!("{label}: reading the bundle {}", bundle.display()))?,
+    );
+    let all = bundle::charts_in(&layout)?;
+    let found: Vec<bundle::BundledChart> = all
+        .into_iter()
+        .filter(|c| c.name == request.chart)
+        .filter(|c| request.version.as_ref().is_none_or(|v| *v == c.version))
+        .collect();
+    let [chart] = &found[..] else {
+        anyhow::bail!(
+            "{label}: the bundle {} holds {} chart(s) named so{}; give --version, or a directory, a .tgz, oci://... or --repo",
+            bundle.display(),
+            found.len(),
+            request
+                .version
+                .as_ref()
+                .map(|v| format!(" at version {v}"))
+                .unwrap_or_default()
+        );
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .context("starting a runtime to read the bundle")?;
+    let written = runtime.block_on(bundle::write_charts(
+        &layout,
+        std::slice::from_ref(chart),
+        dir,
+    ))?;
+    let origin = Origin::Bundle {
+        reference: chart.reference.clone(),
+        digest: chart.digest.clone(),
+    };
+    Ok((
+        origin,
+        written.into_iter().next().expect("one chart written"),
+    ))
 }
 
 /// The one `.tgz` `helm pull` wrote into `dir`.

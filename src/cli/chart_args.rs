@@ -39,6 +39,10 @@ pub struct ChartArgs {
     /// API versions charts are rendered with (helm template --api-versions; repeatable)
     #[arg(long = "api-versions", value_name = "GROUP/VERSION")]
     pub api_versions: Vec<String>,
+    /// A bundle `save` wrote: a --chart NAME that is not a path is read from it (`check
+    /// --bundle` reads from its bundle)
+    #[arg(long = "chart-bundle", value_name = "DIR|FILE.tar")]
+    pub chart_bundle: Option<PathBuf>,
     /// The Helm binary charts are rendered and pulled with (3.8+ or 4; default: helm on PATH)
     #[arg(long = "helm", env = "AIRGAP_HELM", value_name = "PATH")]
     pub helm: Option<PathBuf>,
@@ -96,22 +100,25 @@ impl ChartArgs {
         self.charts.is_empty()
     }
 
-    /// Every chart resolved and rendered (`namespace`: the release namespace, when the command
-    /// has one).
-    pub fn render(&self, namespace: Option<&str>) -> anyhow::Result<Vec<Rendered>> {
-        crate::chart::render_all(
-            &self.requests,
-            &self.options(namespace),
-            self.helm.as_deref(),
-        )
+    /// Every chart resolved and rendered with `options`.
+    pub fn render(&self, options: &RenderOptions) -> anyhow::Result<Vec<Rendered>> {
+        crate::chart::render_all(&self.requests, options, self.helm.as_deref())
     }
 
-    /// What rendering passes to every chart (`namespace`: the command's, when it has one).
-    pub fn options(&self, namespace: Option<&str>) -> RenderOptions {
+    /// What rendering passes to every chart: `namespace` (the command's, when it has one), and
+    /// the registry settings `oci://` charts are pulled with (the command's, or the config
+    /// file's).
+    pub fn options(
+        &self,
+        namespace: Option<&str>,
+        registries: &std::collections::BTreeMap<String, crate::registry::HostOptions>,
+    ) -> RenderOptions {
         RenderOptions {
             namespace: namespace.map(str::to_string),
             kube_version: self.kube_version.clone(),
             api_versions: self.api_versions.clone(),
+            registries: registries.clone(),
+            bundle: self.chart_bundle.clone(),
         }
     }
 }

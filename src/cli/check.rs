@@ -154,7 +154,12 @@ pub fn run(args: &CheckArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus
         Some(name) => Some(runtime.block_on(read_cluster(args, name, &settings.rules))?),
         None => None,
     };
-    let charts = args.images.charts.render(render_namespace(args))?;
+    let charts = args.images.charts.render(
+        &args
+            .images
+            .charts
+            .options(render_namespace(args), &options.hosts),
+    )?;
     let wanted = wanted_images(
         args,
         &settings.rules,
@@ -203,7 +208,13 @@ fn check_bundle(
     if let Some(note) = bundle.unmatchable() {
         eprintln!("note: {note}");
     }
-    let charts = args.images.charts.render(render_namespace(args))?;
+    let mut render = args
+        .images
+        .charts
+        .options(render_namespace(args), &settings.registries);
+    // A chart named by name is the bundle's own.
+    render.bundle = render.bundle.or_else(|| Some(path.to_path_buf()));
+    let charts = args.images.charts.render(&render)?;
     let wanted = wanted_images(args, &settings.rules, &charts, None, None)?;
     let place = Place::Bundle(Box::new(bundle));
     let verdicts = super::runtime()?.block_on(place.check(queries(&wanted), &args.platforms))?;

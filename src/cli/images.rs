@@ -140,7 +140,11 @@ pub fn run(args: &ImagesArgs, config: Option<&Path>) -> anyhow::Result<ExitStatu
         images_digests: args.images_digests.iter().cloned().collect(),
         ..Sources::default()
     };
-    let charts = args.charts.render(args.namespace.as_deref())?;
+    let charts = args.charts.render(
+        &args
+            .charts
+            .options(args.namespace.as_deref(), &settings.registries),
+    )?;
     let mut set = sources.read(&settings.rules, args.suspects)?;
     set.add_charts(&charts, &settings.rules, args.suspects)?;
     let naming = settings.naming.as_ref();

@@ -62,7 +62,10 @@ pub fn run(args: &NodeConfigArgs, config: Option<&Path>) -> anyhow::Result<ExitS
         listed_images(
             &args.images,
             &settings.rules,
-            &args.images.charts.render(None)?,
+            &args
+                .images
+                .charts
+                .render(&args.images.charts.options(None, &settings.registries))?,
         )?
     };
     if let Some(bundle) = &args.bundle {

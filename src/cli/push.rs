@@ -56,7 +56,12 @@ pub fn run(args: &PushArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus>
         .registry
         .options(Some(naming.mirror().host()), &settings.registries)?;
     let sink = Arc::new(Registry::new(sink_options.clone()));
-    let charts = args.images.charts.render(args.namespace.as_deref())?;
+    let charts = args.images.charts.render(
+        &args
+            .images
+            .charts
+            .options(args.namespace.as_deref(), &sink_options.hosts),
+    )?;
     let started = Instant::now();
 
     if args.from == "registry" {

@@ -7,7 +7,7 @@
 //! the same command run again fetches only the rest (a half-written blob is continued from
 //! where it stopped); a save into an earlier bundle adds to it, merging index and lock.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -70,7 +70,10 @@ pub fn run(args: &SaveArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus>
         .images
         .push(("command line".into(), args.references.clone()));
     let mut requests = args.images.charts.requests.clone();
-    let mut render = args.images.charts.options(args.namespace.as_deref());
+    let mut render = args
+        .images
+        .charts
+        .options(args.namespace.as_deref(), &BTreeMap::new());
     let mut platforms = args.copy.platforms.clone();
     if let Some(p) = package {
         sources.extend(p.sources);
@@ -103,6 +106,7 @@ pub fn run(args: &SaveArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus>
     let remaps = SourceMirrors::parse(&args.copy.source_mirrors)?;
     let mut options = args.registry.options(None, &settings.registries)?;
     remaps.apply(&mut options);
+    render.registries = options.hosts.clone();
     let charts = crate::chart::render_all(&requests, &render, args.images.charts.helm.as_deref())?;
     let mut set = sources.read(&settings.rules, false)?;
     set.add_charts(&charts, &settings.rules, false)?;

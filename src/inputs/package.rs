@@ -149,6 +149,7 @@ impl Package {
                 namespace: file.namespace,
                 kube_version: file.kube_version,
                 api_versions: file.api_versions,
+                ..RenderOptions::default()
             },
             platforms,
         })

@@ -453,6 +453,35 @@ fn a_chart_with_a_file_subchart_travels_in_the_bundle_and_helm_pulls_it_from_the
         assert!(stdout.contains("charts/parent"), "{stdout}");
     }
 
+    // On the air-gapped side, --chart reads the chart from the mirror (pulled with the mirror's
+    // CA and the Helm login) or from the bundle, by name.
+    let from_mirror = format!("oci://{}/charts/parent", mirror.host());
+    let mut by_oci = helm4.airgap();
+    by_oci
+        .args(["check", "--registry", &mirror.host(), "--ca-file"])
+        .arg(&ca)
+        .env("DOCKER_CONFIG", &docker)
+        .args(["--chart", &from_mirror, "--version", "0.1.0", "--values"])
+        .arg(&values);
+    let mut by_name = helm3.airgap();
+    by_name
+        .args(["check", "--bundle"])
+        .arg(&bundle)
+        .args(["--chart", "parent", "--values"])
+        .arg(&values);
+    for mut cmd in [by_oci, by_name] {
+        let (code, stdout, stderr) = common::outcome(cmd.output().unwrap());
+        assert_eq!(code, 0, "{stdout}{stderr}");
+        assert!(
+            stdout.contains("/parent:0.1.0"),
+            "the chart checked: {stdout}"
+        );
+        assert!(
+            stdout.contains("ghcr.io/acme/sub:0.2"),
+            "rendered with the values: {stdout}"
+        );
+    }
+
     // The chart deleted from the mirror: check says no, naming it.
     let gone = mirror.skopeo(
         &["delete"],

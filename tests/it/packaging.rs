@@ -265,7 +265,8 @@ fn bash_completion_completes_commands_flags_and_values() {
             .map(String::from)
             .collect()
     };
-    assert_eq!(complete("kubectl-airgap ch"), ["check"]);
+    assert_eq!(complete("kubectl-airgap che"), ["check"]);
+    assert_eq!(complete("kubectl-airgap ch"), ["check", "charts"]);
     assert!(complete("kubectl-airgap push --so").contains(&"--source-mirror".to_string()));
     assert_eq!(complete("kubectl-airgap completion p"), ["powershell"]);
     for (shell, marker) in [
