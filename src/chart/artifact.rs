@@ -19,6 +19,32 @@ pub struct ChartArtifacts {
 }
 
 impl ChartArtifacts {
+    /// The charts with no registry of their own (directories, files, classic repositories,
+    /// bundles) as artifacts, each once, and their names; `oci://` charts are left to be copied
+    /// from their registries.
+    pub fn of(charts: &[super::Rendered]) -> anyhow::Result<(ChartArtifacts, Vec<Reference>)> {
+        let mut artifacts = ChartArtifacts::default();
+        let mut names: Vec<Reference> = Vec::new();
+        for r in charts {
+            let c = &r.chart;
+            if matches!(c.origin, super::Origin::Oci { .. }) || names.contains(&c.reference) {
+                continue;
+            }
+            artifacts.add(&c.reference, &c.metadata, c.tgz()?);
+            names.push(c.reference.clone());
+        }
+        Ok((artifacts, names))
+    }
+
+    /// The `oci://` charts' references, copied as images are.
+    pub fn registry_charts(charts: &[super::Rendered]) -> Vec<Reference> {
+        charts
+            .iter()
+            .filter(|r| matches!(r.chart.origin, super::Origin::Oci { .. }))
+            .map(|r| r.chart.reference.clone())
+            .collect()
+    }
+
     /// Adds the artifact of a packaged chart under `name`; its manifest.
     pub fn add(
         &mut self,

@@ -126,3 +126,63 @@ impl ChartArgs {
 fn indices(m: &ArgMatches, id: &str) -> Vec<usize> {
     m.indices_of(id).map(Iterator::collect).unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{CommandFactory, FromArgMatches, Parser};
+
+    #[derive(Debug, Parser)]
+    struct Cmd {
+        #[command(flatten)]
+        charts: ChartArgs,
+    }
+
+    fn grouped(argv: &[&str]) -> anyhow::Result<Vec<ChartRequest>> {
+        let m = Cmd::command().try_get_matches_from(argv)?;
+        let mut cmd = Cmd::from_arg_matches(&m)?;
+        cmd.charts.group(&m)?;
+        Ok(cmd.charts.requests)
+    }
+
+    #[test]
+    fn each_flag_belongs_to_the_chart_before_it() {
+        let r = grouped(&[
+            "t",
+            "--chart",
+            "./a",
+            "--values",
+            "a.yaml",
+            "--set",
+            "x=1",
+            "--chart",
+            "oci://r.io/c/b",
+            "--version",
+            "2.0.0",
+            "--values",
+            "b1.yaml",
+            "--values",
+            "b2.yaml",
+            "--set-string",
+            "y=010",
+        ])
+        .unwrap();
+        assert_eq!(r.len(), 2);
+        assert_eq!(r[0].chart, "./a");
+        assert_eq!(r[0].values, [PathBuf::from("a.yaml")]);
+        assert_eq!(r[0].set, ["x=1"]);
+        assert_eq!(r[0].version, None);
+        assert_eq!(r[1].version.as_deref(), Some("2.0.0"));
+        assert_eq!(
+            r[1].values,
+            [PathBuf::from("b1.yaml"), PathBuf::from("b2.yaml")]
+        );
+        assert_eq!(r[1].set_string, ["y=010"]);
+        assert!(r[1].set.is_empty());
+
+        let e = grouped(&["t", "--set", "x=1", "--chart", "a"]).unwrap_err();
+        assert!(e.to_string().contains("--set belongs to a chart"), "{e}");
+        let e = grouped(&["t", "--chart", "a", "--version", "1", "--version", "2"]).unwrap_err();
+        assert!(e.to_string().contains("--version given twice"), "{e}");
+    }
+}

@@ -12,6 +12,7 @@ use super::copy_run::{CopyArgs, copier, listed_images, report, run_copies};
 use super::images::ImageListArgs;
 use super::registry_args::RegistryArgs;
 use super::{EXIT_ERROR, EXIT_OK, ExitStatus, MirrorArgs, settings};
+use crate::chart::artifact::ChartArtifacts;
 use crate::registry::Registry;
 use crate::transfer::ImageSource;
 use crate::transfer::docker_archive::DockerArchives;
@@ -79,10 +80,20 @@ pub fn run(args: &PushArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus>
             h.key_file = None;
         }
         remaps.apply(&mut source_options);
-        let sources = listed_images(&args.images, &settings.rules, &charts)?;
+        let mut sources = listed_images(&args.images, &settings.rules, &charts)?;
+        // An oci:// chart is copied from its registry as an image is; the others are packaged
+        // here and copied from memory.
+        sources.extend(ChartArtifacts::registry_charts(&charts));
+        let (local, names) = ChartArtifacts::of(&charts)?;
+        let local_jobs = jobs(names, naming, |s| Ok(s.clone()))?;
         let jobs = jobs(sources, naming, |s| remaps.fetch(s))?;
         let source = Arc::new(Registry::new(source_options));
-        return copy_all(source, sink, &jobs, args, started);
+        let code = copy_all(source, sink.clone(), &jobs, args, started)?;
+        if local_jobs.is_empty() {
+            return Ok(code);
+        }
+        let charts_code = copy_all(local, sink, &local_jobs, args, Instant::now())?;
+        return Ok(code.max(charts_code));
     }
 
     let listed = || listed_images(&args.images, &settings.rules, &charts);

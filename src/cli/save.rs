@@ -20,7 +20,6 @@ use super::images::ImageListArgs;
 use super::registry_args::RegistryArgs;
 use super::{EXIT_ERROR, EXIT_OK, ExitStatus, MirrorArgs, settings};
 use crate::chart::artifact::ChartArtifacts;
-use crate::chart::{Origin, Rendered};
 use crate::inputs::package::Package;
 use crate::lock::{LockFile, LockedChart, LockedImage};
 use crate::mirror::canonical_reference;
@@ -113,16 +112,14 @@ pub fn run(args: &SaveArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus>
     let sources = set.references();
     let image_jobs = sources.len();
     // An OCI chart is fetched from its registry as an image is: its manifest digest unchanged.
-    let oci_charts = charts
-        .iter()
-        .filter(|r| matches!(r.chart.origin, Origin::Oci { .. }))
-        .map(|r| r.chart.reference.clone());
+    let oci_charts = ChartArtifacts::registry_charts(&charts);
     let jobs = crate::transfer::plan::into_bundle(
         sources.into_iter().chain(oci_charts).collect(),
         &remaps,
     )?;
     // The others are packaged here, and copied from memory by the same copier.
-    let (local_charts, local_jobs) = local_chart_jobs(&charts)?;
+    let (local_charts, local_names) = ChartArtifacts::of(&charts)?;
+    let local_jobs = crate::transfer::plan::into_bundle(local_names, &SourceMirrors::parse(&[])?)?;
 
     // A tar is written from a finished directory beside it, so a failed save leaves no tar.
     let staging = match compression {
@@ -253,24 +250,4 @@ pub fn run(args: &SaveArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus>
         println!("wrote {}", args.output.display());
     }
     Ok(EXIT_OK)
-}
-
-/// The charts with no registry of their own (directories, files, classic repositories) as
-/// artifacts in memory, and a copy job for each, once per bundle name.
-fn local_chart_jobs(charts: &[Rendered]) -> anyhow::Result<(ChartArtifacts, Vec<Job>)> {
-    let mut artifacts = ChartArtifacts::default();
-    let mut jobs: Vec<Job> = Vec::new();
-    for r in charts {
-        let c = &r.chart;
-        if matches!(c.origin, Origin::Oci { .. }) || jobs.iter().any(|j| j.source == c.reference) {
-            continue;
-        }
-        artifacts.add(&c.reference, &c.metadata, c.tgz()?);
-        jobs.push(Job {
-            source: c.reference.clone(),
-            fetch: c.reference.clone(),
-            target: c.reference.clone(),
-        });
-    }
-    Ok((artifacts, jobs))
 }

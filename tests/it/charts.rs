@@ -275,6 +275,28 @@ fn save(helm: &Helm, chart_args: &[&str], out: &Path, flags: &[String]) -> serde
     lock_of(out)
 }
 
+/// `push --registry M --insecure-registry M ARGS...` into a plain mirror, which must succeed:
+/// its stdout.
+fn push_plain(
+    helm: &Helm,
+    mirror: &TestRegistry,
+    args: impl IntoIterator<Item = std::ffi::OsString>,
+) -> String {
+    let out = helm
+        .airgap()
+        .args([
+            "push",
+            "--registry",
+            &mirror.host(),
+            "--insecure-registry",
+            &mirror.host(),
+        ])
+        .args(args)
+        .output()
+        .unwrap();
+    common::stdout_of_success(&out)
+}
+
 /// A bundle directory's lock file.
 fn lock_of(bundle: &Path) -> serde_json::Value {
     let text = std::fs::read_to_string(bundle.join("images.lock.yaml")).unwrap();
@@ -574,19 +596,7 @@ fn an_oci_chart_is_saved_and_pushed_with_its_manifest_digest_unchanged() {
 
     // Pushed at its nested mirror name, as images are; the digest still the upstream's.
     let mirror = TestRegistry::plain();
-    let out = common::airgap()
-        .args([
-            "push",
-            "--registry",
-            &mirror.host(),
-            "--insecure-registry",
-            &mirror.host(),
-            "--from",
-        ])
-        .arg(&bundle)
-        .output()
-        .unwrap();
-    let pushed = common::stdout_of_success(&out);
+    let pushed = push_plain(&helm, &mirror, ["--from".into(), bundle.into_os_string()]);
     let target = pushed
         .lines()
         .find(|l| l.contains("/charts/remote:0.1.0") && l.starts_with("copied"))
@@ -703,6 +713,27 @@ fn a_chart_in_a_classic_repository_is_saved_by_name_and_version() {
         sha256_file(&tgz)
     );
     assert_eq!(lock["images"][0]["source"], "ghcr.io/acme/classic:1.1");
+    // push straight from the repository: the same artifact lands at MIRROR/charts/NAME:VERSION.
+    let mirror = TestRegistry::plain();
+    let args = chart_args
+        .iter()
+        .map(Into::into)
+        .chain(flags.iter().map(Into::into));
+    push_plain(&helm, &mirror, args);
+    let raw = mirror.skopeo(
+        &["inspect", "--raw"],
+        &format!("{}/charts/classic:0.1.0", mirror.host()),
+    );
+    assert!(
+        raw.status.success(),
+        "{}",
+        String::from_utf8_lossy(&raw.stderr)
+    );
+    assert_eq!(
+        airgap::oci::Digest::sha256(&raw.stdout),
+        c["digest"].as_str().unwrap()
+    );
+
     // A version the index does not list: Helm's words, the chart named, exit 2.
     let out = helm
         .airgap()
