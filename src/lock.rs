@@ -20,12 +20,12 @@ use serde::{Deserialize, Serialize};
 use crate::oci::Digest;
 use crate::reference::Reference;
 
-pub const API_VERSION: &str = "kubectl-airgap/v1";
-pub const KIND: &str = "ImageLock";
+pub(crate) const API_VERSION: &str = "kubectl-airgap/v1";
+pub(crate) const KIND: &str = "ImageLock";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct LockFile {
+pub(crate) struct LockFile {
     pub api_version: String,
     pub kind: String,
     #[serde(default)]
@@ -34,7 +34,7 @@ pub struct LockFile {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct LockedImage {
+pub(crate) struct LockedImage {
     /// The reference as the manifests name it.
     pub source: String,
     /// The manifest digest the source resolved to (an index for multi-platform images).
@@ -51,13 +51,13 @@ pub struct LockedImage {
 
 /// A lock entry, read and checked.
 #[derive(Debug, Clone)]
-pub struct Locked {
+pub(crate) struct Locked {
     pub source: Reference,
     pub digest: Option<Digest>,
 }
 
 impl LockFile {
-    pub fn new(images: Vec<LockedImage>) -> LockFile {
+    pub(crate) fn new(images: Vec<LockedImage>) -> LockFile {
         LockFile {
             api_version: API_VERSION.to_string(),
             kind: KIND.to_string(),
@@ -66,7 +66,7 @@ impl LockFile {
     }
 
     /// Reads a lock file, checking every entry; errors name the file and the entry.
-    pub fn load(path: &Path) -> anyhow::Result<Vec<Locked>> {
+    pub(crate) fn load(path: &Path) -> anyhow::Result<Vec<Locked>> {
         let file = LockFile::read(path)?;
         file.images
             .iter()
@@ -89,7 +89,7 @@ impl LockFile {
     }
 
     /// Reads a lock file as written, its header checked but not its entries.
-    pub fn read(path: &Path) -> anyhow::Result<LockFile> {
+    pub(crate) fn read(path: &Path) -> anyhow::Result<LockFile> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading lock file {}", path.display()))?;
         let file: LockFile = serde_norway::from_str(&text).with_context(|| {
@@ -109,7 +109,7 @@ impl LockFile {
         Ok(file)
     }
 
-    pub fn to_yaml(&self) -> anyhow::Result<String> {
+    pub(crate) fn to_yaml(&self) -> anyhow::Result<String> {
         Ok(serde_norway::to_string(self)?)
     }
 }

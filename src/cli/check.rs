@@ -125,7 +125,7 @@ struct Summary {
     outside_mirror: Option<usize>,
 }
 
-pub fn run(args: &CheckArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus> {
+pub(super) fn run(args: &CheckArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus> {
     if let Some(bundle) = &args.bundle {
         return check_bundle(args, bundle, config);
     }

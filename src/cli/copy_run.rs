@@ -19,10 +19,13 @@ use crate::transfer::plan::Job;
 use crate::transfer::{ImageSink, ImageSource};
 
 /// What one copy came to, or why it failed.
-pub type CopyResult = anyhow::Result<Copied>;
+pub(super) type CopyResult = anyhow::Result<Copied>;
 
 /// The images that `-f`, `--images-digests` and `--lock` name, each once, in a stable order.
-pub fn listed_images(list: &ImageListArgs, rules: &RuleSet) -> anyhow::Result<Vec<Reference>> {
+pub(super) fn listed_images(
+    list: &ImageListArgs,
+    rules: &RuleSet,
+) -> anyhow::Result<Vec<Reference>> {
     Ok(list.sources().read(rules, false)?.references())
 }
 
@@ -40,7 +43,7 @@ pub struct CopyArgs {
 }
 
 /// A copier with a progress bar on stderr when it is a terminal (hidden otherwise).
-pub fn copier<S: ImageSource, D: ImageSink>(
+pub(super) fn copier<S: ImageSource, D: ImageSink>(
     source: S,
     sink: D,
     concurrency: usize,
@@ -65,7 +68,7 @@ pub fn copier<S: ImageSource, D: ImageSink>(
 
 /// Runs every copy (or, for a dry run, looks each target up), concurrently, printing a line
 /// per image as it finishes.
-pub fn run_copies<S: ImageSource, D: ImageSink>(
+pub(super) fn run_copies<S: ImageSource, D: ImageSink>(
     copier: Arc<Copier<S, D>>,
     jobs: &[Job],
     dry_run: bool,
@@ -148,7 +151,7 @@ fn host_failure(e: &anyhow::Error) -> Option<(String, String)> {
 }
 
 /// The closing summary; returns the number of failures.
-pub fn report<S, D>(
+pub(super) fn report<S, D>(
     copier: &Copier<S, D>,
     results: &[CopyResult],
     dry_run: bool,

@@ -121,7 +121,7 @@ impl ImageListArgs {
     }
 }
 
-pub fn run(args: &ImagesArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus> {
+pub(super) fn run(args: &ImagesArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus> {
     let settings = settings(&args.mirror, None, config)?;
     let sources = Sources {
         files: args.files.clone(),

@@ -52,7 +52,7 @@ pub struct NodeConfigArgs {
     pub mirror: MirrorArgs,
 }
 
-pub fn run(args: &NodeConfigArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus> {
+pub(super) fn run(args: &NodeConfigArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus> {
     let settings = settings(&args.mirror, None, config)?;
     let naming = settings.require_mirror("node-config")?;
     let configured = settings.registries.get(naming.mirror().host());

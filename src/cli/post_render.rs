@@ -28,7 +28,7 @@ pub struct PostRenderArgs {
     pub pull_secret: Option<String>,
 }
 
-pub fn run(args: &PostRenderArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus> {
+pub(super) fn run(args: &PostRenderArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus> {
     let settings = settings(&args.mirror, args.log_file.as_deref(), config);
     let log_file = match &settings {
         Ok(s) => s.log_file.clone(),

@@ -64,7 +64,7 @@ pub enum SecretFormat {
     Yaml,
 }
 
-pub fn run(args: &PullSecretArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus> {
+pub(super) fn run(args: &PullSecretArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus> {
     validate_name(&args.name, "Secret").map_err(anyhow::Error::msg)?;
     for account in &args.service_accounts {
         validate_name(account, "ServiceAccount")

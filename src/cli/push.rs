@@ -46,7 +46,7 @@ pub struct PushArgs {
     pub registry: RegistryArgs,
 }
 
-pub fn run(args: &PushArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus> {
+pub(super) fn run(args: &PushArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus> {
     let settings = settings(&args.mirror, None, config)?;
     let naming = settings.require_mirror("push")?;
     let sink_options = args

@@ -50,7 +50,7 @@ struct ErrorReport {
     message: String,
 }
 
-pub fn run(args: &RefArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus> {
+pub(super) fn run(args: &RefArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus> {
     let naming = settings(&args.mirror, None, config)?.naming;
     let mut collisions = Collisions::new();
     let mut collision_errors = Vec::new();

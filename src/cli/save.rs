@@ -28,7 +28,7 @@ use crate::transfer::layout::OciLayout;
 use crate::transfer::plan::SourceMirrors;
 
 /// The lock file's name inside a bundle.
-pub const LOCK_NAME: &str = "images.lock.yaml";
+pub(super) const LOCK_NAME: &str = "images.lock.yaml";
 /// The hidden directory beside a tar output where the bundle is built, before the PID.
 const STAGING: &str = ".kubectl-airgap-save-";
 
@@ -49,7 +49,7 @@ pub struct SaveArgs {
     pub registry: RegistryArgs,
 }
 
-pub fn run(args: &SaveArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus> {
+pub(super) fn run(args: &SaveArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus> {
     if args.images.is_empty() {
         anyhow::bail!("name the images to save: -f FILE|DIR|- (manifests) or --lock FILE");
     }

@@ -26,9 +26,9 @@ use std::time::Duration;
 
 use kube::Client;
 
-pub use connect::parse_timeout;
-pub use inventory::{Inventory, Unreadable, Use, ran_image};
-pub use pull_secret::{Attached, FIELD_MANAGER, docker_config_json, pull_secret};
+pub(crate) use connect::parse_timeout;
+pub(crate) use inventory::{Inventory, Unreadable, Use};
+pub(crate) use pull_secret::{Attached, docker_config_json, pull_secret};
 
 /// How to reach the API server: kubectl's global flags.
 #[derive(Debug, Clone, Default)]
@@ -53,7 +53,7 @@ pub enum Scope {
 
 /// Why a read or write failed, in words a kubectl user acts on.
 #[derive(Debug, Clone)]
-pub enum ApiError {
+pub(crate) enum ApiError {
     /// The API server answered with a failure status (403, 404, 410, 422, ...).
     Status {
         code: u16,
@@ -78,7 +78,7 @@ impl ApiError {
         }
     }
 
-    pub fn is_forbidden(&self) -> bool {
+    pub(crate) fn is_forbidden(&self) -> bool {
         matches!(self, ApiError::Status { code: 403, .. })
     }
 
@@ -119,7 +119,7 @@ impl fmt::Display for ApiError {
 }
 
 /// A connected API client and what the kubeconfig context says.
-pub struct Cluster {
+pub(crate) struct Cluster {
     client: Client,
     /// The context's namespace, `default` when it names none.
     pub default_namespace: String,

@@ -11,13 +11,13 @@
 //! write back (an index is the one thing written, and its entries carry their annotations).
 
 mod digest;
-pub mod hub;
+pub(crate) mod hub;
 mod manifest;
-pub mod media;
+pub(crate) mod media;
 mod platform;
 
-pub use digest::{Digest, DigestError, DigestErrorKind, Sha256Writer};
-pub use manifest::{
+pub(crate) use digest::{Digest, DigestErrorKind, Sha256Writer};
+pub(crate) use manifest::{
     Descriptor, ImageManifest, Index, Parsed, RawManifest, index_platforms, is_index,
 };
-pub use platform::Platform;
+pub(crate) use platform::Platform;

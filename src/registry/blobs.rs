@@ -22,7 +22,7 @@ use crate::oci::hub;
 use crate::reference::Reference;
 
 /// A blob's bytes as they arrive.
-pub type ByteStream =
+pub(crate) type ByteStream =
     std::pin::Pin<Box<dyn Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static>>;
 
 /// The chunk size after a 413: fits nginx's default 1 MiB body limit.
@@ -152,7 +152,7 @@ fn idle_bounded(stream: ByteStream, idle: std::time::Duration, host: &str) -> By
 
 impl Registry {
     /// Whether the repository of `image` holds blob `digest` (its size when it does).
-    pub async fn blob_size(
+    pub(crate) async fn blob_size(
         &self,
         image: &Reference,
         digest: &str,
@@ -176,7 +176,7 @@ impl Registry {
     }
 
     /// A blob's bytes, streamed.
-    pub async fn open_blob(
+    pub(crate) async fn open_blob(
         &self,
         image: &Reference,
         digest: &str,
@@ -188,7 +188,7 @@ impl Registry {
     /// Blob `digest` from byte `offset` on. The second value is where the stream starts: the
     /// offset when the registry answered the range (206 with a `Content-Range` from there), 0
     /// when it sent the whole blob instead, as a registry may.
-    pub async fn open_blob_at(
+    pub(crate) async fn open_blob_at(
         &self,
         image: &Reference,
         digest: &str,
@@ -237,7 +237,7 @@ impl Registry {
 
     /// Mounts blob `digest` from repository `from` (same registry) into `image`'s repository.
     /// `false` when the registry would not (it then opened an upload, which is abandoned).
-    pub async fn mount_blob(
+    pub(crate) async fn mount_blob(
         &self,
         image: &Reference,
         digest: &str,
@@ -265,7 +265,7 @@ impl Registry {
     }
 
     /// Uploads a blob of `size` bytes from `body`; the registry checks `digest` as well.
-    pub async fn upload_blob(
+    pub(crate) async fn upload_blob(
         &self,
         image: &Reference,
         digest: &str,
@@ -411,7 +411,7 @@ impl Registry {
     }
 
     /// Stores a manifest's bytes under `image`'s tag or digest.
-    pub async fn put_manifest(
+    pub(crate) async fn put_manifest(
         &self,
         image: &Reference,
         bytes: Bytes,

@@ -7,10 +7,10 @@
 //! manifest with a HEAD and then a GET, and reads bodies without a bound. oci-client's manifest
 //! types are used to read what the registry returns.
 
-pub mod auth;
-pub mod blobs;
-pub mod exists;
-pub mod retry;
+pub(crate) mod auth;
+pub(crate) mod blobs;
+pub(crate) mod exists;
+pub(crate) mod retry;
 mod tls;
 
 use std::collections::{BTreeMap, HashMap};
@@ -34,7 +34,7 @@ use retry::{RetryPolicy, is_retryable_status, parse_retry_after};
 use crate::oci::media::MANIFEST_ACCEPT;
 
 /// The largest manifest we read; containerd uses the same 4 MiB limit.
-pub const MAX_MANIFEST_BYTES: usize = 4 << 20;
+pub(crate) const MAX_MANIFEST_BYTES: usize = 4 << 20;
 /// Bounds a paginated tag list (registries page at 100 to 1,000 tags).
 const MAX_TAG_PAGES: usize = 200;
 /// The largest token answer or image config read for a check.
@@ -104,11 +104,11 @@ impl Default for RegistryOptions {
 const NOTICE_AFTER: Duration = Duration::from_secs(5);
 
 /// Enough to keep a local registry busy without tripping the rate limits of public ones.
-pub const DEFAULT_CONCURRENCY: u16 = 16;
+pub(crate) const DEFAULT_CONCURRENCY: u16 = 16;
 
 /// Why a registry request failed. Every message says what to do; none holds a credential.
 #[derive(Debug, Clone, thiserror::Error)]
-pub enum RegistryError {
+pub(crate) enum RegistryError {
     #[error(
         "cannot reach {host} over {scheme} ({cause}) after {attempts} attempts; check that the registry is running at that address and port{hint}"
     )]
@@ -188,7 +188,7 @@ impl RegistryError {
     /// failing or rate-limiting, or a streamed body was cut. A refusal (denied, credentials,
     /// TLS, settings, a plain-HTTP token service) or an answer that breaks the protocol is
     /// given again to every attempt, so callers fail at once instead of waiting out retries.
-    pub fn is_transient(&self) -> bool {
+    pub(crate) fn is_transient(&self) -> bool {
         matches!(
             self,
             RegistryError::Unreachable { .. }
@@ -202,7 +202,7 @@ impl RegistryError {
     /// host is unreachable, refuses TLS or credentials, hangs, fails): a report lists each
     /// such failure once, with the images it affects, and names it in a line per image by
     /// these words.
-    pub fn host_wide(&self) -> Option<String> {
+    pub(crate) fn host_wide(&self) -> Option<String> {
         Some(match self {
             RegistryError::Unreachable { host, .. } => format!("cannot reach {host}"),
             RegistryError::Tls { host, .. } => format!("TLS with {host} failed"),
@@ -228,7 +228,7 @@ impl RegistryError {
 
 /// An answer read whole (within a bound).
 #[derive(Debug)]
-pub struct Fetched {
+pub(crate) struct Fetched {
     pub status: StatusCode,
     pub headers: HeaderMap,
     pub body: Vec<u8>,
@@ -314,18 +314,18 @@ impl Fetched {
     }
 
     /// `Docker-Content-Digest`, which registries send for manifests.
-    pub fn digest_header(&self) -> Option<&str> {
+    pub(crate) fn digest_header(&self) -> Option<&str> {
         self.header("docker-content-digest")
     }
 
-    pub fn content_type(&self) -> Option<&str> {
+    pub(crate) fn content_type(&self) -> Option<&str> {
         self.header("content-type")
             .map(|v| v.split(';').next().unwrap_or(v).trim())
     }
 }
 
 /// The client: one per command run, shared by every task.
-pub struct Registry {
+pub(crate) struct Registry {
     options: RegistryOptions,
     hosts: Mutex<HashMap<String, Arc<Host>>>,
     permits: Semaphore,
@@ -356,12 +356,12 @@ struct Host {
 
 /// reqwest and kube are built without a default crypto provider (ring compiles in seconds where
 /// aws-lc takes minutes); this installs ring once. A second install fails harmlessly.
-pub fn install_crypto_provider() {
+pub(crate) fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 impl Registry {
-    pub fn new(options: RegistryOptions) -> Registry {
+    pub(crate) fn new(options: RegistryOptions) -> Registry {
         install_crypto_provider();
         let permits = Semaphore::new(options.concurrency.max(1));
         Registry {
@@ -372,7 +372,7 @@ impl Registry {
     }
 
     /// How many requests may be in flight at once (`--concurrency`).
-    pub fn concurrency(&self) -> usize {
+    pub(crate) fn concurrency(&self) -> usize {
         self.options.concurrency.max(1)
     }
 
@@ -388,7 +388,10 @@ impl Registry {
     }
 
     /// HEAD of a manifest: `Ok(None)` when the registry says it does not exist.
-    pub async fn head_manifest(&self, image: &Reference) -> Result<Option<Fetched>, RegistryError> {
+    pub(crate) async fn head_manifest(
+        &self,
+        image: &Reference,
+    ) -> Result<Option<Fetched>, RegistryError> {
         let host = self.host(hub::api_host(image.domain()))?;
         let path = manifest_path(image);
         let f = self
@@ -415,7 +418,7 @@ impl Registry {
 
     /// The digest of the manifest `image` names, `None` when there is none: a HEAD, or a GET
     /// where the registry answers HEAD badly or without `Docker-Content-Digest`.
-    pub async fn manifest_digest(
+    pub(crate) async fn manifest_digest(
         &self,
         image: &Reference,
     ) -> Result<Option<Digest>, RegistryError> {
@@ -435,7 +438,7 @@ impl Registry {
 
     /// GET of a manifest, its digest verified against `Docker-Content-Digest` and the digest in
     /// the reference: `Ok(None)` when the registry says it does not exist.
-    pub async fn get_manifest(
+    pub(crate) async fn get_manifest(
         &self,
         image: &Reference,
     ) -> Result<Option<RawManifest>, RegistryError> {
@@ -478,7 +481,7 @@ impl Registry {
     }
 
     /// GET of a small blob (an image config), verified against its digest.
-    pub async fn get_small_blob(
+    pub(crate) async fn get_small_blob(
         &self,
         image: &Reference,
         digest: &str,
@@ -505,7 +508,10 @@ impl Registry {
     /// The tags of a repository (following `Link` pages), or `None` when the registry does not
     /// know the repository. One request answers for every tag of a repository, where a HEAD
     /// per tag costs one each.
-    pub async fn list_tags(&self, image: &Reference) -> Result<Option<Vec<String>>, RegistryError> {
+    pub(crate) async fn list_tags(
+        &self,
+        image: &Reference,
+    ) -> Result<Option<Vec<String>>, RegistryError> {
         #[derive(Deserialize)]
         struct TagList {
             tags: Option<Vec<String>>,

@@ -52,7 +52,7 @@ impl RetryPolicy {
 }
 
 /// Reads a `Retry-After` value: delay-seconds or an HTTP date.
-pub fn parse_retry_after(value: &str) -> Option<Duration> {
+pub(crate) fn parse_retry_after(value: &str) -> Option<Duration> {
     let value = value.trim();
     if let Ok(secs) = value.parse::<u64>() {
         return Some(Duration::from_secs(secs));
@@ -65,7 +65,7 @@ pub fn parse_retry_after(value: &str) -> Option<Duration> {
 }
 
 /// Statuses that a later attempt may not get: overload and gateway trouble.
-pub fn is_retryable_status(status: u16) -> bool {
+pub(crate) fn is_retryable_status(status: u16) -> bool {
     matches!(status, 429 | 500 | 502 | 503 | 504)
 }
 
