@@ -13,7 +13,7 @@ use clap_complete::Shell;
 use super::{Cli, EXIT_OK, ExitStatus};
 
 #[derive(Debug, Args)]
-pub struct CompletionArgs {
+pub(crate) struct CompletionArgs {
     /// The shell to complete in
     #[arg(value_enum)]
     pub shell: Shell,

@@ -31,7 +31,7 @@ pub(super) fn listed_images(
 
 /// The options every copy takes, shared by `push` and `save`.
 #[derive(Debug, clap::Args)]
-pub struct CopyArgs {
+pub(crate) struct CopyArgs {
     /// Fetch a source registry's images from elsewhere, e.g. docker.io=https://proxy.corp:5000
     /// (repeatable; http:// means plain HTTP)
     #[arg(long = "source-mirror", value_name = "HOST=URL")]

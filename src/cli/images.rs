@@ -14,7 +14,7 @@ use crate::mirror::canonical_reference;
 use crate::reference::Reference;
 
 #[derive(Debug, Args)]
-pub struct ImagesArgs {
+pub(crate) struct ImagesArgs {
     /// Manifests: a file, a directory (its .yaml/.yml/.json files), or - for stdin; repeatable
     #[arg(
         short = 'f',
@@ -47,7 +47,7 @@ pub struct ImagesArgs {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ImagesFormat {
+pub(crate) enum ImagesFormat {
     Table,
     Json,
     Yaml,
@@ -86,7 +86,7 @@ struct LocationReport {
 /// Where a command that acts on images (`check`, `push`, `save`) learns which: manifests, a
 /// lock file, or both.
 #[derive(Debug, Clone, Args)]
-pub struct ImageListArgs {
+pub(crate) struct ImageListArgs {
     /// Manifests: a file, a directory (its .yaml/.yml/.json files), or - for stdin; repeatable
     #[arg(short = 'f', long = "filename", value_name = "FILE|DIR|-")]
     pub files: Vec<PathBuf>,

@@ -20,7 +20,7 @@ use crate::transfer::layout::OciLayout;
 const MAX_CA_BYTES: u64 = 1 << 20;
 
 #[derive(Debug, Args)]
-pub struct NodeConfigArgs {
+pub(crate) struct NodeConfigArgs {
     /// Which runtime's files to write
     #[arg(long, value_enum)]
     pub format: Format,

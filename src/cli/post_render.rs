@@ -16,7 +16,7 @@ use crate::manifest::Rewriter;
 use crate::manifest::pull_secret::validate_name;
 
 #[derive(Debug, Args)]
-pub struct PostRenderArgs {
+pub(crate) struct PostRenderArgs {
     #[command(flatten)]
     pub mirror: MirrorArgs,
     /// Also append errors to this file: Helm 4 discards a post-renderer's stderr

@@ -19,7 +19,7 @@ use crate::transfer::layout::OciLayout;
 use crate::transfer::plan::{Job, SourceMirrors, into_mirror as jobs};
 
 #[derive(Debug, Args)]
-pub struct PushArgs {
+pub(crate) struct PushArgs {
     /// Where the images come from: `registry` (their own registries); a bundle written by
     /// `save` (an OCI image layout: a directory, or a tar, plain or gz/bz2/xz/zst); or
     /// `docker-archive:PATH` (`docker save` archives: one file, or a directory of them)
@@ -60,13 +60,7 @@ pub(super) fn run(args: &PushArgs, config: Option<&Path>) -> anyhow::Result<Exit
             anyhow::bail!("name the images: -f FILE|DIR|- (manifests) or --lock FILE");
         }
         let remaps = SourceMirrors::parse(&args.copy.source_mirrors)?;
-        let mut source_options = sink_options;
-        // The mirror's login and client certificate are never offered to source registries.
-        source_options.login = None;
-        for h in source_options.hosts.values_mut() {
-            h.cert_file = None;
-            h.key_file = None;
-        }
+        let mut source_options = sink_options.for_sources();
         remaps.apply(&mut source_options);
         let sources = listed_images(&args.images, &settings.rules)?;
         let jobs = jobs(sources, naming, |s| remaps.fetch(s))?;

@@ -33,7 +33,7 @@ pub(super) const LOCK_NAME: &str = "images.lock.yaml";
 const STAGING: &str = ".kubectl-airgap-save-";
 
 #[derive(Debug, Args)]
-pub struct SaveArgs {
+pub(crate) struct SaveArgs {
     #[command(flatten)]
     pub images: ImageListArgs,
     /// The bundle to create: a directory (an OCI image layout), or a tar of one:

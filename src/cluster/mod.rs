@@ -32,7 +32,7 @@ pub(crate) use pull_secret::{Attached, docker_config_json, pull_secret};
 
 /// How to reach the API server: kubectl's global flags.
 #[derive(Debug, Clone, Default)]
-pub struct Connection {
+pub(crate) struct Connection {
     pub kubeconfig: Option<PathBuf>,
     pub context: Option<String>,
     pub cluster: Option<String>,
@@ -43,7 +43,7 @@ pub struct Connection {
 
 /// Which namespaces to read or write.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Scope {
+pub(crate) enum Scope {
     /// These namespaces (the kubeconfig context's namespace when none is named).
     Namespaces(Vec<String>),
     /// Every namespace: one cluster-wide list per kind, or, when that is forbidden, one list per

@@ -33,7 +33,7 @@ use crate::reference::Reference;
 
 /// Which runtime's files to write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
+pub(crate) enum Format {
     /// containerd's hosts directory (`/etc/containerd/certs.d`): one `HOST/hosts.toml` per
     /// source registry
     Containerd,
@@ -55,7 +55,7 @@ impl Format {
     }
 
     /// Where the files go on a node, unless the user says otherwise.
-    pub fn default_node_dir(self) -> &'static str {
+    pub(crate) fn default_node_dir(self) -> &'static str {
         match self {
             Format::Containerd => "/etc/containerd/certs.d",
             Format::CriO => "/etc/containers",

@@ -11,15 +11,15 @@ use docker_credential::{CredentialRetrievalError, DockerCredential};
 
 /// A value that must never be printed.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
+pub(crate) struct Secret(String);
 
 impl Secret {
-    pub fn new(value: impl Into<String>) -> Secret {
+    pub(crate) fn new(value: impl Into<String>) -> Secret {
         Secret(value.into())
     }
 
     /// The value, for the one place that sends it.
-    pub fn expose(&self) -> &str {
+    pub(crate) fn expose(&self) -> &str {
         &self.0
     }
 }
@@ -55,7 +55,7 @@ pub(crate) struct FoundCredential {
 
 /// Credentials given on the command line for one registry (`--username`, `--password-stdin`).
 #[derive(Debug, Clone)]
-pub struct Login {
+pub(crate) struct Login {
     pub registry: String,
     pub username: String,
     pub password: Secret,

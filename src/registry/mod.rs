@@ -43,7 +43,7 @@ const MAX_SMALL_BODY: usize = 1 << 20;
 /// How to reach one registry, from the config file (`registries:`) or flags.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct HostOptions {
+pub(crate) struct HostOptions {
     /// Plain HTTP. Only for registries the user names.
     #[serde(default)]
     pub insecure: bool,
@@ -57,7 +57,7 @@ pub struct HostOptions {
 
 /// Everything the client needs to know, resolved from flags, environment and config file.
 #[derive(Debug, Clone)]
-pub struct RegistryOptions {
+pub(crate) struct RegistryOptions {
     /// Per-registry settings, keyed by `HOST[:PORT]` as written in image references.
     pub hosts: BTreeMap<String, HostOptions>,
     pub login: Option<Login>,
@@ -73,6 +73,19 @@ pub struct RegistryOptions {
 }
 
 impl RegistryOptions {
+    /// The options for reading from source registries, made from the mirror's: the same hosts'
+    /// TLS and plain-HTTP settings and limits, but never the mirror's login or client
+    /// certificate, which are for the mirror alone.
+    pub(crate) fn for_sources(&self) -> RegistryOptions {
+        let mut out = self.clone();
+        out.login = None;
+        for h in out.hosts.values_mut() {
+            h.cert_file = None;
+            h.key_file = None;
+        }
+        out
+    }
+
     /// The settings for the registry at `host`, however it is named: the config file and the
     /// flags key hosts as references write them (`docker.io`), requests go to where the API is
     /// (`registry-1.docker.io`). An exact key wins over an alias.

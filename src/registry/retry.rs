@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 
 /// How many times and how patiently a request is retried.
 #[derive(Debug, Clone, Copy)]
-pub struct RetryPolicy {
+pub(crate) struct RetryPolicy {
     /// Attempts in all, the first included.
     pub attempts: u32,
     /// The first wait; each later wait doubles it.
@@ -34,7 +34,7 @@ impl Default for RetryPolicy {
 impl RetryPolicy {
     /// The wait before attempt `next` (2 for the first retry). `retry_after` is the server's
     /// word and wins over the computed backoff, within `max_retry_after`.
-    pub fn delay(&self, next: u32, retry_after: Option<Duration>) -> Duration {
+    pub(crate) fn delay(&self, next: u32, retry_after: Option<Duration>) -> Duration {
         if let Some(wait) = retry_after {
             return wait.min(self.max_retry_after);
         }
