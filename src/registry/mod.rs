@@ -851,7 +851,7 @@ impl Registry {
         scope: &str,
     ) -> Result<(Secret, Instant), RegistryError> {
         let credential = self.credential(host)?;
-        let mut url = reqwest::Url::parse(realm).map_err(|e| RegistryError::Protocol {
+        let url = reqwest::Url::parse(realm).map_err(|e| RegistryError::Protocol {
             host: host.name.clone(),
             what: format!("the token service address {realm:?} in its challenge is not a URL: {e}"),
         })?;
@@ -860,7 +860,8 @@ impl Registry {
             let _ = host.down.set(e.clone());
             return Err(e);
         }
-        let req = match credential.as_ref().map(|c| &c.credential) {
+        // Built again for each attempt: a request is consumed by sending it.
+        let request = || match credential.as_ref().map(|c| &c.credential) {
             Some(Credential::IdentityToken(refresh)) => {
                 // OAuth2 refresh-token grant, as docker does with an identity token.
                 let mut form = reqwest::Url::parse("http://form/").expect("static URL");
@@ -871,11 +872,12 @@ impl Registry {
                     .append_pair("scope", scope)
                     .append_pair("client_id", "kubectl-airgap");
                 host.http
-                    .post(url)
+                    .post(url.clone())
                     .header("content-type", "application/x-www-form-urlencoded")
                     .body(form.query().unwrap_or_default().to_string())
             }
             other => {
+                let mut url = url.clone();
                 {
                     let mut q = url.query_pairs_mut();
                     if let Some(s) = service {
@@ -896,12 +898,31 @@ impl Registry {
             }
         };
         let what = format!("the token request to {realm}");
-        let f = match self.within(host, &what, &Activity::new(), req.send()).await {
-            Some(Ok(resp)) => {
-                read_bounded(resp, MAX_SMALL_BODY, self.options.request_timeout).await
+        // The same retry policy as every registry request: a token service sheds load with
+        // 429 and 503 and drops connections like the registry it serves.
+        let policy = self.options.retry;
+        let mut attempt = 1;
+        let f = loop {
+            let activity = Activity::new();
+            let f = match self.within(host, &what, &activity, request().send()).await {
+                Some(Ok(resp)) => {
+                    read_bounded(resp, MAX_SMALL_BODY, self.options.request_timeout).await
+                }
+                Some(Err(e)) => Err(Transport::Http(e)),
+                None => Err(Transport::TimedOut),
+            };
+            let retry_after = match &f {
+                Ok(f) if is_retryable_status(f.status.as_u16()) => {
+                    f.header("retry-after").and_then(parse_retry_after)
+                }
+                Err(Transport::Http(e)) if !is_tls_failure(e) => None,
+                _ => break f,
+            };
+            if attempt >= policy.attempts {
+                break f;
             }
-            Some(Err(e)) => Err(Transport::Http(e)),
-            None => Err(Transport::TimedOut),
+            attempt += 1;
+            tokio::time::sleep(policy.delay(attempt, retry_after)).await;
         };
         let f = match f {
             Ok(f) => f,
@@ -914,7 +935,7 @@ impl Registry {
                         "HTTPS"
                     },
                     cause: error_chain(&e.without_url()),
-                    attempts: 1,
+                    attempts: attempt,
                     hint: "",
                 });
             }

@@ -13,7 +13,8 @@ use base64::engine::general_purpose::STANDARD;
 use common::airgap;
 use common::registry::pod_manifests as manifests;
 use common::registry::{
-    Auth, Layout, PASSWORD, Recorder, Silent, TestRegistry, TlsFront, USER, against,
+    Auth, Fault, FaultProxy, Layout, PASSWORD, Recorder, Silent, TestRegistry, TlsFront,
+    TokenIssuer, USER, against,
 };
 
 fn stderr(out: &std::process::Output) -> String {
@@ -530,4 +531,35 @@ fn registries_keyed_docker_io_apply_to_docker_hub_images() {
             "{image}"
         );
     }
+}
+
+/// A token service that sheds load (two 500s in a row, as a busy one gives) is asked again
+/// under the same retry policy as the registry, instead of failing the command (a manifest HEAD
+/// that fails falls back to one GET, which would have absorbed a single failure).
+#[test]
+fn a_token_service_that_sheds_load_is_asked_again() {
+    let issuer = TokenIssuer::start();
+    let front = FaultProxy::start(issuer.port, vec![Fault::Status500, Fault::Status500], false);
+    let realm = format!("127.0.0.1:{}", front.port);
+    let reg = TestRegistry::token_at(issuer, &format!("http://{realm}/token"));
+    let host = reg.host();
+    let dir = tempfile::tempdir().unwrap();
+    let m = manifests(dir.path(), &["ghcr.io/o/a:1"], None);
+    let out = airgap()
+        .args(["check", "--registry", &host, "--insecure-registry", &host])
+        .args(["--insecure-registry", &realm, "-o", "json"])
+        .args(["--username", USER, "--password-stdin", "-f"])
+        .arg(&m)
+        .write_stdin(PASSWORD)
+        .output()
+        .unwrap();
+    // The registry holds nothing: "missing" is an answer only the second token made possible.
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stdout(&out).contains("\"missing\""), "{}", stdout(&out));
+    assert_eq!(
+        front.count("/token"),
+        3,
+        "{:?}",
+        front.lines.lock().unwrap()
+    );
 }

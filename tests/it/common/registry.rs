@@ -226,6 +226,12 @@ impl TestRegistry {
         Self::start(Tls::Off, Auth::Token(TokenIssuer::start()))
     }
 
+    /// Plain HTTP and token auth, its challenge naming `realm` (a proxy in front of `issuer`,
+    /// say) as the token service.
+    pub fn token_at(issuer: TokenIssuer, realm: &str) -> TestRegistry {
+        Self::start_with(Tls::Off, Auth::Token(issuer), Some(realm), None)
+    }
+
     fn start(tls: Tls, auth: Auth) -> TestRegistry {
         Self::start_with(tls, auth, None, None)
     }
