@@ -273,17 +273,9 @@ fn credentials_go_to_another_hosts_realm_only_over_https() {
         unreachable!()
     };
     front.serve(&pki.server_cert, &pki.server_key, issuer.port);
-    let out = airgap()
-        .args(["check", "--registry", &reg.host(), "--ca-file"])
-        .arg(&pki.ca)
-        .args(["--username", USER, "--password-stdin", "-o", "json", "-f"])
-        .arg(&m)
-        .write_stdin(PASSWORD)
-        .output()
-        .unwrap();
+    let ca = pki.ca.display().to_string();
     // The registry holds nothing: "missing" is an answer the token made possible.
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(stdout(&out).contains("\"missing\""), "{}", stdout(&out));
+    assert_missing_with_login(&reg.host(), &["--ca-file", &ca], &m);
     assert!(issuer.requests.load(std::sync::atomic::Ordering::SeqCst) >= 1);
 }
 
@@ -545,21 +537,28 @@ fn a_token_service_that_sheds_load_is_asked_again() {
     let host = reg.host();
     let dir = tempfile::tempdir().unwrap();
     let m = manifests(dir.path(), &["ghcr.io/o/a:1"], None);
-    let out = airgap()
-        .args(["check", "--registry", &host, "--insecure-registry", &host])
-        .args(["--insecure-registry", &realm, "-o", "json"])
-        .args(["--username", USER, "--password-stdin", "-f"])
-        .arg(&m)
-        .write_stdin(PASSWORD)
-        .output()
-        .unwrap();
-    // The registry holds nothing: "missing" is an answer only the second token made possible.
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(stdout(&out).contains("\"missing\""), "{}", stdout(&out));
+    // The registry holds nothing: "missing" is an answer only a later token made possible.
+    let insecure = ["--insecure-registry", &host, "--insecure-registry", &realm];
+    assert_missing_with_login(&host, &insecure, &m);
     assert_eq!(
         front.count("/token"),
         3,
         "{:?}",
         front.lines.lock().unwrap()
     );
+}
+
+/// `check` of `manifests` against an empty registry `host`, logged in: exit 1 with the image
+/// `missing`, an answer only a registry that took the login can give.
+fn assert_missing_with_login(host: &str, extra: &[&str], manifests: &Path) {
+    let out = airgap()
+        .args(["check", "--registry", host, "-o", "json"])
+        .args(extra)
+        .args(["--username", USER, "--password-stdin", "-f"])
+        .arg(manifests)
+        .write_stdin(PASSWORD)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stdout(&out).contains("\"missing\""), "{}", stdout(&out));
 }
