@@ -126,7 +126,11 @@ fn next_location(
 
 /// `stream`, failing when a next piece takes longer than `idle` (`--request-timeout`): a
 /// download that stalls ends instead of holding its copy forever.
-fn idle_bounded(stream: ByteStream, idle: std::time::Duration, host: &str) -> ByteStream {
+pub(super) fn idle_bounded(
+    stream: ByteStream,
+    idle: std::time::Duration,
+    host: &str,
+) -> ByteStream {
     let host = host.to_string();
     Box::pin(futures_util::stream::unfold(Some(stream), move |state| {
         let host = host.clone();
@@ -194,7 +198,6 @@ impl Registry {
         digest: &str,
         offset: u64,
     ) -> Result<(ByteStream, u64), RegistryError> {
-        use futures_util::TryStreamExt as _;
         let host = self.host(hub::api_host(image.domain()))?;
         let path = blob_path(image, digest);
         let call = Call {
@@ -223,14 +226,7 @@ impl Registry {
             _ => 0,
         };
         match f.stream {
-            Some(resp) => {
-                let bytes = resp.bytes_stream().map_err(std::io::Error::other);
-                let stream: ByteStream = match self.options.request_timeout {
-                    Some(t) => idle_bounded(Box::pin(bytes), t, &host.name),
-                    None => Box::pin(bytes),
-                };
-                Ok((stream, start))
-            }
+            Some(stream) => Ok((stream, start)),
             None => Err(unexpected(&host, &path, &f)),
         }
     }

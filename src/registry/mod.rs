@@ -240,13 +240,13 @@ impl RegistryError {
 }
 
 /// An answer read whole (within a bound).
-#[derive(Debug)]
 pub(crate) struct Fetched {
     pub status: StatusCode,
     pub headers: HeaderMap,
     pub body: Vec<u8>,
-    /// The unread answer, for a call that asked to stream a successful body.
-    pub stream: Option<reqwest::Response>,
+    /// The unread body, for a call that asked to stream a successful answer: bytes only, each
+    /// wait for the next bounded by `--request-timeout`, so no caller sees the HTTP client.
+    pub stream: Option<blobs::ByteStream>,
 }
 
 /// One request's parts, for [`Registry::exchange`].
@@ -684,12 +684,21 @@ impl Registry {
                 let what = request_what(&method, path);
                 match self.within(host, &what, &activity, req.send()).await {
                     None => Err(Transport::TimedOut),
-                    Some(Ok(resp)) if stream && resp.status().is_success() => Ok(Fetched {
-                        status: resp.status(),
-                        headers: resp.headers().clone(),
-                        body: Vec::new(),
-                        stream: Some(resp),
-                    }),
+                    Some(Ok(resp)) if stream && resp.status().is_success() => {
+                        let (status, headers) = (resp.status(), resp.headers().clone());
+                        use futures_util::TryStreamExt as _;
+                        let bytes = resp.bytes_stream().map_err(std::io::Error::other);
+                        let body: blobs::ByteStream = match self.options.request_timeout {
+                            Some(t) => blobs::idle_bounded(Box::pin(bytes), t, &host.name),
+                            None => Box::pin(bytes),
+                        };
+                        Ok(Fetched {
+                            status,
+                            headers,
+                            body: Vec::new(),
+                            stream: Some(body),
+                        })
+                    }
                     Some(Ok(resp)) => {
                         let limit = if method == Method::HEAD { 0 } else { limit };
                         read_bounded(resp, limit, self.options.request_timeout).await
