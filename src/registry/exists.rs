@@ -206,7 +206,7 @@ async fn lacking_platforms(
                     .with_name(image.domain(), image.path())
                     .and_then(|r| Reference::parse(&format!("{}@{}", r.name(), digest)))
                     .map_err(|e| protocol(format!("index entry {digest}: {e}")))?;
-                if registry.head_manifest(&child).await?.is_none() {
+                if registry.manifest_digest(&child).await?.is_none() {
                     return Ok(format!(
                         "the index lists {platform} as {digest}, but the mirror lacks that manifest"
                     ));

@@ -249,6 +249,15 @@ pub(crate) struct Fetched {
     pub stream: Option<blobs::ByteStream>,
 }
 
+/// What a manifest HEAD learned. `Unsupported` (400, 405, 501: some registries and proxies
+/// answer HEAD badly) is its own answer, so that a fall-back to GET is taken for that and not
+/// for any protocol error that happens to pass by (a token service's, say).
+enum Head {
+    Found(Fetched),
+    Missing,
+    Unsupported,
+}
+
 /// One request's parts, for [`Registry::exchange`].
 #[derive(Default)]
 struct Call<'a> {
@@ -401,10 +410,7 @@ impl Registry {
     }
 
     /// HEAD of a manifest: `Ok(None)` when the registry says it does not exist.
-    pub(crate) async fn head_manifest(
-        &self,
-        image: &Reference,
-    ) -> Result<Option<Fetched>, RegistryError> {
+    async fn head_manifest(&self, image: &Reference) -> Result<Head, RegistryError> {
         let host = self.host(hub::api_host(image.domain()))?;
         let path = manifest_path(image);
         let f = self
@@ -418,13 +424,10 @@ impl Registry {
             )
             .await?;
         match f.status.as_u16() {
-            200..=299 => Ok(Some(f)),
-            404 => Ok(None),
+            200..=299 => Ok(Head::Found(f)),
+            404 => Ok(Head::Missing),
             // Some registries and proxies answer HEAD badly; the caller falls back to GET.
-            405 | 501 | 400 => Err(RegistryError::Protocol {
-                host: host.name.clone(),
-                what: format!("HEAD {path} answered HTTP {}", f.status.as_u16()),
-            }),
+            405 | 501 | 400 => Ok(Head::Unsupported),
             _ => Err(unexpected(&host, &path, &f)),
         }
     }
@@ -435,16 +438,15 @@ impl Registry {
         &self,
         image: &Reference,
     ) -> Result<Option<Digest>, RegistryError> {
-        match self.head_manifest(image).await {
-            Ok(None) => return Ok(None),
-            Ok(Some(f)) => {
+        match self.head_manifest(image).await? {
+            Head::Missing => return Ok(None),
+            Head::Found(f) => {
                 // A malformed header is no answer: the GET below hashes the manifest itself.
                 if let Some(d) = f.digest_header().and_then(|d| Digest::parse(d).ok()) {
                     return Ok(Some(d));
                 }
             }
-            Err(RegistryError::Protocol { .. }) => {}
-            Err(e) => return Err(e),
+            Head::Unsupported => {}
         }
         Ok(self.get_manifest(image).await?.map(|m| m.digest))
     }

@@ -562,3 +562,27 @@ fn assert_missing_with_login(host: &str, extra: &[&str], manifests: &Path) {
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stdout(&out).contains("\"missing\""), "{}", stdout(&out));
 }
+
+/// A registry (or proxy) that answers HEAD with 405 is asked by GET instead, and the check
+/// still answers: present where the image is, missing where it is not.
+#[test]
+fn a_registry_that_refuses_head_is_asked_by_get() {
+    let reg = TestRegistry::plain();
+    reg.push(Layout::single(43).dir.path(), "ghcr.io/o/here", "1");
+    let front = FaultProxy::refuse_head(reg.port);
+    let host = format!("127.0.0.1:{}", front.port);
+    let dir = tempfile::tempdir().unwrap();
+    let m = manifests(dir.path(), &["ghcr.io/o/here:1", "ghcr.io/o/gone:1"], None);
+    let out = airgap()
+        .args(["check", "--registry", &host, "--insecure-registry", &host])
+        .args(["-o", "json", "-f"])
+        .arg(&m)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["summary"]["present"], 1, "{report}");
+    assert_eq!(report["summary"]["missing"], 1, "{report}");
+    assert!(front.count("HEAD /v2/") >= 1);
+    assert!(front.count("GET /v2/ghcr.io/o/here/manifests/1") >= 1);
+}

@@ -673,6 +673,8 @@ struct Rules {
     max_body: Option<u64>,
     /// Answers 403 DENIED to every upload it is asked to start.
     deny_uploads: bool,
+    /// Answers 405 to every HEAD, as some registries and proxies do.
+    refuse_head: bool,
 }
 
 impl FaultProxy {
@@ -700,6 +702,15 @@ impl FaultProxy {
     pub fn deny_uploads(upstream: u16) -> FaultProxy {
         let rules = Rules {
             deny_uploads: true,
+            ..Rules::default()
+        };
+        Self::start_with(upstream, Vec::new(), rules)
+    }
+
+    /// A proxy that forwards everything but a HEAD, which it answers 405 Method Not Allowed.
+    pub fn refuse_head(upstream: u16) -> FaultProxy {
+        let rules = Rules {
+            refuse_head: true,
             ..Rules::default()
         };
         Self::start_with(upstream, Vec::new(), rules)
@@ -762,6 +773,13 @@ fn proxy_connection(
             writer,
             "HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
             body.len()
+        );
+        return;
+    }
+    if rules.refuse_head && request_line.starts_with("HEAD ") {
+        let _ = write!(
+            writer,
+            "HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
         );
         return;
     }
