@@ -19,7 +19,7 @@ use crate::registry::HostOptions;
 /// The config file, as written.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct ConfigFile {
+pub(crate) struct ConfigFile {
     /// The mirror, `HOST[:PORT][/PREFIX]`.
     pub registry: Option<String>,
     pub naming: Option<Naming>,
@@ -43,7 +43,7 @@ pub struct ConfigFile {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct OverrideSpec {
+pub(crate) struct OverrideSpec {
     pub source: String,
     pub target: String,
 }
@@ -51,7 +51,7 @@ pub struct OverrideSpec {
 impl ConfigFile {
     /// Reads the file named by `explicit` (flag or `AIRGAP_CONFIG`), else the default location
     /// when it exists, else an empty configuration.
-    pub fn load(explicit: Option<&Path>) -> anyhow::Result<(ConfigFile, Option<PathBuf>)> {
+    pub(crate) fn load(explicit: Option<&Path>) -> anyhow::Result<(ConfigFile, Option<PathBuf>)> {
         let path = match explicit {
             Some(p) => Some(p.to_path_buf()),
             None => default_path().filter(|p| p.is_file()),
@@ -85,7 +85,7 @@ fn default_path() -> Option<PathBuf> {
 
 /// Everything a command that names images needs, resolved from all sources.
 #[derive(Debug)]
-pub struct Settings {
+pub(crate) struct Settings {
     pub naming: Option<MirrorNaming>,
     pub rules: RuleSet,
     pub log_file: Option<PathBuf>,
@@ -95,7 +95,7 @@ pub struct Settings {
 
 impl Settings {
     /// Merges flag/env values (already merged by clap) over the config file.
-    pub fn resolve(
+    pub(crate) fn resolve(
         registry: Option<&str>,
         naming: Option<Naming>,
         overrides: &[String],
@@ -132,7 +132,7 @@ impl Settings {
     }
 
     /// The mirror, for a command that cannot work without one.
-    pub fn require_mirror(&self, command: &str) -> anyhow::Result<&MirrorNaming> {
+    pub(crate) fn require_mirror(&self, command: &str) -> anyhow::Result<&MirrorNaming> {
         self.naming
             .as_ref()
             .ok_or_else(|| anyhow::anyhow!(no_mirror(command)))
@@ -140,7 +140,7 @@ impl Settings {
 }
 
 /// What every command that needs the mirror says when none is set: each place it can be named.
-pub fn no_mirror(command: &str) -> String {
+pub(crate) fn no_mirror(command: &str) -> String {
     let helm = match command {
         "post-render" => " (with Helm: --post-renderer-args --registry=...)",
         _ => "",

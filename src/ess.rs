@@ -25,7 +25,7 @@ const DIGEST: &str = "image_digest";
 
 /// One container's image in the file.
 #[derive(Debug, Clone)]
-pub struct EssImage {
+pub(crate) struct EssImage {
     /// The keys leading to it, e.g. `synapse.synapse`.
     pub path: String,
     pub line: usize,
@@ -37,7 +37,7 @@ pub struct EssImage {
 
 /// A parsed `images_digests.yml`.
 #[derive(Debug)]
-pub struct ImagesDigests {
+pub(crate) struct ImagesDigests {
     pub file: PathBuf,
     text: String,
     /// Where the tree the ConfigMap carries starts: after the line of a single top-level
@@ -47,13 +47,13 @@ pub struct ImagesDigests {
 }
 
 impl ImagesDigests {
-    pub fn load(file: &Path) -> anyhow::Result<ImagesDigests> {
+    pub(crate) fn load(file: &Path) -> anyhow::Result<ImagesDigests> {
         let text = std::fs::read_to_string(file)
             .with_context(|| format!("cannot read {}", file.display()))?;
         ImagesDigests::parse(file, text)
     }
 
-    pub fn parse(file: &Path, text: String) -> anyhow::Result<ImagesDigests> {
+    pub(crate) fn parse(file: &Path, text: String) -> anyhow::Result<ImagesDigests> {
         let name = file.display();
         let docs = parse_documents(&text, 1).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
         let [root] = &docs[..] else {
@@ -80,7 +80,7 @@ impl ImagesDigests {
 
     /// The file's text with every server and path pointed at the mirror; tags, digests,
     /// comments and layout as they were. Images already in the mirror stay as they are.
-    pub fn pointed_at(&self, naming: &MirrorNaming) -> anyhow::Result<String> {
+    pub(crate) fn pointed_at(&self, naming: &MirrorNaming) -> anyhow::Result<String> {
         let mut replacements = Vec::new();
         for image in &self.images {
             let mirror = naming
@@ -103,7 +103,7 @@ impl ImagesDigests {
     }
 
     /// A ConfigMap `NAME` (in `namespace`) whose `images_digests` key holds [`Self::pointed_at`].
-    pub fn config_map(
+    pub(crate) fn config_map(
         &self,
         naming: &MirrorNaming,
         name: &str,

@@ -7,11 +7,11 @@
 use std::fmt;
 
 /// Bytes of a value that a message quotes at the most.
-pub const MAX_QUOTED: usize = 200;
+pub(crate) const MAX_QUOTED: usize = 200;
 
 /// Displays a value as `{:?}` would, cut after [`MAX_QUOTED`] bytes (on a character boundary)
 /// with the length of the whole.
-pub struct Excerpt<'a>(pub &'a str);
+pub(crate) struct Excerpt<'a>(pub &'a str);
 
 impl fmt::Display for Excerpt<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

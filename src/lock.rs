@@ -20,12 +20,12 @@ use serde::{Deserialize, Serialize};
 use crate::oci::Digest;
 use crate::reference::Reference;
 
-pub const API_VERSION: &str = "kubectl-airgap/v1";
-pub const KIND: &str = "ImageLock";
+pub(crate) const API_VERSION: &str = "kubectl-airgap/v1";
+pub(crate) const KIND: &str = "ImageLock";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct LockFile {
+pub(crate) struct LockFile {
     pub api_version: String,
     pub kind: String,
     #[serde(default)]
@@ -37,22 +37,22 @@ pub struct LockFile {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct LockedChart {
-    pub name: String,
-    pub version: String,
+pub(crate) struct LockedChart {
+    pub(crate) name: String,
+    pub(crate) version: String,
     /// The artifact's manifest digest (`helm pull` of it gives the packaged chart its layer
     /// names).
-    pub digest: String,
+    pub(crate) digest: String,
     /// The name it has in the bundle: its own OCI reference, or one under
     /// [`crate::mirror::LOCAL_CHARTS`]; `push` maps it as an image's.
-    pub reference: String,
+    pub(crate) reference: String,
     /// How `--chart` named it: a directory, a file, `oci://…`, or `NAME` with its repository.
-    pub source: String,
+    pub(crate) source: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct LockedImage {
+pub(crate) struct LockedImage {
     /// The reference as the manifests name it.
     pub source: String,
     /// The manifest digest the source resolved to (an index for multi-platform images).
@@ -69,13 +69,13 @@ pub struct LockedImage {
 
 /// A lock entry, read and checked.
 #[derive(Debug, Clone)]
-pub struct Locked {
+pub(crate) struct Locked {
     pub source: Reference,
     pub digest: Option<Digest>,
 }
 
 impl LockFile {
-    pub fn new(images: Vec<LockedImage>, charts: Vec<LockedChart>) -> LockFile {
+    pub(crate) fn new(images: Vec<LockedImage>, charts: Vec<LockedChart>) -> LockFile {
         LockFile {
             api_version: API_VERSION.to_string(),
             kind: KIND.to_string(),
@@ -87,7 +87,7 @@ impl LockFile {
     /// Reads a lock file, checking every entry; errors name the file and the entry. Charts
     /// come after the images, by their bundle names: a chart is looked for, copied and checked
     /// as an image is.
-    pub fn load(path: &Path) -> anyhow::Result<Vec<Locked>> {
+    pub(crate) fn load(path: &Path) -> anyhow::Result<Vec<Locked>> {
         let file = LockFile::read(path)?;
         let charts = file.charts.iter().enumerate().map(|(i, c)| {
             let at = format!("lock file {}: charts[{i}]", path.display());
@@ -116,7 +116,7 @@ impl LockFile {
     }
 
     /// Reads a lock file as written, its header checked but not its entries.
-    pub fn read(path: &Path) -> anyhow::Result<LockFile> {
+    pub(crate) fn read(path: &Path) -> anyhow::Result<LockFile> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading lock file {}", path.display()))?;
         let file: LockFile = serde_norway::from_str(&text).with_context(|| {
@@ -136,7 +136,7 @@ impl LockFile {
         Ok(file)
     }
 
-    pub fn to_yaml(&self) -> anyhow::Result<String> {
+    pub(crate) fn to_yaml(&self) -> anyhow::Result<String> {
         Ok(serde_norway::to_string(self)?)
     }
 }

@@ -12,7 +12,7 @@ use crate::transfer::{ByteStream, ImageSource};
 
 /// Chart artifacts held in memory (charts are kilobytes), by bundle name and by digest.
 #[derive(Default)]
-pub struct ChartArtifacts {
+pub(crate) struct ChartArtifacts {
     /// Reference (as written) → its manifest.
     manifests: HashMap<String, RawManifest>,
     blobs: HashMap<String, Bytes>,
@@ -22,7 +22,9 @@ impl ChartArtifacts {
     /// The charts with no registry of their own (directories, files, classic repositories,
     /// bundles) as artifacts, each once, and their names; `oci://` charts are left to be copied
     /// from their registries.
-    pub fn of(charts: &[super::Rendered]) -> anyhow::Result<(ChartArtifacts, Vec<Reference>)> {
+    pub(crate) fn of(
+        charts: &[super::Rendered],
+    ) -> anyhow::Result<(ChartArtifacts, Vec<Reference>)> {
         let mut artifacts = ChartArtifacts::default();
         let mut names: Vec<Reference> = Vec::new();
         for r in charts {
@@ -37,7 +39,7 @@ impl ChartArtifacts {
     }
 
     /// The `oci://` charts' references, copied as images are.
-    pub fn registry_charts(charts: &[super::Rendered]) -> Vec<Reference> {
+    pub(crate) fn registry_charts(charts: &[super::Rendered]) -> Vec<Reference> {
         charts
             .iter()
             .filter(|r| matches!(r.chart.origin, super::Origin::Oci { .. }))
@@ -46,7 +48,7 @@ impl ChartArtifacts {
     }
 
     /// Adds the artifact of a packaged chart under `name`; its manifest.
-    pub fn add(
+    pub(crate) fn add(
         &mut self,
         name: &Reference,
         meta: &crate::oci::chart::Metadata,

@@ -21,25 +21,25 @@ use crate::transfer::layout::{EntryName, OciLayout};
 const MAX_CHART: u64 = 256 << 20;
 
 /// A chart in a bundle.
-pub struct BundledChart {
-    pub name: String,
-    pub version: String,
+pub(crate) struct BundledChart {
+    pub(crate) name: String,
+    pub(crate) version: String,
     /// Its name in the bundle.
-    pub reference: Reference,
+    pub(crate) reference: Reference,
     /// Its manifest's digest.
-    pub digest: Digest,
+    pub(crate) digest: Digest,
     layer: Descriptor,
 }
 
 impl BundledChart {
     /// `NAME-VERSION.tgz`, as `helm package` and `helm pull` name it.
-    pub fn file_name(&self) -> String {
+    pub(crate) fn file_name(&self) -> String {
         format!("{}-{}.tgz", self.name, self.version)
     }
 }
 
 /// The charts in a bundle, in index order.
-pub fn charts_in(layout: &OciLayout) -> anyhow::Result<Vec<BundledChart>> {
+pub(crate) fn charts_in(layout: &OciLayout) -> anyhow::Result<Vec<BundledChart>> {
     let mut out = Vec::new();
     for (name, d) in layout.entries() {
         let Ok(EntryName::Named(reference)) = name else {
@@ -91,7 +91,7 @@ pub fn charts_in(layout: &OciLayout) -> anyhow::Result<Vec<BundledChart>> {
 }
 
 /// Writes each chart into `dir` as `NAME-VERSION.tgz`; the files written.
-pub async fn write_charts(
+pub(crate) async fn write_charts(
     layout: &std::sync::Arc<OciLayout>,
     charts: &[BundledChart],
     dir: &Path,

@@ -11,10 +11,10 @@ use std::process::Command;
 
 /// A Helm binary that answered `helm version` with 3.8+ or 4.
 #[derive(Debug, Clone)]
-pub struct Helm {
+pub(crate) struct Helm {
     bin: PathBuf,
     /// `v3.17.1`, as `helm version` says it.
-    pub version: String,
+    pub(crate) version: String,
 }
 
 /// What to do when no Helm is found, said once.
@@ -22,7 +22,7 @@ const HOW_TO_POINT: &str = "--chart renders charts with Helm 3.8+ or 4: install 
 
 impl Helm {
     /// `--helm PATH` when given, else `helm` on PATH; its version checked.
-    pub fn find(flag: Option<&Path>) -> anyhow::Result<Helm> {
+    pub(crate) fn find(flag: Option<&Path>) -> anyhow::Result<Helm> {
         let bin = match flag {
             Some(p) if p.components().count() > 1 || p.is_absolute() => {
                 if !p.is_file() {
@@ -59,7 +59,7 @@ impl Helm {
 
     /// Runs `helm ARGS`; its stdout, or an error quoting its stderr after `what` (which says
     /// what failed and what to do).
-    pub fn run<S: AsRef<OsStr>>(&self, args: &[S], what: &str) -> anyhow::Result<Vec<u8>> {
+    pub(crate) fn run<S: AsRef<OsStr>>(&self, args: &[S], what: &str) -> anyhow::Result<Vec<u8>> {
         let out = Command::new(&self.bin)
             .args(args)
             .output()

@@ -10,49 +10,49 @@
 //!
 //! What is rendered is what is carried: the images come from the very bytes the bundle holds.
 
-pub mod artifact;
-pub mod bundle;
-pub mod helm;
-pub mod package;
+pub(crate) mod artifact;
+pub(crate) mod bundle;
+pub(crate) mod helm;
+pub(crate) mod package;
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-pub use helm::Helm;
+pub(crate) use helm::Helm;
 
 use crate::oci::chart::Metadata;
 use crate::reference::Reference;
 
 /// One `--chart` with the flags that follow it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ChartRequest {
+pub(crate) struct ChartRequest {
     /// A directory, a `.tgz`, `oci://HOST/PATH/NAME`, or a name in `repo`.
-    pub chart: String,
-    pub version: Option<String>,
+    pub(crate) chart: String,
+    pub(crate) version: Option<String>,
     /// A classic chart repository's URL (its `index.yaml` names the chart).
-    pub repo: Option<String>,
-    pub values: Vec<PathBuf>,
-    pub set: Vec<String>,
-    pub set_string: Vec<String>,
+    pub(crate) repo: Option<String>,
+    pub(crate) values: Vec<PathBuf>,
+    pub(crate) set: Vec<String>,
+    pub(crate) set_string: Vec<String>,
 }
 
 /// What rendering passes to `helm template` for every chart, and where charts are read from.
 #[derive(Debug, Clone, Default)]
-pub struct RenderOptions {
-    pub namespace: Option<String>,
-    pub kube_version: Option<String>,
-    pub api_versions: Vec<String>,
+pub(crate) struct RenderOptions {
+    pub(crate) namespace: Option<String>,
+    pub(crate) kube_version: Option<String>,
+    pub(crate) api_versions: Vec<String>,
     /// The registry settings (flags and config file) by host: an `oci://` chart is pulled with
     /// its host's CA, client certificate or plain HTTP, as images are.
-    pub registries: std::collections::BTreeMap<String, crate::registry::HostOptions>,
+    pub(crate) registries: std::collections::BTreeMap<String, crate::registry::HostOptions>,
     /// A bundle `save` wrote: a `--chart NAME` that is not a path is read from it.
-    pub bundle: Option<PathBuf>,
+    pub(crate) bundle: Option<PathBuf>,
 }
 
 impl RenderOptions {
     /// Fills what these options leave unset from `other` (flags over a package file).
-    pub fn or(&mut self, other: RenderOptions) {
+    pub(crate) fn or(&mut self, other: RenderOptions) {
         self.namespace = self.namespace.take().or(other.namespace);
         self.kube_version = self.kube_version.take().or(other.kube_version);
         if self.api_versions.is_empty() {
@@ -64,7 +64,7 @@ impl RenderOptions {
 
 /// Where a chart came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Origin {
+pub(crate) enum Origin {
     /// A directory, packaged by us.
     Dir,
     /// A packaged chart file, carried as it is.
@@ -81,29 +81,29 @@ pub enum Origin {
 }
 
 /// A resolved chart: its packaged bytes, in a temporary directory of ours.
-pub struct Chart {
-    pub name: String,
-    pub version: String,
-    pub origin: Origin,
+pub(crate) struct Chart {
+    pub(crate) name: String,
+    pub(crate) version: String,
+    pub(crate) origin: Origin,
     /// Its name in a bundle: its own OCI reference, or one under `mirror::LOCAL_CHARTS`.
-    pub reference: Reference,
+    pub(crate) reference: Reference,
     /// Its `Chart.yaml`, which the artifact's config carries.
-    pub metadata: Metadata,
+    pub(crate) metadata: Metadata,
     /// How the user named it, for messages.
-    pub label: String,
+    pub(crate) label: String,
     /// The packaged chart, as the bundle carries it.
-    pub tgz: PathBuf,
+    pub(crate) tgz: PathBuf,
     _temp: crate::cleanup::TempDir,
 }
 
 impl Chart {
     /// The packaged chart's bytes.
-    pub fn tgz(&self) -> anyhow::Result<Vec<u8>> {
+    pub(crate) fn tgz(&self) -> anyhow::Result<Vec<u8>> {
         std::fs::read(&self.tgz).with_context(|| format!("{}: reading it", self.label))
     }
 
     /// How the user named it, as a lock file records it.
-    pub fn source(&self) -> String {
+    pub(crate) fn source(&self) -> String {
         match &self.origin {
             Origin::Repo { url } => format!("{} --repo {url}", self.label_chart()),
             _ => self.label_chart().to_string(),
@@ -112,7 +112,7 @@ impl Chart {
 
     /// The digest its artifact has wherever we wrote it; `None` for an OCI chart, copied as
     /// its registry made it.
-    pub fn manifest_digest(&self) -> anyhow::Result<Option<crate::oci::Digest>> {
+    pub(crate) fn manifest_digest(&self) -> anyhow::Result<Option<crate::oci::Digest>> {
         Ok(match &self.origin {
             Origin::Oci { .. } => None,
             Origin::Bundle { digest, .. } => Some(digest.clone()),
@@ -130,16 +130,16 @@ impl Chart {
 }
 
 /// A resolved chart and the manifests it rendered to.
-pub struct Rendered {
-    pub chart: Chart,
-    pub manifests: Vec<u8>,
+pub(crate) struct Rendered {
+    pub(crate) chart: Chart,
+    pub(crate) manifests: Vec<u8>,
 }
 
 /// The prefix of our temporary directories (the PID follows, for `cleanup::sweep`).
 const TEMP_PREFIX: &str = ".kubectl-airgap-chart-";
 
 /// Resolves and renders every chart; the first failure is the error, naming its chart.
-pub fn render_all(
+pub(crate) fn render_all(
     requests: &[ChartRequest],
     options: &RenderOptions,
     helm_flag: Option<&Path>,
@@ -159,7 +159,7 @@ pub fn render_all(
 }
 
 /// The chart a request names, packaged.
-pub fn resolve(
+pub(crate) fn resolve(
     helm: &Helm,
     request: &ChartRequest,
     options: &RenderOptions,
@@ -281,7 +281,7 @@ pub fn resolve(
 }
 
 /// `helm template` of a resolved chart with the request's values.
-pub fn render(
+pub(crate) fn render(
     helm: &Helm,
     chart: &Chart,
     request: &ChartRequest,

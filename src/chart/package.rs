@@ -15,7 +15,7 @@ use anyhow::Context;
 const MAX_UNPACKED: u64 = 256 << 20;
 
 /// `tgz` written again deterministically.
-pub fn normalize(tgz: &[u8]) -> anyhow::Result<Vec<u8>> {
+pub(crate) fn normalize(tgz: &[u8]) -> anyhow::Result<Vec<u8>> {
     let mut files: Vec<(String, Vec<u8>)> = Vec::new();
     let mut total = 0u64;
     let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(tgz));
@@ -58,7 +58,7 @@ pub fn normalize(tgz: &[u8]) -> anyhow::Result<Vec<u8>> {
 }
 
 /// One file of a packaged chart (`NAME/Chart.yaml`), by its path inside the chart directory.
-pub fn read_file(tgz: &[u8], inside: &str) -> anyhow::Result<Option<Vec<u8>>> {
+pub(crate) fn read_file(tgz: &[u8], inside: &str) -> anyhow::Result<Option<Vec<u8>>> {
     let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(tgz));
     for entry in archive.entries().context("reading the packaged chart")? {
         let entry = entry.context("reading the packaged chart")?;

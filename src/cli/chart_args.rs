@@ -12,49 +12,49 @@ use clap::{ArgMatches, Args};
 use crate::chart::{ChartRequest, RenderOptions, Rendered};
 
 #[derive(Debug, Clone, Default, Args)]
-pub struct ChartArgs {
+pub(crate) struct ChartArgs {
     /// A Helm chart whose rendered manifests name images: a directory, a packaged .tgz,
     /// oci://HOST/PATH/NAME (with --version), or a chart name in a classic repository (with
     /// --repo). The flags up to the next --chart are its own (repeatable as a group)
     #[arg(long = "chart", value_name = "DIR|FILE.tgz|oci://HOST/PATH/NAME|NAME")]
-    pub charts: Vec<String>,
+    pub(crate) charts: Vec<String>,
     /// The version of the --chart before it
     #[arg(long = "version", value_name = "VERSION")]
-    pub versions: Vec<String>,
+    pub(crate) versions: Vec<String>,
     /// The classic chart repository (its index.yaml) of the --chart before it
     #[arg(long = "repo", value_name = "URL")]
-    pub repos: Vec<String>,
+    pub(crate) repos: Vec<String>,
     /// A values file for the --chart before it (repeatable)
     #[arg(long = "values", value_name = "FILE")]
-    pub values: Vec<PathBuf>,
+    pub(crate) values: Vec<PathBuf>,
     /// A value for the --chart before it, as helm's --set (repeatable)
     #[arg(long = "set", value_name = "K=V")]
-    pub set: Vec<String>,
+    pub(crate) set: Vec<String>,
     /// A string value for the --chart before it, as helm's --set-string (repeatable)
     #[arg(long = "set-string", value_name = "K=V")]
-    pub set_string: Vec<String>,
+    pub(crate) set_string: Vec<String>,
     /// Kubernetes version charts are rendered for (helm template --kube-version)
     #[arg(long = "kube-version", value_name = "VERSION")]
-    pub kube_version: Option<String>,
+    pub(crate) kube_version: Option<String>,
     /// API versions charts are rendered with (helm template --api-versions; repeatable)
     #[arg(long = "api-versions", value_name = "GROUP/VERSION")]
-    pub api_versions: Vec<String>,
+    pub(crate) api_versions: Vec<String>,
     /// A bundle `save` wrote: a --chart NAME that is not a path is read from it (`check
     /// --bundle` reads from its bundle)
     #[arg(long = "chart-bundle", value_name = "DIR|FILE.tar")]
-    pub chart_bundle: Option<PathBuf>,
+    pub(crate) chart_bundle: Option<PathBuf>,
     /// The Helm binary charts are rendered and pulled with (3.8+ or 4; default: helm on PATH)
     #[arg(long = "helm", env = "AIRGAP_HELM", value_name = "PATH")]
-    pub helm: Option<PathBuf>,
+    pub(crate) helm: Option<PathBuf>,
     /// The charts with their own flags, filled by [`ChartArgs::group`].
     #[arg(skip)]
-    pub requests: Vec<ChartRequest>,
+    pub(crate) requests: Vec<ChartRequest>,
 }
 
 impl ChartArgs {
     /// Sorts `--version`, `--repo`, `--values`, `--set` and `--set-string` to the `--chart`
     /// before each on the command line.
-    pub fn group(&mut self, m: &ArgMatches) -> anyhow::Result<()> {
+    pub(crate) fn group(&mut self, m: &ArgMatches) -> anyhow::Result<()> {
         let starts: Vec<usize> = indices(m, "charts");
         let mut requests: Vec<ChartRequest> = self
             .charts
@@ -96,19 +96,19 @@ impl ChartArgs {
         Ok(())
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.charts.is_empty()
     }
 
     /// Every chart resolved and rendered with `options`.
-    pub fn render(&self, options: &RenderOptions) -> anyhow::Result<Vec<Rendered>> {
+    pub(crate) fn render(&self, options: &RenderOptions) -> anyhow::Result<Vec<Rendered>> {
         crate::chart::render_all(&self.requests, options, self.helm.as_deref())
     }
 
     /// What rendering passes to every chart: `namespace` (the command's, when it has one), and
     /// the registry settings `oci://` charts are pulled with (the command's, or the config
     /// file's).
-    pub fn options(
+    pub(crate) fn options(
         &self,
         namespace: Option<&str>,
         registries: &std::collections::BTreeMap<String, crate::registry::HostOptions>,

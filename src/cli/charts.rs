@@ -11,16 +11,16 @@ use crate::chart::bundle::{charts_in, write_charts};
 use crate::transfer::layout::OciLayout;
 
 #[derive(Debug, Args)]
-pub struct ChartsArgs {
+pub(crate) struct ChartsArgs {
     /// The bundle `save` wrote: a directory, or a tar (plain, .gz, .zst, ...)
     #[arg(value_name = "DIR|FILE.tar")]
-    pub bundle: PathBuf,
+    pub(crate) bundle: PathBuf,
     /// Write each chart into this directory as NAME-VERSION.tgz
     #[arg(short = 'd', long = "output-dir", value_name = "DIR")]
-    pub output_dir: Option<PathBuf>,
+    pub(crate) output_dir: Option<PathBuf>,
 }
 
-pub fn run(args: &ChartsArgs, _config: Option<&Path>) -> anyhow::Result<ExitStatus> {
+pub(crate) fn run(args: &ChartsArgs, _config: Option<&Path>) -> anyhow::Result<ExitStatus> {
     if !args.bundle.exists() {
         anyhow::bail!(
             "{}: no such file or directory; give the directory or tar that `save -o` wrote",

@@ -29,7 +29,7 @@ use crate::reference::Reference;
 use crate::registry::Registry;
 
 #[derive(Debug, Args)]
-pub struct CheckArgs {
+pub(crate) struct CheckArgs {
     #[command(flatten)]
     pub images: ImageListArgs,
     /// Check what runs in the cluster: the images of every Pod, workload template and custom
@@ -70,7 +70,7 @@ pub struct CheckArgs {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum CheckFormat {
+pub(crate) enum CheckFormat {
     Table,
     Json,
 }
@@ -125,7 +125,7 @@ struct Summary {
     outside_mirror: Option<usize>,
 }
 
-pub fn run(args: &CheckArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus> {
+pub(super) fn run(args: &CheckArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus> {
     if let Some(bundle) = &args.bundle {
         return check_bundle(args, bundle, config);
     }

@@ -13,7 +13,7 @@ use clap::Args;
 use crate::cluster::{Connection, Scope, parse_timeout};
 
 #[derive(Debug, Clone, Args)]
-pub struct ConnectionArgs {
+pub(crate) struct ConnectionArgs {
     /// Path to the kubeconfig file (default: KUBECONFIG, else ~/.kube/config, else in-cluster)
     #[arg(long, value_name = "FILE")]
     pub kubeconfig: Option<PathBuf>,
@@ -29,7 +29,7 @@ pub struct ConnectionArgs {
 /// registry and a cluster and has one flag for both (registry commands get it through
 /// `RegistryArgs`).
 #[derive(Debug, Clone, Copy, Args)]
-pub struct RequestTimeoutArgs {
+pub(crate) struct RequestTimeoutArgs {
     /// How long to wait for each request to the API server or a registry to answer (or, for a
     /// registry, for its next bytes): 0 (no limit), seconds, or a duration such as 30s, 1.5s, 1m30s
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_request_timeout)]
@@ -38,14 +38,18 @@ pub struct RequestTimeoutArgs {
 
 /// `--request-timeout`: `None` is kubectl's `0`, no limit.
 #[derive(Debug, Clone, Copy)]
-pub struct RequestTimeout(pub Option<Duration>);
+pub(crate) struct RequestTimeout(pub Option<Duration>);
 
 fn parse_request_timeout(text: &str) -> Result<RequestTimeout, String> {
     parse_timeout(text).map(RequestTimeout)
 }
 
 impl ConnectionArgs {
-    pub fn connection(&self, cluster: Option<&str>, timeout: RequestTimeoutArgs) -> Connection {
+    pub(crate) fn connection(
+        &self,
+        cluster: Option<&str>,
+        timeout: RequestTimeoutArgs,
+    ) -> Connection {
         Connection {
             kubeconfig: self.kubeconfig.clone(),
             context: self.context.clone(),
@@ -57,7 +61,7 @@ impl ConnectionArgs {
 }
 
 #[derive(Debug, Clone, Args)]
-pub struct NamespaceArgs {
+pub(crate) struct NamespaceArgs {
     /// Namespace (repeatable, or comma-separated; default: the kubeconfig context's namespace)
     #[arg(
         short = 'n',
@@ -73,7 +77,7 @@ pub struct NamespaceArgs {
 }
 
 impl NamespaceArgs {
-    pub fn scope(&self) -> Scope {
+    pub(crate) fn scope(&self) -> Scope {
         if self.all_namespaces {
             Scope::All
         } else {
@@ -87,7 +91,7 @@ impl NamespaceArgs {
         }
     }
 
-    pub fn is_set(&self) -> bool {
+    pub(crate) fn is_set(&self) -> bool {
         self.all_namespaces || !self.namespaces.is_empty()
     }
 }

@@ -13,7 +13,7 @@ use clap_complete::Shell;
 use super::{Cli, EXIT_OK, ExitStatus};
 
 #[derive(Debug, Args)]
-pub struct CompletionArgs {
+pub(crate) struct CompletionArgs {
     /// The shell to complete in
     #[arg(value_enum)]
     pub shell: Shell,
@@ -21,9 +21,9 @@ pub struct CompletionArgs {
 
 /// The first argument that asks for candidates in cobra's protocol (what `kubectl_complete-airgap`
 /// passes); not a clap subcommand, so no generated completion script lists it.
-pub const COMPLETE: &str = "__complete";
+pub(super) const COMPLETE: &str = "__complete";
 
-pub fn run(args: &CompletionArgs) -> anyhow::Result<ExitStatus> {
+pub(super) fn run(args: &CompletionArgs) -> anyhow::Result<ExitStatus> {
     let mut cmd = Cli::command();
     let mut script = Vec::new();
     clap_complete::generate(args.shell, &mut cmd, BIN, &mut script);
@@ -42,7 +42,7 @@ pub fn run(args: &CompletionArgs) -> anyhow::Result<ExitStatus> {
 const BIN: &str = "kubectl-airgap";
 
 /// Prints the candidates for the last of `words`, then `:DIRECTIVE`.
-pub fn complete(words: &[String]) -> ExitStatus {
+pub(super) fn complete(words: &[String]) -> ExitStatus {
     let (candidates, directive) = candidates(words);
     let mut out = String::new();
     for (value, help) in candidates {
@@ -60,7 +60,7 @@ pub fn complete(words: &[String]) -> ExitStatus {
 
 /// cobra's ShellCompDirective values that are used here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Directive {
+pub(super) enum Directive {
     /// Let the shell complete file names.
     Files = 0,
     /// The candidates are all there is.
@@ -68,7 +68,7 @@ pub enum Directive {
 }
 
 /// The candidates for the last of `words` (the words after `kubectl airgap`).
-pub fn candidates(words: &[String]) -> (Vec<(String, String)>, Directive) {
+pub(super) fn candidates(words: &[String]) -> (Vec<(String, String)>, Directive) {
     let mut root = Cli::command();
     root.build();
     let (current, before) = match words.split_last() {

@@ -19,10 +19,10 @@ use crate::transfer::plan::Job;
 use crate::transfer::{ImageSink, ImageSource};
 
 /// What one copy came to, or why it failed.
-pub type CopyResult = anyhow::Result<Copied>;
+pub(super) type CopyResult = anyhow::Result<Copied>;
 
 /// The images that `-f`, `--images-digests` and `--lock` name, each once, in a stable order.
-pub fn listed_images(
+pub(super) fn listed_images(
     list: &ImageListArgs,
     rules: &RuleSet,
     charts: &[crate::chart::Rendered],
@@ -34,7 +34,7 @@ pub fn listed_images(
 
 /// The options every copy takes, shared by `push` and `save`.
 #[derive(Debug, clap::Args)]
-pub struct CopyArgs {
+pub(crate) struct CopyArgs {
     /// Fetch a source registry's images from elsewhere, e.g. docker.io=https://proxy.corp:5000
     /// (repeatable; http:// means plain HTTP)
     #[arg(long = "source-mirror", value_name = "HOST=URL")]
@@ -46,7 +46,7 @@ pub struct CopyArgs {
 }
 
 /// A copier with a progress bar on stderr when it is a terminal (hidden otherwise).
-pub fn copier<S: ImageSource, D: ImageSink>(
+pub(super) fn copier<S: ImageSource, D: ImageSink>(
     source: S,
     sink: D,
     concurrency: usize,
@@ -71,7 +71,7 @@ pub fn copier<S: ImageSource, D: ImageSink>(
 
 /// Runs every copy (or, for a dry run, looks each target up), concurrently, printing a line
 /// per image as it finishes.
-pub fn run_copies<S: ImageSource, D: ImageSink>(
+pub(super) fn run_copies<S: ImageSource, D: ImageSink>(
     copier: Arc<Copier<S, D>>,
     jobs: &[Job],
     dry_run: bool,
@@ -154,7 +154,7 @@ fn host_failure(e: &anyhow::Error) -> Option<(String, String)> {
 }
 
 /// The closing summary; returns the number of failures.
-pub fn report<S, D>(
+pub(super) fn report<S, D>(
     copier: &Copier<S, D>,
     results: &[CopyResult],
     dry_run: bool,

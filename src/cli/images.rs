@@ -15,7 +15,7 @@ use crate::mirror::canonical_reference;
 use crate::reference::Reference;
 
 #[derive(Debug, Args)]
-pub struct ImagesArgs {
+pub(crate) struct ImagesArgs {
     /// Manifests: a file, a directory (its .yaml/.yml/.json files), or - for stdin; repeatable
     #[arg(
         short = 'f',
@@ -50,7 +50,7 @@ pub struct ImagesArgs {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ImagesFormat {
+pub(crate) enum ImagesFormat {
     Table,
     Json,
     Yaml,
@@ -89,7 +89,7 @@ struct LocationReport {
 /// Where a command that acts on images (`check`, `push`, `save`) learns which: manifests,
 /// charts, a lock file, or several.
 #[derive(Debug, Clone, Args)]
-pub struct ImageListArgs {
+pub(crate) struct ImageListArgs {
     /// Manifests: a file, a directory (its .yaml/.yml/.json files), or - for stdin; repeatable
     #[arg(short = 'f', long = "filename", value_name = "FILE|DIR|-")]
     pub files: Vec<PathBuf>,
@@ -131,7 +131,7 @@ impl ImageListArgs {
     }
 }
 
-pub fn run(args: &ImagesArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus> {
+pub(super) fn run(args: &ImagesArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus> {
     let settings = settings(&args.mirror, None, config)?;
     let sources = Sources {
         files: args.files.clone(),

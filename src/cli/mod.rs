@@ -49,7 +49,7 @@ pub const VERSION: &str = concat!(
     long_about = None,
     propagate_version = true,
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     /// Config file (default: $XDG_CONFIG_HOME/kubectl-airgap/config.yaml when it exists)
     #[arg(long, global = true, env = "AIRGAP_CONFIG", value_name = "FILE")]
     pub config: Option<std::path::PathBuf>,
@@ -58,7 +58,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Helm post-renderer: read rendered manifests on stdin, write them with every image
     /// reference pointing at the mirror
     PostRender(post_render::PostRenderArgs),
@@ -92,7 +92,7 @@ pub enum Command {
 
 /// Where the mirror is and how names are formed; shared by every command that names images.
 #[derive(Debug, Clone, Args)]
-pub struct MirrorArgs {
+pub(crate) struct MirrorArgs {
     /// The mirror registry, HOST[:PORT][/PREFIX]
     #[arg(long, env = "AIRGAP_REGISTRY", value_name = "HOST[:PORT][/PREFIX]")]
     pub registry: Option<String>,

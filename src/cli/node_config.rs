@@ -20,7 +20,7 @@ use crate::transfer::layout::OciLayout;
 const MAX_CA_BYTES: u64 = 1 << 20;
 
 #[derive(Debug, Args)]
-pub struct NodeConfigArgs {
+pub(crate) struct NodeConfigArgs {
     /// Which runtime's files to write
     #[arg(long, value_enum)]
     pub format: Format,
@@ -52,7 +52,7 @@ pub struct NodeConfigArgs {
     pub mirror: MirrorArgs,
 }
 
-pub fn run(args: &NodeConfigArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus> {
+pub(super) fn run(args: &NodeConfigArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus> {
     let settings = settings(&args.mirror, None, config)?;
     let naming = settings.require_mirror("node-config")?;
     let configured = settings.registries.get(naming.mirror().host());

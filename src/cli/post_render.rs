@@ -16,7 +16,7 @@ use crate::manifest::Rewriter;
 use crate::manifest::pull_secret::validate_name;
 
 #[derive(Debug, Args)]
-pub struct PostRenderArgs {
+pub(crate) struct PostRenderArgs {
     #[command(flatten)]
     pub mirror: MirrorArgs,
     /// Also append errors to this file: Helm 4 discards a post-renderer's stderr
@@ -28,7 +28,7 @@ pub struct PostRenderArgs {
     pub pull_secret: Option<String>,
 }
 
-pub fn run(args: &PostRenderArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus> {
+pub(super) fn run(args: &PostRenderArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus> {
     let settings = settings(&args.mirror, args.log_file.as_deref(), config);
     let log_file = match &settings {
         Ok(s) => s.log_file.clone(),

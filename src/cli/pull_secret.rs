@@ -18,13 +18,12 @@ use super::cluster_args::{ConnectionArgs, NamespaceArgs, RequestTimeoutArgs};
 use super::registry_args::LoginArgs;
 use super::{EXIT_ERROR, EXIT_OK, ExitStatus};
 use crate::cluster::{ApiError, Attached, Cluster, Scope, docker_config_json, pull_secret};
-use crate::config::ConfigFile;
+use crate::config::{ConfigFile, Settings};
 use crate::manifest::pull_secret::validate_name;
-use crate::mirror::Mirror;
 use crate::registry::auth::{Credential, find_credential};
 
 #[derive(Debug, Args)]
-pub struct PullSecretArgs {
+pub(crate) struct PullSecretArgs {
     /// Name of the Secret (the name to give `post-render --pull-secret`)
     #[arg(value_name = "NAME")]
     pub name: String,
@@ -60,23 +59,24 @@ pub struct PullSecretArgs {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum SecretFormat {
+pub(crate) enum SecretFormat {
     Yaml,
 }
 
-pub fn run(args: &PullSecretArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus> {
+pub(super) fn run(args: &PullSecretArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus> {
     validate_name(&args.name, "Secret").map_err(anyhow::Error::msg)?;
     for account in &args.service_accounts {
         validate_name(account, "ServiceAccount")
             .map_err(|e| anyhow::anyhow!("--service-account: {e}"))?;
     }
+    // The mirror as every command resolves it: flag, AIRGAP_REGISTRY, then the config file.
     let (file, _) = ConfigFile::load(config)?;
-    let registry = args
-        .registry
-        .clone()
-        .or(file.registry)
-        .ok_or_else(|| anyhow::anyhow!(crate::config::no_mirror("pull-secret")))?;
-    let host = Mirror::parse(&registry)?.host().to_string();
+    let settings = Settings::resolve(args.registry.as_deref(), None, &[], None, file)?;
+    let host = settings
+        .require_mirror("pull-secret")?
+        .mirror()
+        .host()
+        .to_string();
     let login = args.login.login(&host)?;
     let found = find_credential(&host, login.as_ref())
         .map_err(|e| anyhow::anyhow!("credentials for {host}: {e}"))?

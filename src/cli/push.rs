@@ -20,7 +20,7 @@ use crate::transfer::layout::OciLayout;
 use crate::transfer::plan::{Job, SourceMirrors, into_mirror as jobs};
 
 #[derive(Debug, Args)]
-pub struct PushArgs {
+pub(crate) struct PushArgs {
     /// Where the images come from: `registry` (their own registries); a bundle written by
     /// `save` (an OCI image layout: a directory, or a tar, plain or gz/bz2/xz/zst); or
     /// `docker-archive:PATH` (`docker save` archives: one file, or a directory of them)
@@ -50,7 +50,7 @@ pub struct PushArgs {
     pub registry: RegistryArgs,
 }
 
-pub fn run(args: &PushArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus> {
+pub(super) fn run(args: &PushArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus> {
     let settings = settings(&args.mirror, None, config)?;
     let naming = settings.require_mirror("push")?;
     let sink_options = args
@@ -72,13 +72,7 @@ pub fn run(args: &PushArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus>
             );
         }
         let remaps = SourceMirrors::parse(&args.copy.source_mirrors)?;
-        let mut source_options = sink_options;
-        // The mirror's login and client certificate are never offered to source registries.
-        source_options.login = None;
-        for h in source_options.hosts.values_mut() {
-            h.cert_file = None;
-            h.key_file = None;
-        }
+        let mut source_options = sink_options.for_sources();
         remaps.apply(&mut source_options);
         let mut sources = listed_images(&args.images, &settings.rules, &charts)?;
         // An oci:// chart is copied from its registry as an image is; the others are packaged

@@ -12,7 +12,7 @@ use crate::mirror::Collisions;
 use crate::reference::Reference;
 
 #[derive(Debug, Args)]
-pub struct RefArgs {
+pub(crate) struct RefArgs {
     /// Image references, as written in manifests
     #[arg(required = true, value_name = "REF")]
     pub references: Vec<String>,
@@ -24,7 +24,7 @@ pub struct RefArgs {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum RefFormat {
+pub(crate) enum RefFormat {
     Text,
     Json,
 }
@@ -50,7 +50,7 @@ struct ErrorReport {
     message: String,
 }
 
-pub fn run(args: &RefArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus> {
+pub(super) fn run(args: &RefArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus> {
     let naming = settings(&args.mirror, None, config)?.naming;
     let mut collisions = Collisions::new();
     let mut collision_errors = Vec::new();

@@ -13,7 +13,7 @@ use crate::registry::auth::{Login, Secret};
 use crate::registry::{DEFAULT_CONCURRENCY, HostOptions, RegistryOptions};
 
 #[derive(Debug, Clone, Args)]
-pub struct RegistryArgs {
+pub(crate) struct RegistryArgs {
     /// Talk plain HTTP to this registry, HOST[:PORT] (repeatable). Only for registries you name
     #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
     pub insecure: Vec<String>,
@@ -38,7 +38,7 @@ pub struct RegistryArgs {
 impl RegistryArgs {
     /// Merges these flags over the config file's `registries`. The TLS and login flags belong
     /// to `mirror_host` (a client certificate is never offered to any other registry).
-    pub fn options(
+    pub(crate) fn options(
         &self,
         mirror_host: Option<&str>,
         configured: &BTreeMap<String, HostOptions>,
@@ -94,7 +94,7 @@ impl RegistryArgs {
 
 /// A login for the mirror given on the command line, instead of the Docker config.
 #[derive(Debug, Clone, Args)]
-pub struct LoginArgs {
+pub(crate) struct LoginArgs {
     /// User name for the mirror registry (the password is read with --password-stdin)
     #[arg(long, requires = "password_stdin")]
     pub username: Option<String>,
@@ -105,7 +105,7 @@ pub struct LoginArgs {
 
 impl LoginArgs {
     /// The login for `host`, reading the password from stdin, when a user name was given.
-    pub fn login(&self, host: &str) -> anyhow::Result<Option<Login>> {
+    pub(crate) fn login(&self, host: &str) -> anyhow::Result<Option<Login>> {
         match &self.username {
             Some(username) => Ok(Some(Login {
                 registry: host.to_string(),

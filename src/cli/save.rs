@@ -30,12 +30,12 @@ use crate::transfer::layout::OciLayout;
 use crate::transfer::plan::{Job, SourceMirrors};
 
 /// The lock file's name inside a bundle.
-pub const LOCK_NAME: &str = "images.lock.yaml";
+pub(super) const LOCK_NAME: &str = "images.lock.yaml";
 /// The hidden directory beside a tar output where the bundle is built, before the PID.
 const STAGING: &str = ".kubectl-airgap-save-";
 
 #[derive(Debug, Args)]
-pub struct SaveArgs {
+pub(crate) struct SaveArgs {
     /// Images to save, besides those the other inputs name
     #[arg(value_name = "IMAGE")]
     pub references: Vec<String>,
@@ -61,7 +61,7 @@ pub struct SaveArgs {
     pub registry: RegistryArgs,
 }
 
-pub fn run(args: &SaveArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus> {
+pub(super) fn run(args: &SaveArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus> {
     // Flags and the package file, one list of sources and charts.
     let package = args.package.as_deref().map(Package::load).transpose()?;
     let mut sources = args.images.sources();

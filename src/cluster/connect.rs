@@ -96,7 +96,7 @@ const TIMEOUT_PART_MAX: f64 = 1e9;
 /// Parses kubectl's `--request-timeout`: `0` (no limit), a whole number of seconds, or a Go
 /// duration as kubectl reads it (`30s`, `1.5s`, `1m30s`, `500ms`, `2h`), through kube's own
 /// parser of Go durations so that what kubectl accepts is accepted here.
-pub fn parse_timeout(text: &str) -> Result<Option<Duration>, String> {
+pub(crate) fn parse_timeout(text: &str) -> Result<Option<Duration>, String> {
     let bad = |why: &str| {
         format!(
             "{text:?} is not a request timeout ({why}): write 0 (no limit), whole seconds (30), or a duration such as 30s, 1.5s, 1m30s, 500ms"
@@ -139,7 +139,7 @@ impl Cluster {
     /// Loads the configuration as kubectl does: `--kubeconfig`, else `KUBECONFIG`, else
     /// `~/.kube/config`, else the in-cluster service account; `--context`, `--cluster` and
     /// `--user` pick from the kubeconfig.
-    pub async fn connect(c: &Connection) -> anyhow::Result<Cluster> {
+    pub(crate) async fn connect(c: &Connection) -> anyhow::Result<Cluster> {
         crate::registry::install_crypto_provider();
         let options = KubeConfigOptions {
             context: c.context.clone(),

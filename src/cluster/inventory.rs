@@ -22,7 +22,7 @@ use crate::reference::Reference;
 
 /// One image named by one object.
 #[derive(Debug, Clone, Serialize)]
-pub struct Use {
+pub(crate) struct Use {
     /// As the object writes it (or, for `ran`, as the runtime reported it).
     pub image: String,
     pub kind: String,
@@ -37,14 +37,14 @@ pub struct Use {
 
 impl Use {
     /// `Deployment shop/web`, for tables.
-    pub fn object(&self) -> String {
+    pub(crate) fn object(&self) -> String {
         format!("{} {}/{}", self.kind, self.namespace, self.name)
     }
 }
 
 /// A list that could not be read.
 #[derive(Debug, Clone, Serialize)]
-pub struct Unreadable {
+pub(crate) struct Unreadable {
     /// The kind, or which discovery request failed.
     pub kind: String,
     /// `None` for a cluster-wide list.
@@ -54,7 +54,7 @@ pub struct Unreadable {
 
 /// What the cluster runs, as far as it could be read.
 #[derive(Debug, Default)]
-pub struct Inventory {
+pub(crate) struct Inventory {
     pub uses: Vec<Use>,
     pub unreadable: Vec<Unreadable>,
     /// Repository-only values (an operator adds the tag): named, since they cannot be checked.
@@ -92,7 +92,7 @@ impl Cluster {
     /// report having run, with what could not be read. Cluster-scoped kinds (a
     /// ClusterWorkflowTemplate, a Crossplane Provider) belong to no namespace and are read only
     /// for `-A`.
-    pub async fn inventory(&self, scope: &Scope, rules: &RuleSet) -> Inventory {
+    pub(crate) async fn inventory(&self, scope: &Scope, rules: &RuleSet) -> Inventory {
         let (served, unreadable) = self.served(rules).await;
         let wanted: Vec<&Served> = served
             .iter()
@@ -285,7 +285,7 @@ fn pod_ran(spec: &Value, status: &Value) -> Vec<(String, String)> {
 /// not: another repository (a webhook rewrote it, or the Pod predates the template), or another
 /// digest than the spec pins. A bare image ID (`sha256:...`, a locally built image) names no
 /// repository and is skipped.
-pub fn ran_image(image_id: &str, spec_image: Option<&str>) -> Option<String> {
+pub(crate) fn ran_image(image_id: &str, spec_image: Option<&str>) -> Option<String> {
     let id = ["docker-pullable://", "docker://"]
         .iter()
         .find_map(|p| image_id.strip_prefix(p))

@@ -59,7 +59,7 @@ impl Cluster {
     }
 
     /// The names of every namespace.
-    pub async fn namespaces(&self) -> Result<Vec<String>, ApiError> {
+    pub(crate) async fn namespaces(&self) -> Result<Vec<String>, ApiError> {
         let api: Api<core::Namespace> = Api::all(self.client.clone());
         Ok(self
             .list_all(&api)
@@ -71,7 +71,7 @@ impl Cluster {
     }
 
     /// The namespaces a scope names: `-A` lists them, no `-n` means the context's namespace.
-    pub async fn resolve(&self, scope: &Scope) -> Result<Vec<String>, ApiError> {
+    pub(crate) async fn resolve(&self, scope: &Scope) -> Result<Vec<String>, ApiError> {
         match scope {
             Scope::All => self.namespaces().await,
             Scope::Namespaces(named) => Ok(self.or_context_namespace(named)),

@@ -26,13 +26,13 @@ use std::time::Duration;
 
 use kube::Client;
 
-pub use connect::parse_timeout;
-pub use inventory::{Inventory, Unreadable, Use, ran_image};
-pub use pull_secret::{Attached, FIELD_MANAGER, docker_config_json, pull_secret};
+pub(crate) use connect::parse_timeout;
+pub(crate) use inventory::{Inventory, Unreadable, Use};
+pub(crate) use pull_secret::{Attached, docker_config_json, pull_secret};
 
 /// How to reach the API server: kubectl's global flags.
 #[derive(Debug, Clone, Default)]
-pub struct Connection {
+pub(crate) struct Connection {
     pub kubeconfig: Option<PathBuf>,
     pub context: Option<String>,
     pub cluster: Option<String>,
@@ -43,7 +43,7 @@ pub struct Connection {
 
 /// Which namespaces to read or write.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Scope {
+pub(crate) enum Scope {
     /// These namespaces (the kubeconfig context's namespace when none is named).
     Namespaces(Vec<String>),
     /// Every namespace: one cluster-wide list per kind, or, when that is forbidden, one list per
@@ -53,7 +53,7 @@ pub enum Scope {
 
 /// Why a read or write failed, in words a kubectl user acts on.
 #[derive(Debug, Clone)]
-pub enum ApiError {
+pub(crate) enum ApiError {
     /// The API server answered with a failure status (403, 404, 410, 422, ...).
     Status {
         code: u16,
@@ -78,7 +78,7 @@ impl ApiError {
         }
     }
 
-    pub fn is_forbidden(&self) -> bool {
+    pub(crate) fn is_forbidden(&self) -> bool {
         matches!(self, ApiError::Status { code: 403, .. })
     }
 
@@ -119,7 +119,7 @@ impl fmt::Display for ApiError {
 }
 
 /// A connected API client and what the kubeconfig context says.
-pub struct Cluster {
+pub(crate) struct Cluster {
     client: Client,
     /// The context's namespace, `default` when it names none.
     pub default_namespace: String,

@@ -12,11 +12,11 @@ use super::{ApiError, Cluster};
 const CONFLICT_RETRIES: usize = 3;
 /// The field manager named in server-side apply, so that `kubectl get -o yaml --show-managed-fields`
 /// says who wrote the Secret.
-pub const FIELD_MANAGER: &str = "kubectl-airgap";
+pub(crate) const FIELD_MANAGER: &str = "kubectl-airgap";
 
 impl Cluster {
     /// Creates or updates a Secret by server-side apply: one request, whatever is there.
-    pub async fn apply_secret(&self, secret: &core::Secret) -> Result<(), ApiError> {
+    pub(crate) async fn apply_secret(&self, secret: &core::Secret) -> Result<(), ApiError> {
         let namespace = secret.namespace().unwrap_or_default();
         let api: Api<core::Secret> = Api::namespaced(self.client.clone(), &namespace);
         let params = PatchParams::apply(FIELD_MANAGER).force();
@@ -34,7 +34,7 @@ impl Cluster {
     /// it was read at; a 409
     /// (someone wrote the ServiceAccount in between) reads it again, up to [`CONFLICT_RETRIES`] times,
     /// so that nobody's Secret is dropped.
-    pub async fn attach_secret(
+    pub(crate) async fn attach_secret(
         &self,
         namespace: &str,
         service_account: &str,
@@ -75,14 +75,14 @@ impl Cluster {
 
 /// What [`Cluster::attach_secret`] found or did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Attached {
+pub(crate) enum Attached {
     Added,
     Already,
 }
 
 /// The `.dockerconfigjson` of a pull Secret for one registry, as `kubectl create secret
 /// docker-registry` writes it.
-pub fn docker_config_json(registry: &str, username: &str, password: &str) -> String {
+pub(crate) fn docker_config_json(registry: &str, username: &str, password: &str) -> String {
     use base64::Engine;
     let auth = base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"));
     serde_json::json!({
@@ -94,7 +94,7 @@ pub fn docker_config_json(registry: &str, username: &str, password: &str) -> Str
 }
 
 /// A `kubernetes.io/dockerconfigjson` Secret.
-pub fn pull_secret(name: &str, namespace: &str, config_json: &str) -> core::Secret {
+pub(crate) fn pull_secret(name: &str, namespace: &str, config_json: &str) -> core::Secret {
     core::Secret {
         metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
             name: Some(name.to_string()),

@@ -33,7 +33,7 @@ use crate::reference::Reference;
 
 /// Which runtime's files to write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
+pub(crate) enum Format {
     /// containerd's hosts directory (`/etc/containerd/certs.d`): one `HOST/hosts.toml` per
     /// source registry
     Containerd,
@@ -55,7 +55,7 @@ impl Format {
     }
 
     /// Where the files go on a node, unless the user says otherwise.
-    pub fn default_node_dir(self) -> &'static str {
+    pub(crate) fn default_node_dir(self) -> &'static str {
         match self {
             Format::Containerd => "/etc/containerd/certs.d",
             Format::CriO => "/etc/containers",
@@ -66,7 +66,7 @@ impl Format {
 
 /// Everything the files say.
 #[derive(Debug, Clone)]
-pub struct NodeConfig {
+pub(crate) struct NodeConfig {
     /// The mirror's `HOST[:PORT]` and, in `naming`, where each source lands under it.
     pub naming: MirrorNaming,
     /// Source registry (canonical host) → where its repositories land in the mirror.
@@ -81,19 +81,19 @@ pub struct NodeConfig {
 
 /// One file to write, by its path relative to the output directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NodeFile {
+pub(crate) struct NodeFile {
     pub path: PathBuf,
     pub contents: Vec<u8>,
 }
 
 /// The name the CA is copied under, beside the files that name it.
-pub const CA_FILE: &str = "airgap-ca.crt";
+pub(crate) const CA_FILE: &str = "airgap-ca.crt";
 
 /// The source registries that `images` and `sources` (`HOST[:PORT]` values) name, each with its
 /// route into the mirror. The images are named as `push` names them and held to the same
 /// collision check, so a strip-named mirror that `push` refuses is refused here too. Images
 /// that already name the mirror need no route.
-pub fn routes(
+pub(crate) fn routes(
     images: &[Reference],
     sources: &[String],
     naming: &MirrorNaming,
@@ -165,7 +165,7 @@ fn source_host(value: &str, naming: &MirrorNaming) -> anyhow::Result<String> {
 }
 
 /// The files for `format`.
-pub fn render(config: &NodeConfig, format: Format) -> Result<Vec<NodeFile>, NamingError> {
+pub(crate) fn render(config: &NodeConfig, format: Format) -> Result<Vec<NodeFile>, NamingError> {
     refuse_partial(config, format)?;
     Ok(match format {
         Format::Containerd => containerd::render(config),
@@ -221,7 +221,7 @@ fn quoted(s: &str) -> String {
 
 /// Writes `files` under `dir`, each atomically (a runtime that reads its hosts directory on
 /// every pull sees the old file or the new one, never half of one).
-pub fn write_into(dir: &Path, files: &[NodeFile]) -> anyhow::Result<()> {
+pub(crate) fn write_into(dir: &Path, files: &[NodeFile]) -> anyhow::Result<()> {
     for f in files {
         let path = dir.join(&f.path);
         let parent = path.parent().unwrap_or(dir);

@@ -19,76 +19,76 @@ const CREATED: &str = "1970-01-01T00:00:00Z";
 /// Helm's `chart.Metadata`, in its Go field order (so its JSON is Helm's byte for byte).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Metadata {
+pub(crate) struct Metadata {
     #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub name: String,
+    pub(crate) name: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub home: String,
+    pub(crate) home: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub sources: Vec<String>,
+    pub(crate) sources: Vec<String>,
     #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub version: String,
+    pub(crate) version: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub description: String,
+    pub(crate) description: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub keywords: Vec<String>,
+    pub(crate) keywords: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub maintainers: Vec<Maintainer>,
+    pub(crate) maintainers: Vec<Maintainer>,
     #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub icon: String,
+    pub(crate) icon: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub api_version: String,
+    pub(crate) api_version: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub condition: String,
+    pub(crate) condition: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub tags: String,
+    pub(crate) tags: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub app_version: String,
+    pub(crate) app_version: String,
     #[serde(default, skip_serializing_if = "is_false")]
-    pub deprecated: bool,
+    pub(crate) deprecated: bool,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub annotations: BTreeMap<String, String>,
+    pub(crate) annotations: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub kube_version: String,
+    pub(crate) kube_version: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub dependencies: Vec<Dependency>,
+    pub(crate) dependencies: Vec<Dependency>,
     #[serde(default, rename = "type", skip_serializing_if = "String::is_empty")]
-    pub kind: String,
+    pub(crate) kind: String,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Maintainer {
+pub(crate) struct Maintainer {
     #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub name: String,
+    pub(crate) name: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub email: String,
+    pub(crate) email: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub url: String,
+    pub(crate) url: String,
 }
 
 /// Helm's `chart.Dependency` (`name` and `repository` are written even when empty).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Dependency {
+pub(crate) struct Dependency {
     #[serde(default)]
-    pub name: String,
+    pub(crate) name: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub version: String,
+    pub(crate) version: String,
     #[serde(default)]
-    pub repository: String,
+    pub(crate) repository: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub condition: String,
+    pub(crate) condition: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub tags: Vec<String>,
+    pub(crate) tags: Vec<String>,
     #[serde(default, skip_serializing_if = "is_false")]
-    pub enabled: bool,
+    pub(crate) enabled: bool,
     #[serde(
         default,
         rename = "import-values",
         skip_serializing_if = "Vec::is_empty"
     )]
-    pub import_values: Vec<serde_json::Value>,
+    pub(crate) import_values: Vec<serde_json::Value>,
     #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub alias: String,
+    pub(crate) alias: String,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -97,7 +97,7 @@ fn is_false(b: &bool) -> bool {
 
 impl Metadata {
     /// The config blob: this metadata as Go's `json.Marshal` writes it.
-    pub fn config_json(&self) -> Vec<u8> {
+    pub(crate) fn config_json(&self) -> Vec<u8> {
         let text = serde_json::to_string(self).expect("metadata serializes");
         go_escape(&text).into_bytes()
     }
@@ -114,14 +114,14 @@ fn go_escape(json: &str) -> String {
 }
 
 /// A chart artifact: its manifest and the two blobs it names.
-pub struct Artifact {
-    pub manifest: RawManifest,
-    pub config: (Descriptor, Vec<u8>),
-    pub layer: Descriptor,
+pub(crate) struct Artifact {
+    pub(crate) manifest: RawManifest,
+    pub(crate) config: (Descriptor, Vec<u8>),
+    pub(crate) layer: Descriptor,
 }
 
 /// The artifact `helm push` would make of the packaged chart `tgz` with metadata `meta`.
-pub fn artifact(meta: &Metadata, tgz: &[u8]) -> Artifact {
+pub(crate) fn artifact(meta: &Metadata, tgz: &[u8]) -> Artifact {
     let config_bytes = meta.config_json();
     let descriptor = |media_type: &str, bytes: &[u8]| Descriptor {
         media_type: media_type.to_string(),
@@ -192,7 +192,7 @@ pub fn artifact(meta: &Metadata, tgz: &[u8]) -> Artifact {
 }
 
 /// Whether a manifest's config says it is a Helm chart.
-pub fn is_chart(config_media_type: &str) -> bool {
+pub(crate) fn is_chart(config_media_type: &str) -> bool {
     config_media_type == CONFIG
 }
 

@@ -70,18 +70,18 @@ impl Digest {
 
 /// Hashes content as it passes, and says whether it is what a digest names.
 #[derive(Default, Clone)]
-pub struct Sha256Writer(Sha256);
+pub(crate) struct Sha256Writer(Sha256);
 
 impl Sha256Writer {
-    pub fn new() -> Sha256Writer {
+    pub(crate) fn new() -> Sha256Writer {
         Sha256Writer::default()
     }
 
-    pub fn update(&mut self, bytes: &[u8]) {
+    pub(crate) fn update(&mut self, bytes: &[u8]) {
         self.0.update(bytes);
     }
 
-    pub fn finish(self) -> Digest {
+    pub(crate) fn finish(self) -> Digest {
         Digest(format!("sha256:{}", hex::encode(self.0.finalize())))
     }
 }

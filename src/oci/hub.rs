@@ -8,24 +8,24 @@
 //! because requests looked their host up under the API's name.
 
 /// The name references use for Docker Hub.
-pub const HUB: &str = "docker.io";
+pub(crate) const HUB: &str = "docker.io";
 
 /// Every name Docker Hub answers to, [`HUB`] first.
-pub const ALIASES: [&str; 3] = [HUB, "index.docker.io", "registry-1.docker.io"];
+pub(crate) const ALIASES: [&str; 3] = [HUB, "index.docker.io", "registry-1.docker.io"];
 
 /// Whether `host` is one of Docker Hub's names (host names compare without case).
-pub fn is_hub(host: &str) -> bool {
+pub(crate) fn is_hub(host: &str) -> bool {
     ALIASES.iter().any(|a| a.eq_ignore_ascii_case(host))
 }
 
 /// The name a host goes by in references and in settings: [`HUB`] for any of Docker Hub's
 /// names, any other host as it is.
-pub fn canonical(host: &str) -> &str {
+pub(crate) fn canonical(host: &str) -> &str {
     if is_hub(host) { HUB } else { host }
 }
 
 /// Where `host`'s registry API is served: Docker Hub's is not at the name references use.
-pub fn api_host(host: &str) -> &str {
+pub(crate) fn api_host(host: &str) -> &str {
     if is_hub(host) {
         "registry-1.docker.io"
     } else {
@@ -35,7 +35,7 @@ pub fn api_host(host: &str) -> &str {
 
 /// The key Docker's credential files (`auths` in `config.json`, credential helpers) use for
 /// `host`: Docker Hub keeps its historic v1 URL there.
-pub fn credential_key(host: &str) -> &str {
+pub(crate) fn credential_key(host: &str) -> &str {
     if is_hub(host) {
         "https://index.docker.io/v1/"
     } else {
@@ -44,7 +44,7 @@ pub fn credential_key(host: &str) -> &str {
 }
 
 /// Whether two host names name the same registry (`docker.io` and `registry-1.docker.io` do).
-pub fn same_registry(a: &str, b: &str) -> bool {
+pub(crate) fn same_registry(a: &str, b: &str) -> bool {
     canonical(a).eq_ignore_ascii_case(canonical(b))
 }
 

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 /// A manifest (image manifest, index, or artifact) as stored: its exact bytes, so its digest
 /// never changes on the way, with the media type it is served as and that digest.
 #[derive(Debug, Clone)]
-pub struct RawManifest {
+pub(crate) struct RawManifest {
     pub bytes: Bytes,
     pub media_type: String,
     pub digest: Digest,
@@ -19,7 +19,7 @@ pub struct RawManifest {
 /// A reference to content by digest: an index entry, a manifest's config or layer.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Descriptor {
+pub(crate) struct Descriptor {
     /// Required by the spec; read leniently, since only the digest is needed to follow it.
     #[serde(default)]
     pub media_type: String,
@@ -31,26 +31,30 @@ pub struct Descriptor {
     pub annotations: BTreeMap<String, String>,
 }
 
-/// The part of an image index (or Docker manifest list) that is read: its entries, and the
-/// manifest it refers to when it is a referrer (OCI 1.1 `subject`).
+/// The part of an image index (or Docker manifest list) that is read: its entries.
 #[derive(Debug, Clone, Deserialize)]
-pub struct Index {
+pub(crate) struct Index {
     #[serde(default)]
     pub manifests: Vec<Descriptor>,
-    #[serde(default)]
-    pub subject: Option<Descriptor>,
 }
 
 /// The part of an image manifest that is read: what it names, and for an artifact what it is
 /// and what it refers to.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ImageManifest {
+pub(crate) struct ImageManifest {
     pub config: Descriptor,
     #[serde(default)]
     pub layers: Vec<Descriptor>,
     /// OCI 1.1: the manifest this one is about (a signature's image, an SBOM's image).
     #[serde(default)]
+    #[cfg_attr(
+        not(test),
+        expect(
+            dead_code,
+            reason = "parsed for the referrers work (issue 19), which reads it"
+        )
+    )]
     pub subject: Option<Descriptor>,
     #[serde(default)]
     pub artifact_type: Option<String>,
@@ -60,7 +64,7 @@ impl ImageManifest {
     /// What kind of artifact this is, `None` for a container image: its `artifactType`, else
     /// its config's media type when that is not an image config (OCI 1.1's rule; a Helm chart
     /// says `application/vnd.cncf.helm.config.v1+json`).
-    pub fn artifact_type(&self) -> Option<&str> {
+    pub(crate) fn artifact_type(&self) -> Option<&str> {
         match &self.artifact_type {
             Some(t) => Some(t),
             None if !media::is_image_config(&self.config.media_type) => {
@@ -73,7 +77,7 @@ impl ImageManifest {
 
 /// A manifest's bytes read as what they are.
 #[derive(Debug, Clone)]
-pub enum Parsed {
+pub(crate) enum Parsed {
     /// Lists other manifests (multi-platform images).
     Index(Index),
     /// A container image.
@@ -83,22 +87,42 @@ pub enum Parsed {
 }
 
 impl RawManifest {
-    /// Reads the bytes: an index when they list `manifests`, else a manifest, told apart as an
-    /// image or an artifact by [`ImageManifest::artifact_type`].
-    pub fn parse(&self) -> Result<Parsed, serde_json::Error> {
-        if is_index(&self.bytes)? {
-            return Ok(Parsed::Index(serde_json::from_slice(&self.bytes)?));
+    /// Reads the bytes as what they are (see [`Parsed::from_bytes`]).
+    pub(crate) fn parse(&self) -> Result<Parsed, serde_json::Error> {
+        Parsed::from_bytes(&self.bytes)
+    }
+}
+
+impl Parsed {
+    /// Reads manifest bytes: an index when they list `manifests`, else a manifest, told apart
+    /// as an image or an artifact by [`ImageManifest::artifact_type`].
+    pub(crate) fn from_bytes(bytes: &[u8]) -> Result<Parsed, serde_json::Error> {
+        if is_index(bytes)? {
+            return Ok(Parsed::Index(serde_json::from_slice(bytes)?));
         }
-        let m: ImageManifest = serde_json::from_slice(&self.bytes)?;
+        let m: ImageManifest = serde_json::from_slice(bytes)?;
         Ok(match m.artifact_type() {
             Some(_) => Parsed::Artifact(m),
             None => Parsed::Image(m),
         })
     }
+
+    /// What it names, each with whether it is a manifest (or index) in turn: an index's
+    /// entries, or a manifest's config and layers. A referrer's `subject` is not named: it is
+    /// what the artifact is about, not part of it.
+    pub(crate) fn children(&self) -> Vec<(&Descriptor, bool)> {
+        match self {
+            Parsed::Index(i) => i.manifests.iter().map(|d| (d, true)).collect(),
+            Parsed::Image(m) | Parsed::Artifact(m) => std::iter::once(&m.config)
+                .chain(&m.layers)
+                .map(|d| (d, false))
+                .collect(),
+        }
+    }
 }
 
 /// Whether manifest bytes are an index (they list `manifests`); an error when not JSON.
-pub fn is_index(bytes: &[u8]) -> Result<bool, serde_json::Error> {
+pub(crate) fn is_index(bytes: &[u8]) -> Result<bool, serde_json::Error> {
     #[derive(Deserialize)]
     struct Shape {
         manifests: Option<serde_json::Value>,
@@ -107,7 +131,7 @@ pub fn is_index(bytes: &[u8]) -> Result<bool, serde_json::Error> {
 }
 
 /// The platforms an index lists, each with its child's digest.
-pub fn index_platforms(bytes: &[u8]) -> Result<Vec<(Platform, Digest)>, serde_json::Error> {
+pub(crate) fn index_platforms(bytes: &[u8]) -> Result<Vec<(Platform, Digest)>, serde_json::Error> {
     let index: Index = serde_json::from_slice(bytes)?;
     Ok(index
         .manifests
@@ -158,11 +182,14 @@ mod tests {
         };
         let chart = raw(format!(
             r#"{{"schemaVersion":2,"config":{},"layers":[{}]}}"#,
-            d(media::HELM_CHART_CONFIG),
-            d(media::HELM_CHART_CONTENT)
+            d("application/vnd.cncf.helm.config.v1+json"),
+            d("application/vnd.cncf.helm.chart.content.v1.tar+gzip")
         ));
         match chart.parse().unwrap() {
-            Parsed::Artifact(m) => assert_eq!(m.artifact_type(), Some(media::HELM_CHART_CONFIG)),
+            Parsed::Artifact(m) => assert_eq!(
+                m.artifact_type(),
+                Some("application/vnd.cncf.helm.config.v1+json")
+            ),
             other => panic!("{other:?}"),
         }
         let image = raw(format!(

@@ -10,15 +10,15 @@
 //! copy or a check reads are parsed, and unknown fields are never dropped from anything we
 //! write back (an index is the one thing written, and its entries carry their annotations).
 
-pub mod chart;
+pub(crate) mod chart;
 mod digest;
-pub mod hub;
+pub(crate) mod hub;
 mod manifest;
-pub mod media;
+pub(crate) mod media;
 mod platform;
 
-pub use digest::{Digest, DigestError, DigestErrorKind, Sha256Writer};
-pub use manifest::{
+pub(crate) use digest::{Digest, DigestErrorKind, Sha256Writer};
+pub(crate) use manifest::{
     Descriptor, ImageManifest, Index, Parsed, RawManifest, index_platforms, is_index,
 };
-pub use platform::Platform;
+pub(crate) use platform::Platform;

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 /// A platform, as in `--platform linux/arm64/v8`, an index entry's `platform` or an image
 /// config's `os`/`architecture`/`variant` (the same three names in all).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct Platform {
+pub(crate) struct Platform {
     pub os: String,
     pub architecture: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -16,7 +16,7 @@ pub struct Platform {
 }
 
 impl Platform {
-    pub fn parse(value: &str) -> Result<Platform, String> {
+    pub(crate) fn parse(value: &str) -> Result<Platform, String> {
         let parts: Vec<&str> = value.split('/').collect();
         let ok = |s: &&str| {
             !s.is_empty()
@@ -42,7 +42,7 @@ impl Platform {
 
     /// Whether an image's platform serves this wanted one: a wanted platform without a
     /// variant accepts any variant.
-    pub fn served_by(&self, have: &Platform) -> bool {
+    pub(crate) fn served_by(&self, have: &Platform) -> bool {
         self.os == have.os
             && self.architecture == have.architecture
             && (self.variant.is_none() || self.variant == have.variant)
@@ -50,7 +50,7 @@ impl Platform {
 
     /// The platform an image config says it is for (its top-level `os`, `architecture`,
     /// `variant`; the rest of the config is not read).
-    pub fn from_config(bytes: &[u8]) -> Result<Platform, serde_json::Error> {
+    pub(crate) fn from_config(bytes: &[u8]) -> Result<Platform, serde_json::Error> {
         serde_json::from_slice(bytes)
     }
 }

@@ -11,15 +11,15 @@ use docker_credential::{CredentialRetrievalError, DockerCredential};
 
 /// A value that must never be printed.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
+pub(crate) struct Secret(String);
 
 impl Secret {
-    pub fn new(value: impl Into<String>) -> Secret {
+    pub(crate) fn new(value: impl Into<String>) -> Secret {
         Secret(value.into())
     }
 
     /// The value, for the one place that sends it.
-    pub fn expose(&self) -> &str {
+    pub(crate) fn expose(&self) -> &str {
         &self.0
     }
 }
@@ -38,7 +38,7 @@ impl fmt::Display for Secret {
 
 /// What we present to one registry.
 #[derive(Debug, Clone)]
-pub enum Credential {
+pub(crate) enum Credential {
     /// Sent as HTTP Basic, to the registry or to its token service.
     Password { username: String, password: Secret },
     /// An OAuth2 refresh token (`identitytoken` in a Docker config, or a helper's `<token>`
@@ -48,14 +48,14 @@ pub enum Credential {
 
 /// A credential and where it came from, so that a refusal can say which file to fix.
 #[derive(Debug, Clone)]
-pub struct FoundCredential {
+pub(crate) struct FoundCredential {
     pub credential: Credential,
     pub origin: String,
 }
 
 /// Credentials given on the command line for one registry (`--username`, `--password-stdin`).
 #[derive(Debug, Clone)]
-pub struct Login {
+pub(crate) struct Login {
     pub registry: String,
     pub username: String,
     pub password: Secret,
@@ -67,7 +67,7 @@ pub struct Login {
 /// else `~/.docker/config.json`, with `credHelpers` and `credsStore`); the containers
 /// `auth.json` (`$XDG_RUNTIME_DIR/containers/auth.json`). The first file that has an entry for
 /// the host wins, as in skopeo and podman.
-pub fn find_credential(
+pub(crate) fn find_credential(
     host: &str,
     login: Option<&Login>,
 ) -> Result<Option<FoundCredential>, String> {
@@ -155,7 +155,7 @@ fn describe_failure(e: &CredentialRetrievalError, file: &Path) -> String {
 
 /// A `WWW-Authenticate` challenge.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Challenge {
+pub(crate) enum Challenge {
     Basic,
     Bearer {
         realm: String,
@@ -165,7 +165,7 @@ pub enum Challenge {
 
 impl Challenge {
     /// Parses `Basic realm="..."` or `Bearer realm="...",service="...",scope="..."`.
-    pub fn parse(header: &str) -> Option<Challenge> {
+    pub(crate) fn parse(header: &str) -> Option<Challenge> {
         let header = header.trim();
         let (scheme, rest) = header.split_once(' ').unwrap_or((header, ""));
         if scheme.eq_ignore_ascii_case("basic") {
@@ -222,7 +222,7 @@ fn auth_params(s: &str) -> Vec<(String, String)> {
 
 /// A token service's answer (`token`, or the OAuth2 `access_token`).
 #[derive(Debug, serde::Deserialize)]
-pub struct TokenResponse {
+pub(crate) struct TokenResponse {
     #[serde(default)]
     pub token: Option<String>,
     #[serde(default)]

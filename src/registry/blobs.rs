@@ -22,7 +22,7 @@ use crate::oci::hub;
 use crate::reference::Reference;
 
 /// A blob's bytes as they arrive.
-pub type ByteStream =
+pub(crate) type ByteStream =
     std::pin::Pin<Box<dyn Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static>>;
 
 /// The chunk size after a 413: fits nginx's default 1 MiB body limit.
@@ -126,7 +126,11 @@ fn next_location(
 
 /// `stream`, failing when a next piece takes longer than `idle` (`--request-timeout`): a
 /// download that stalls ends instead of holding its copy forever.
-fn idle_bounded(stream: ByteStream, idle: std::time::Duration, host: &str) -> ByteStream {
+pub(super) fn idle_bounded(
+    stream: ByteStream,
+    idle: std::time::Duration,
+    host: &str,
+) -> ByteStream {
     let host = host.to_string();
     Box::pin(futures_util::stream::unfold(Some(stream), move |state| {
         let host = host.clone();
@@ -152,7 +156,7 @@ fn idle_bounded(stream: ByteStream, idle: std::time::Duration, host: &str) -> By
 
 impl Registry {
     /// Whether the repository of `image` holds blob `digest` (its size when it does).
-    pub async fn blob_size(
+    pub(crate) async fn blob_size(
         &self,
         image: &Reference,
         digest: &str,
@@ -176,7 +180,7 @@ impl Registry {
     }
 
     /// A blob's bytes, streamed.
-    pub async fn open_blob(
+    pub(crate) async fn open_blob(
         &self,
         image: &Reference,
         digest: &str,
@@ -188,13 +192,12 @@ impl Registry {
     /// Blob `digest` from byte `offset` on. The second value is where the stream starts: the
     /// offset when the registry answered the range (206 with a `Content-Range` from there), 0
     /// when it sent the whole blob instead, as a registry may.
-    pub async fn open_blob_at(
+    pub(crate) async fn open_blob_at(
         &self,
         image: &Reference,
         digest: &str,
         offset: u64,
     ) -> Result<(ByteStream, u64), RegistryError> {
-        use futures_util::TryStreamExt as _;
         let host = self.host(hub::api_host(image.domain()))?;
         let path = blob_path(image, digest);
         let call = Call {
@@ -223,21 +226,14 @@ impl Registry {
             _ => 0,
         };
         match f.stream {
-            Some(resp) => {
-                let bytes = resp.bytes_stream().map_err(std::io::Error::other);
-                let stream: ByteStream = match self.options.request_timeout {
-                    Some(t) => idle_bounded(Box::pin(bytes), t, &host.name),
-                    None => Box::pin(bytes),
-                };
-                Ok((stream, start))
-            }
+            Some(stream) => Ok((stream, start)),
             None => Err(unexpected(&host, &path, &f)),
         }
     }
 
     /// Mounts blob `digest` from repository `from` (same registry) into `image`'s repository.
     /// `false` when the registry would not (it then opened an upload, which is abandoned).
-    pub async fn mount_blob(
+    pub(crate) async fn mount_blob(
         &self,
         image: &Reference,
         digest: &str,
@@ -265,7 +261,7 @@ impl Registry {
     }
 
     /// Uploads a blob of `size` bytes from `body`; the registry checks `digest` as well.
-    pub async fn upload_blob(
+    pub(crate) async fn upload_blob(
         &self,
         image: &Reference,
         digest: &str,
@@ -411,7 +407,7 @@ impl Registry {
     }
 
     /// Stores a manifest's bytes under `image`'s tag or digest.
-    pub async fn put_manifest(
+    pub(crate) async fn put_manifest(
         &self,
         image: &Reference,
         bytes: Bytes,

@@ -11,7 +11,7 @@ use crate::reference::Reference;
 /// The answer for one image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Status {
+pub(crate) enum Status {
     Present,
     Missing,
     Mismatch,
@@ -30,7 +30,7 @@ impl fmt::Display for Status {
 }
 
 #[derive(Debug, Clone)]
-pub struct Verdict {
+pub(crate) struct Verdict {
     pub status: Status,
     /// The digest the registry holds, when it holds the image.
     pub digest: Option<Digest>,
@@ -67,7 +67,7 @@ impl Verdict {
 /// Checks images of one repository, in order. With two or more tags to look for, one tag list
 /// says which are absent, so only the present ones cost a request each; a registry that will
 /// not list tags gets a HEAD per image instead.
-pub async fn check_repository(
+pub(crate) async fn check_repository(
     registry: Arc<Registry>,
     images: Vec<(Reference, Option<Digest>)>,
     platforms: Arc<[Platform]>,
@@ -129,7 +129,7 @@ fn missing(image: &Reference) -> Verdict {
 
 /// Checks that `image` exists in its registry; that it has `digest` when one is expected (a
 /// lock file's, for a reference by tag); and that it serves each of `platforms`.
-pub async fn check_image(
+pub(crate) async fn check_image(
     registry: &Registry,
     image: &Reference,
     digest: Option<&Digest>,
@@ -206,7 +206,7 @@ async fn lacking_platforms(
                     .with_name(image.domain(), image.path())
                     .and_then(|r| Reference::parse(&format!("{}@{}", r.name(), digest)))
                     .map_err(|e| protocol(format!("index entry {digest}: {e}")))?;
-                if registry.head_manifest(&child).await?.is_none() {
+                if registry.manifest_digest(&child).await?.is_none() {
                     return Ok(format!(
                         "the index lists {platform} as {digest}, but the mirror lacks that manifest"
                     ));

@@ -7,10 +7,10 @@
 //! manifest with a HEAD and then a GET, and reads bodies without a bound. oci-client's manifest
 //! types are used to read what the registry returns.
 
-pub mod auth;
-pub mod blobs;
-pub mod exists;
-pub mod retry;
+pub(crate) mod auth;
+pub(crate) mod blobs;
+pub(crate) mod exists;
+pub(crate) mod retry;
 mod tls;
 
 use std::collections::{BTreeMap, HashMap};
@@ -34,7 +34,7 @@ use retry::{RetryPolicy, is_retryable_status, parse_retry_after};
 use crate::oci::media::MANIFEST_ACCEPT;
 
 /// The largest manifest we read; containerd uses the same 4 MiB limit.
-pub const MAX_MANIFEST_BYTES: usize = 4 << 20;
+pub(crate) const MAX_MANIFEST_BYTES: usize = 4 << 20;
 /// Bounds a paginated tag list (registries page at 100 to 1,000 tags).
 const MAX_TAG_PAGES: usize = 200;
 /// The largest token answer or image config read for a check.
@@ -43,7 +43,7 @@ const MAX_SMALL_BODY: usize = 1 << 20;
 /// How to reach one registry, from the config file (`registries:`) or flags.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct HostOptions {
+pub(crate) struct HostOptions {
     /// Plain HTTP. Only for registries the user names.
     #[serde(default)]
     pub insecure: bool,
@@ -57,7 +57,7 @@ pub struct HostOptions {
 
 /// Everything the client needs to know, resolved from flags, environment and config file.
 #[derive(Debug, Clone)]
-pub struct RegistryOptions {
+pub(crate) struct RegistryOptions {
     /// Per-registry settings, keyed by `HOST[:PORT]` as written in image references.
     pub hosts: BTreeMap<String, HostOptions>,
     pub login: Option<Login>,
@@ -73,6 +73,19 @@ pub struct RegistryOptions {
 }
 
 impl RegistryOptions {
+    /// The options for reading from source registries, made from the mirror's: the same hosts'
+    /// TLS and plain-HTTP settings and limits, but never the mirror's login or client
+    /// certificate, which are for the mirror alone.
+    pub(crate) fn for_sources(&self) -> RegistryOptions {
+        let mut out = self.clone();
+        out.login = None;
+        for h in out.hosts.values_mut() {
+            h.cert_file = None;
+            h.key_file = None;
+        }
+        out
+    }
+
     /// The settings for the registry at `host`, however it is named: the config file and the
     /// flags key hosts as references write them (`docker.io`), requests go to where the API is
     /// (`registry-1.docker.io`). An exact key wins over an alias.
@@ -104,11 +117,11 @@ impl Default for RegistryOptions {
 const NOTICE_AFTER: Duration = Duration::from_secs(5);
 
 /// Enough to keep a local registry busy without tripping the rate limits of public ones.
-pub const DEFAULT_CONCURRENCY: u16 = 16;
+pub(crate) const DEFAULT_CONCURRENCY: u16 = 16;
 
 /// Why a registry request failed. Every message says what to do; none holds a credential.
 #[derive(Debug, Clone, thiserror::Error)]
-pub enum RegistryError {
+pub(crate) enum RegistryError {
     #[error(
         "cannot reach {host} over {scheme} ({cause}) after {attempts} attempts; check that the registry is running at that address and port{hint}"
     )]
@@ -188,7 +201,7 @@ impl RegistryError {
     /// failing or rate-limiting, or a streamed body was cut. A refusal (denied, credentials,
     /// TLS, settings, a plain-HTTP token service) or an answer that breaks the protocol is
     /// given again to every attempt, so callers fail at once instead of waiting out retries.
-    pub fn is_transient(&self) -> bool {
+    pub(crate) fn is_transient(&self) -> bool {
         matches!(
             self,
             RegistryError::Unreachable { .. }
@@ -202,7 +215,7 @@ impl RegistryError {
     /// host is unreachable, refuses TLS or credentials, hangs, fails): a report lists each
     /// such failure once, with the images it affects, and names it in a line per image by
     /// these words.
-    pub fn host_wide(&self) -> Option<String> {
+    pub(crate) fn host_wide(&self) -> Option<String> {
         Some(match self {
             RegistryError::Unreachable { host, .. } => format!("cannot reach {host}"),
             RegistryError::Tls { host, .. } => format!("TLS with {host} failed"),
@@ -227,13 +240,22 @@ impl RegistryError {
 }
 
 /// An answer read whole (within a bound).
-#[derive(Debug)]
-pub struct Fetched {
+pub(crate) struct Fetched {
     pub status: StatusCode,
     pub headers: HeaderMap,
     pub body: Vec<u8>,
-    /// The unread answer, for a call that asked to stream a successful body.
-    pub stream: Option<reqwest::Response>,
+    /// The unread body, for a call that asked to stream a successful answer: bytes only, each
+    /// wait for the next bounded by `--request-timeout`, so no caller sees the HTTP client.
+    pub stream: Option<blobs::ByteStream>,
+}
+
+/// What a manifest HEAD learned. `Unsupported` (400, 405, 501: some registries and proxies
+/// answer HEAD badly) is its own answer, so that a fall-back to GET is taken for that and not
+/// for any protocol error that happens to pass by (a token service's, say).
+enum Head {
+    Found(Fetched),
+    Missing,
+    Unsupported,
 }
 
 /// One request's parts, for [`Registry::exchange`].
@@ -314,18 +336,18 @@ impl Fetched {
     }
 
     /// `Docker-Content-Digest`, which registries send for manifests.
-    pub fn digest_header(&self) -> Option<&str> {
+    pub(crate) fn digest_header(&self) -> Option<&str> {
         self.header("docker-content-digest")
     }
 
-    pub fn content_type(&self) -> Option<&str> {
+    pub(crate) fn content_type(&self) -> Option<&str> {
         self.header("content-type")
             .map(|v| v.split(';').next().unwrap_or(v).trim())
     }
 }
 
 /// The client: one per command run, shared by every task.
-pub struct Registry {
+pub(crate) struct Registry {
     options: RegistryOptions,
     hosts: Mutex<HashMap<String, Arc<Host>>>,
     permits: Semaphore,
@@ -356,12 +378,12 @@ struct Host {
 
 /// reqwest and kube are built without a default crypto provider (ring compiles in seconds where
 /// aws-lc takes minutes); this installs ring once. A second install fails harmlessly.
-pub fn install_crypto_provider() {
+pub(crate) fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 impl Registry {
-    pub fn new(options: RegistryOptions) -> Registry {
+    pub(crate) fn new(options: RegistryOptions) -> Registry {
         install_crypto_provider();
         let permits = Semaphore::new(options.concurrency.max(1));
         Registry {
@@ -372,7 +394,7 @@ impl Registry {
     }
 
     /// How many requests may be in flight at once (`--concurrency`).
-    pub fn concurrency(&self) -> usize {
+    pub(crate) fn concurrency(&self) -> usize {
         self.options.concurrency.max(1)
     }
 
@@ -388,7 +410,7 @@ impl Registry {
     }
 
     /// HEAD of a manifest: `Ok(None)` when the registry says it does not exist.
-    pub async fn head_manifest(&self, image: &Reference) -> Result<Option<Fetched>, RegistryError> {
+    async fn head_manifest(&self, image: &Reference) -> Result<Head, RegistryError> {
         let host = self.host(hub::api_host(image.domain()))?;
         let path = manifest_path(image);
         let f = self
@@ -402,40 +424,36 @@ impl Registry {
             )
             .await?;
         match f.status.as_u16() {
-            200..=299 => Ok(Some(f)),
-            404 => Ok(None),
+            200..=299 => Ok(Head::Found(f)),
+            404 => Ok(Head::Missing),
             // Some registries and proxies answer HEAD badly; the caller falls back to GET.
-            405 | 501 | 400 => Err(RegistryError::Protocol {
-                host: host.name.clone(),
-                what: format!("HEAD {path} answered HTTP {}", f.status.as_u16()),
-            }),
+            405 | 501 | 400 => Ok(Head::Unsupported),
             _ => Err(unexpected(&host, &path, &f)),
         }
     }
 
     /// The digest of the manifest `image` names, `None` when there is none: a HEAD, or a GET
     /// where the registry answers HEAD badly or without `Docker-Content-Digest`.
-    pub async fn manifest_digest(
+    pub(crate) async fn manifest_digest(
         &self,
         image: &Reference,
     ) -> Result<Option<Digest>, RegistryError> {
-        match self.head_manifest(image).await {
-            Ok(None) => return Ok(None),
-            Ok(Some(f)) => {
+        match self.head_manifest(image).await? {
+            Head::Missing => return Ok(None),
+            Head::Found(f) => {
                 // A malformed header is no answer: the GET below hashes the manifest itself.
                 if let Some(d) = f.digest_header().and_then(|d| Digest::parse(d).ok()) {
                     return Ok(Some(d));
                 }
             }
-            Err(RegistryError::Protocol { .. }) => {}
-            Err(e) => return Err(e),
+            Head::Unsupported => {}
         }
         Ok(self.get_manifest(image).await?.map(|m| m.digest))
     }
 
     /// GET of a manifest, its digest verified against `Docker-Content-Digest` and the digest in
     /// the reference: `Ok(None)` when the registry says it does not exist.
-    pub async fn get_manifest(
+    pub(crate) async fn get_manifest(
         &self,
         image: &Reference,
     ) -> Result<Option<RawManifest>, RegistryError> {
@@ -478,7 +496,7 @@ impl Registry {
     }
 
     /// GET of a small blob (an image config), verified against its digest.
-    pub async fn get_small_blob(
+    pub(crate) async fn get_small_blob(
         &self,
         image: &Reference,
         digest: &str,
@@ -505,7 +523,10 @@ impl Registry {
     /// The tags of a repository (following `Link` pages), or `None` when the registry does not
     /// know the repository. One request answers for every tag of a repository, where a HEAD
     /// per tag costs one each.
-    pub async fn list_tags(&self, image: &Reference) -> Result<Option<Vec<String>>, RegistryError> {
+    pub(crate) async fn list_tags(
+        &self,
+        image: &Reference,
+    ) -> Result<Option<Vec<String>>, RegistryError> {
         #[derive(Deserialize)]
         struct TagList {
             tags: Option<Vec<String>>,
@@ -665,12 +686,21 @@ impl Registry {
                 let what = request_what(&method, path);
                 match self.within(host, &what, &activity, req.send()).await {
                     None => Err(Transport::TimedOut),
-                    Some(Ok(resp)) if stream && resp.status().is_success() => Ok(Fetched {
-                        status: resp.status(),
-                        headers: resp.headers().clone(),
-                        body: Vec::new(),
-                        stream: Some(resp),
-                    }),
+                    Some(Ok(resp)) if stream && resp.status().is_success() => {
+                        let (status, headers) = (resp.status(), resp.headers().clone());
+                        use futures_util::TryStreamExt as _;
+                        let bytes = resp.bytes_stream().map_err(std::io::Error::other);
+                        let body: blobs::ByteStream = match self.options.request_timeout {
+                            Some(t) => blobs::idle_bounded(Box::pin(bytes), t, &host.name),
+                            None => Box::pin(bytes),
+                        };
+                        Ok(Fetched {
+                            status,
+                            headers,
+                            body: Vec::new(),
+                            stream: Some(body),
+                        })
+                    }
                     Some(Ok(resp)) => {
                         let limit = if method == Method::HEAD { 0 } else { limit };
                         read_bounded(resp, limit, self.options.request_timeout).await
@@ -832,7 +862,7 @@ impl Registry {
         scope: &str,
     ) -> Result<(Secret, Instant), RegistryError> {
         let credential = self.credential(host)?;
-        let mut url = reqwest::Url::parse(realm).map_err(|e| RegistryError::Protocol {
+        let url = reqwest::Url::parse(realm).map_err(|e| RegistryError::Protocol {
             host: host.name.clone(),
             what: format!("the token service address {realm:?} in its challenge is not a URL: {e}"),
         })?;
@@ -841,7 +871,8 @@ impl Registry {
             let _ = host.down.set(e.clone());
             return Err(e);
         }
-        let req = match credential.as_ref().map(|c| &c.credential) {
+        // Built again for each attempt: a request is consumed by sending it.
+        let request = || match credential.as_ref().map(|c| &c.credential) {
             Some(Credential::IdentityToken(refresh)) => {
                 // OAuth2 refresh-token grant, as docker does with an identity token.
                 let mut form = reqwest::Url::parse("http://form/").expect("static URL");
@@ -852,11 +883,12 @@ impl Registry {
                     .append_pair("scope", scope)
                     .append_pair("client_id", "kubectl-airgap");
                 host.http
-                    .post(url)
+                    .post(url.clone())
                     .header("content-type", "application/x-www-form-urlencoded")
                     .body(form.query().unwrap_or_default().to_string())
             }
             other => {
+                let mut url = url.clone();
                 {
                     let mut q = url.query_pairs_mut();
                     if let Some(s) = service {
@@ -877,12 +909,31 @@ impl Registry {
             }
         };
         let what = format!("the token request to {realm}");
-        let f = match self.within(host, &what, &Activity::new(), req.send()).await {
-            Some(Ok(resp)) => {
-                read_bounded(resp, MAX_SMALL_BODY, self.options.request_timeout).await
+        // The same retry policy as every registry request: a token service sheds load with
+        // 429 and 503 and drops connections like the registry it serves.
+        let policy = self.options.retry;
+        let mut attempt = 1;
+        let f = loop {
+            let activity = Activity::new();
+            let f = match self.within(host, &what, &activity, request().send()).await {
+                Some(Ok(resp)) => {
+                    read_bounded(resp, MAX_SMALL_BODY, self.options.request_timeout).await
+                }
+                Some(Err(e)) => Err(Transport::Http(e)),
+                None => Err(Transport::TimedOut),
+            };
+            let retry_after = match &f {
+                Ok(f) if is_retryable_status(f.status.as_u16()) => {
+                    f.header("retry-after").and_then(parse_retry_after)
+                }
+                Err(Transport::Http(e)) if !is_tls_failure(e) => None,
+                _ => break f,
+            };
+            if attempt >= policy.attempts {
+                break f;
             }
-            Some(Err(e)) => Err(Transport::Http(e)),
-            None => Err(Transport::TimedOut),
+            attempt += 1;
+            tokio::time::sleep(policy.delay(attempt, retry_after)).await;
         };
         let f = match f {
             Ok(f) => f,
@@ -895,7 +946,7 @@ impl Registry {
                         "HTTPS"
                     },
                     cause: error_chain(&e.without_url()),
-                    attempts: 1,
+                    attempts: attempt,
                     hint: "",
                 });
             }

@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 
 /// How many times and how patiently a request is retried.
 #[derive(Debug, Clone, Copy)]
-pub struct RetryPolicy {
+pub(crate) struct RetryPolicy {
     /// Attempts in all, the first included.
     pub attempts: u32,
     /// The first wait; each later wait doubles it.
@@ -34,7 +34,7 @@ impl Default for RetryPolicy {
 impl RetryPolicy {
     /// The wait before attempt `next` (2 for the first retry). `retry_after` is the server's
     /// word and wins over the computed backoff, within `max_retry_after`.
-    pub fn delay(&self, next: u32, retry_after: Option<Duration>) -> Duration {
+    pub(crate) fn delay(&self, next: u32, retry_after: Option<Duration>) -> Duration {
         if let Some(wait) = retry_after {
             return wait.min(self.max_retry_after);
         }
@@ -52,7 +52,7 @@ impl RetryPolicy {
 }
 
 /// Reads a `Retry-After` value: delay-seconds or an HTTP date.
-pub fn parse_retry_after(value: &str) -> Option<Duration> {
+pub(crate) fn parse_retry_after(value: &str) -> Option<Duration> {
     let value = value.trim();
     if let Ok(secs) = value.parse::<u64>() {
         return Some(Duration::from_secs(secs));
@@ -65,7 +65,7 @@ pub fn parse_retry_after(value: &str) -> Option<Duration> {
 }
 
 /// Statuses that a later attempt may not get: overload and gateway trouble.
-pub fn is_retryable_status(status: u16) -> bool {
+pub(crate) fn is_retryable_status(status: u16) -> bool {
     matches!(status, 429 | 500 | 502 | 503 | 504)
 }
 

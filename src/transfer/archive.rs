@@ -24,7 +24,7 @@ use super::unpack::{Needs, unpack};
 
 /// How a file is compressed, told by its first bytes (not by its name).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Compression {
+pub(crate) enum Compression {
     None,
     Gzip,
     Bzip2,
@@ -34,7 +34,7 @@ pub enum Compression {
 
 impl Compression {
     /// Sniffs the magic number at the start of `head`.
-    pub fn sniff(head: &[u8]) -> Compression {
+    pub(crate) fn sniff(head: &[u8]) -> Compression {
         match head {
             [0x1f, 0x8b, ..] => Compression::Gzip,
             [b'B', b'Z', b'h', ..] => Compression::Bzip2,
@@ -45,7 +45,7 @@ impl Compression {
     }
 
     /// The compression a file name asks for when writing (`.tar.gz`/`.tgz`, `.tar.zst`).
-    pub fn for_output(path: &Path) -> Option<Compression> {
+    pub(crate) fn for_output(path: &Path) -> Option<Compression> {
         let name = path.file_name()?.to_str()?;
         if name.ends_with(".tar") {
             Some(Compression::None)
@@ -88,7 +88,7 @@ pub(super) struct Entry {
 }
 
 /// An archive's files by name.
-pub struct TarFiles {
+pub(crate) struct TarFiles {
     path: PathBuf,
     /// Keeps the unpacked files of a compressed archive for as long as they are read.
     unpacked: Option<crate::cleanup::TempDir>,
@@ -209,16 +209,16 @@ impl TarFiles {
         })
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
-    pub fn contains(&self, name: &str) -> bool {
+    pub(crate) fn contains(&self, name: &str) -> bool {
         self.entry(name).is_some()
     }
 
     /// Whether the archive holds a file `name`, read or (compressed and not needed) passed over.
-    pub fn lists(&self, name: &str) -> bool {
+    pub(crate) fn lists(&self, name: &str) -> bool {
         clean_name(name).is_ok_and(|n| self.seen.contains(&n))
     }
 
@@ -226,11 +226,11 @@ impl TarFiles {
         self.entries.get(&clean_name(name).ok()?)
     }
 
-    pub fn size(&self, name: &str) -> Option<u64> {
+    pub(crate) fn size(&self, name: &str) -> Option<u64> {
         self.entry(name).map(|e| e.size)
     }
 
-    pub fn digest(&self, name: &str) -> Option<&Digest> {
+    pub(crate) fn digest(&self, name: &str) -> Option<&Digest> {
         self.entry(name)?.digest.as_ref()
     }
 
@@ -252,7 +252,7 @@ impl TarFiles {
     }
 
     /// A whole file of at most `limit` bytes (`None` when the archive has no such file).
-    pub fn read(&self, name: &str, limit: u64) -> anyhow::Result<Option<Vec<u8>>> {
+    pub(crate) fn read(&self, name: &str, limit: u64) -> anyhow::Result<Option<Vec<u8>>> {
         let Some(entry) = self.entry(name) else {
             return Ok(None);
         };
@@ -271,7 +271,7 @@ impl TarFiles {
     }
 
     /// The first bytes of a file (for sniffing compression).
-    pub fn head(&self, name: &str, n: usize) -> anyhow::Result<Vec<u8>> {
+    pub(crate) fn head(&self, name: &str, n: usize) -> anyhow::Result<Vec<u8>> {
         let entry = self
             .entry(name)
             .with_context(|| format!("{} has no {name}", self.path.display()))?;
@@ -283,7 +283,7 @@ impl TarFiles {
     }
 
     /// A file's bytes, streamed.
-    pub async fn stream(&self, name: &str) -> anyhow::Result<ByteStream> {
+    pub(crate) async fn stream(&self, name: &str) -> anyhow::Result<ByteStream> {
         use tokio::io::AsyncReadExt as _;
         let entry = self
             .entry(name)
@@ -508,7 +508,7 @@ fn read_up_to(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
 /// written beside `out` and renamed once complete. Entries are in a fixed order with fixed
 /// owners and times, so the same bundle gives the same bytes: the paths `first` names, in that
 /// order, then the rest by name.
-pub fn write_tar(
+pub(crate) fn write_tar(
     dir: &Path,
     out: &Path,
     compression: Compression,

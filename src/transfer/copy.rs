@@ -12,12 +12,11 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use bytes::Bytes;
 use futures_util::TryStreamExt as _;
-use serde::Deserialize;
 use tokio::sync::Semaphore;
 
 use super::verify::verified;
 use super::{ImageSink, ImageSource, RawManifest};
-use crate::oci::{Descriptor, Platform};
+use crate::oci::{Descriptor, Index, Parsed, Platform};
 use crate::reference::Reference;
 use crate::registry::RegistryError;
 
@@ -26,7 +25,7 @@ const BLOB_ATTEMPTS: u32 = 3;
 
 /// What a copy did, summed over every image.
 #[derive(Debug, Default)]
-pub struct Stats {
+pub(crate) struct Stats {
     pub blobs_uploaded: AtomicU64,
     pub blobs_mounted: AtomicU64,
     pub blobs_skipped: AtomicU64,
@@ -39,7 +38,7 @@ pub struct Stats {
 
 /// What one image's copy came to.
 #[derive(Debug, Clone)]
-pub struct Copied {
+pub(crate) struct Copied {
     pub outcome: Outcome,
     /// The digest of what the sink now holds under the name.
     /// `None` only for a dry run's image to copy.
@@ -52,7 +51,7 @@ pub struct Copied {
 
 /// What a progress display is told.
 #[derive(Debug, Clone, Copy)]
-pub enum Progress {
+pub(crate) enum Progress {
     /// A blob of this many bytes starts moving (again, after a failed attempt).
     BlobStarted(u64),
     Bytes(u64),
@@ -60,13 +59,13 @@ pub enum Progress {
 
 /// Whether an image moved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     Copied,
     /// The sink already had the tag at the source's digest.
     Present,
 }
 
-pub struct Copier<S, D> {
+pub(crate) struct Copier<S, D> {
     pub source: S,
     pub sink: D,
     pub stats: Stats,
@@ -82,44 +81,20 @@ pub struct Copier<S, D> {
     progress: Option<Arc<dyn Fn(Progress) + Send + Sync>>,
 }
 
-/// The parts of a manifest or index that name other content.
-#[derive(Deserialize)]
-pub(super) struct Shape {
-    manifests: Option<Vec<Descriptor>>,
-    config: Option<Descriptor>,
-    #[serde(default)]
-    layers: Vec<Descriptor>,
-}
-
-impl Shape {
-    /// The shape of bytes that are a manifest or an index; `None` for anything else.
-    pub(super) fn parse(bytes: &[u8]) -> Option<Shape> {
-        serde_json::from_slice(bytes).ok()
-    }
-
-    /// What it names: (digest, size, whether that is a manifest or index in turn).
-    pub(super) fn children(&self) -> impl Iterator<Item = (&str, u64, bool)> {
-        let manifests = self.manifests.iter().flatten().map(|d| (d, true));
-        let blobs = self.config.iter().chain(&self.layers).map(|d| (d, false));
-        manifests
-            .chain(blobs)
-            .map(|(d, manifest)| (d.digest.as_str(), d.size, manifest))
-    }
-
-    fn of(from: &Reference, manifest: &RawManifest) -> anyhow::Result<Shape> {
-        serde_json::from_slice(&manifest.bytes).with_context(|| {
-            format!(
-                "the manifest {} of {} is not valid",
-                manifest.digest,
-                from.familiar()
-            )
-        })
-    }
+/// The manifest or index `manifest` of `from`, read; an error naming both when it is not one.
+fn parse(from: &Reference, manifest: &RawManifest) -> anyhow::Result<Parsed> {
+    manifest.parse().with_context(|| {
+        format!(
+            "the manifest {} of {} is not valid",
+            manifest.digest,
+            from.familiar()
+        )
+    })
 }
 
 impl<S: ImageSource, D: ImageSink> Copier<S, D> {
     /// A copier moving at most `concurrency` blobs at a time.
-    pub fn new(source: S, sink: D, concurrency: usize) -> Copier<S, D> {
+    pub(crate) fn new(source: S, sink: D, concurrency: usize) -> Copier<S, D> {
         Copier {
             source,
             sink,
@@ -132,20 +107,20 @@ impl<S: ImageSource, D: ImageSink> Copier<S, D> {
     }
 
     /// Keeps only these platforms of every index (`--platform`).
-    pub fn with_platforms(mut self, platforms: Vec<Platform>) -> Self {
+    pub(crate) fn with_platforms(mut self, platforms: Vec<Platform>) -> Self {
         self.platforms = platforms;
         self
     }
 
     /// Calls `progress` as blobs start and their bytes pass.
-    pub fn with_progress(mut self, progress: Arc<dyn Fn(Progress) + Send + Sync>) -> Self {
+    pub(crate) fn with_progress(mut self, progress: Arc<dyn Fn(Progress) + Send + Sync>) -> Self {
         self.progress = Some(progress);
         self
     }
 
     /// Copies `from` (in the source) to `to` (in the sink): the index whole, or filtered to
     /// the wanted platforms.
-    pub async fn copy(&self, from: &Reference, to: &Reference) -> anyhow::Result<Copied> {
+    pub(crate) async fn copy(&self, from: &Reference, to: &Reference) -> anyhow::Result<Copied> {
         let source = self
             .source
             .manifest(from)
@@ -176,8 +151,11 @@ impl<S: ImageSource, D: ImageSink> Copier<S, D> {
         from: &Reference,
         manifest: RawManifest,
     ) -> anyhow::Result<(RawManifest, Vec<String>, Option<usize>)> {
-        let shape = Shape::of(from, &manifest)?;
-        let Some(children) = shape.manifests else {
+        let Parsed::Index(Index {
+            manifests: children,
+            ..
+        }) = parse(from, &manifest)?
+        else {
             return Ok((manifest, Vec::new(), None));
         };
         let platform_of = |d: &Descriptor| d.platform.clone();
@@ -247,8 +225,12 @@ impl<S: ImageSource, D: ImageSink> Copier<S, D> {
         to: &Reference,
         manifest: &RawManifest,
     ) -> anyhow::Result<()> {
-        let shape = Shape::of(from, manifest)?;
-        if let Some(children) = shape.manifests {
+        let parsed = parse(from, manifest)?;
+        if let Parsed::Index(Index {
+            manifests: children,
+            ..
+        }) = parsed
+        {
             for child in children {
                 let child_from = by_digest(from, &child.digest)?;
                 let child_to = by_digest(to, &child.digest)?;
@@ -267,7 +249,11 @@ impl<S: ImageSource, D: ImageSink> Copier<S, D> {
             }
             return Ok(());
         }
-        let blobs: Vec<Descriptor> = shape.config.into_iter().chain(shape.layers).collect();
+        let blobs: Vec<Descriptor> = parsed
+            .children()
+            .into_iter()
+            .map(|(d, _)| d.clone())
+            .collect();
         let copies = blobs.iter().map(|b| self.copy_blob(from, to, b));
         for result in futures_util::future::join_all(copies).await {
             result?;

@@ -102,7 +102,7 @@ impl Needs for ArchiveNeeds {
 }
 
 /// Every image of one or more docker archives, by name and by manifest digest.
-pub struct DockerArchives {
+pub(crate) struct DockerArchives {
     archives: Vec<TarFiles>,
     /// canonical reference → index into `manifests`
     names: HashMap<String, usize>,
@@ -116,7 +116,7 @@ pub struct DockerArchives {
 impl DockerArchives {
     /// Opens `path`: an archive, or a directory whose files are archives. Archives are read in
     /// parallel (each one is hashed whole, and unpacked first when compressed).
-    pub fn open(path: &Path) -> anyhow::Result<DockerArchives> {
+    pub(crate) fn open(path: &Path) -> anyhow::Result<DockerArchives> {
         let files: Vec<PathBuf> = if path.is_dir() {
             let mut files: Vec<PathBuf> = std::fs::read_dir(path)
                 .with_context(|| format!("reading directory {}", path.display()))?
@@ -274,7 +274,7 @@ impl DockerArchives {
     }
 
     /// Every named image, in archive order.
-    pub fn image_names(&self) -> Vec<Reference> {
+    pub(crate) fn image_names(&self) -> Vec<Reference> {
         self.ordered.clone()
     }
 }

@@ -27,7 +27,6 @@ use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt as _;
 
 use super::archive::TarFiles;
-use super::copy::Shape;
 use super::unpack::{Need, Needs, Size};
 use super::{ByteStream, ImageSink, ImageSource, RawManifest};
 use crate::mirror::canonical_reference;
@@ -35,7 +34,7 @@ use crate::oci::{Descriptor, ImageManifest, Platform};
 use crate::reference::Reference;
 
 /// The annotation holding an image's full source reference.
-pub const IMAGE_NAME: &str = "io.containerd.image.name";
+pub(crate) const IMAGE_NAME: &str = "io.containerd.image.name";
 /// Manifests are small; a bigger "manifest" is a damaged or hostile bundle.
 const MANIFEST_LIMIT: u64 = 4 << 20;
 /// An index of tens of thousands of images; a bigger one is not an index.
@@ -45,7 +44,7 @@ const EARLY_LIMIT: usize = 1 << 20;
 
 /// The OCI annotation for an image's name: a full reference (as crane, oras and we write it) or
 /// only a tag (as the spec's example and `skopeo copy ... oci:DIR:TAG` write it).
-pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
+pub(crate) const REF_NAME: &str = "org.opencontainers.image.ref.name";
 /// The image another was built FROM; never this image's own name (see [`EntryName`]).
 const BASE_NAME: &str = "org.opencontainers.image.base.name";
 /// A partial blob a dead run left is continued once it has not moved for this long: a run in
@@ -68,7 +67,7 @@ enum Store {
     Tar(TarFiles),
 }
 
-pub struct OciLayout {
+pub(crate) struct OciLayout {
     /// The directory, or the tar file.
     root: PathBuf,
     store: Store,
@@ -85,7 +84,7 @@ pub struct OciLayout {
 
 /// How an `index.json` entry names its image.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum EntryName {
+pub(crate) enum EntryName {
     Named(Reference),
     /// Only a tag in `org.opencontainers.image.ref.name`: not a name to push under.
     Tag(String),
@@ -131,6 +130,19 @@ fn entry_name(
     }
 }
 
+/// What manifest or index bytes name: (digest, size, whether a manifest in turn); `None` for
+/// bytes that are neither (a config, a layer).
+fn children_of(bytes: &[u8]) -> Option<Vec<(String, u64, bool)>> {
+    let parsed = crate::oci::Parsed::from_bytes(bytes).ok()?;
+    Some(
+        parsed
+            .children()
+            .into_iter()
+            .map(|(d, manifest)| (d.digest.to_string(), d.size, manifest))
+            .collect(),
+    )
+}
+
 /// `blobs/sha256/<hex>` for a checked digest.
 fn blob_path(root: &Path, digest: &str) -> anyhow::Result<PathBuf> {
     Ok(root.join(blob_name(digest)?))
@@ -146,7 +158,7 @@ fn blob_name(digest: &str) -> anyhow::Result<String> {
 
 impl OciLayout {
     /// Opens an existing layout: a directory, or a tar (plain, gzip, bzip2, xz or zstd).
-    pub fn open(root: &Path) -> anyhow::Result<OciLayout> {
+    pub(crate) fn open(root: &Path) -> anyhow::Result<OciLayout> {
         let index_path = root.join("index.json");
         let (store, text) = if root.is_dir() {
             let text = std::fs::read(&index_path).with_context(|| {
@@ -192,7 +204,7 @@ impl OciLayout {
     /// Names entries that carry no name of their own: `TAG=REF` for an entry whose
     /// `org.opencontainers.image.ref.name` is TAG, `sha256:HEX=REF` for an entry by digest. A
     /// key no entry has is an error naming what the layout does have.
-    pub fn name(mut self, names: &[String]) -> anyhow::Result<OciLayout> {
+    pub(crate) fn name(mut self, names: &[String]) -> anyhow::Result<OciLayout> {
         let images = self
             .images
             .lock()
@@ -242,7 +254,7 @@ impl OciLayout {
 
     /// A layout to write into `root`: the one already there (a `save` resumed or added to), or a
     /// new empty one. Half-written blobs a dead run left stay, to be continued.
-    pub fn create(root: &Path) -> anyhow::Result<OciLayout> {
+    pub(crate) fn create(root: &Path) -> anyhow::Result<OciLayout> {
         if root.exists() && !root.is_dir() {
             anyhow::bail!("{} is a file; give a directory or FILE.tar", root.display());
         }
@@ -270,7 +282,7 @@ impl OciLayout {
 
     /// Removes what dead runs left half-written and nobody continued, once an hour old: the end
     /// of a run that needed none of it.
-    pub fn sweep(&self) {
+    pub(crate) fn sweep(&self) {
         crate::cleanup::sweep(&self.root.join("blobs").join("sha256"), |name| {
             crate::cleanup::leading_pid(name.split_once(".partial-")?.1)
         });
@@ -279,7 +291,7 @@ impl OciLayout {
     /// The images the layout holds, in index order. Entries named by a tag alone (or not at
     /// all) are an error naming them and how to name them: pushing the rest would say success
     /// with images missing. So is a layout with no entries.
-    pub fn image_names(&self) -> anyhow::Result<Vec<Reference>> {
+    pub(crate) fn image_names(&self) -> anyhow::Result<Vec<Reference>> {
         let images = self.images.lock().unwrap_or_else(|p| p.into_inner());
         let (mut names, mut tags, mut unnamed) = (Vec::new(), Vec::new(), Vec::new());
         for d in images.iter() {
@@ -413,15 +425,15 @@ impl OciLayout {
                         "the bundle lacks manifest {digest}, which {by} names"
                     )));
                 };
-                let Some(shape) = Shape::parse(&bytes) else {
+                let Some(children) = children_of(&bytes) else {
                     return Ok(Some(format!(
                         "manifest {digest} is not a manifest or index"
                     )));
                 };
                 let by = format!("manifest {digest}");
-                for (d, n, m) in shape.children() {
-                    blob_name(d).with_context(|| format!("in {by}"))?;
-                    stack.push((d.to_string(), n, m, by.clone()));
+                for (d, n, m) in children {
+                    blob_name(&d).with_context(|| format!("in {by}"))?;
+                    stack.push((d, n, m, by.clone()));
                 }
             }
         }
@@ -441,7 +453,7 @@ impl OciLayout {
 
     /// `os/arch[/variant]` of a single-platform image the (directory) layout holds, read from
     /// its config; `None` for an index or anything unreadable.
-    pub fn image_platform(&self, manifest_digest: &str) -> Option<String> {
+    pub(crate) fn image_platform(&self, manifest_digest: &str) -> Option<String> {
         let read = |digest: &str| std::fs::read(blob_path(&self.root, digest).ok()?).ok();
         // An index has no config and does not parse as an image manifest.
         let manifest: ImageManifest = serde_json::from_slice(&read(manifest_digest)?).ok()?;
@@ -462,7 +474,7 @@ impl OciLayout {
     /// The layout's files parents first: `oci-layout`, `index.json`, then every blob the index
     /// reaches, breadth first, each after the manifest or index naming it. A tar in this order
     /// unpacks in one pass, each entry's need known at its header (see `unpack`).
-    pub fn parents_first(&self) -> Vec<String> {
+    pub(crate) fn parents_first(&self) -> Vec<String> {
         let mut out = vec!["oci-layout".to_string(), "index.json".to_string()];
         let mut queue: std::collections::VecDeque<(String, bool)> = {
             let images = self.images.lock().unwrap_or_else(|p| p.into_inner());
@@ -481,9 +493,9 @@ impl OciLayout {
             }
             if manifest
                 && let Ok(bytes) = std::fs::read(self.root.join(&name))
-                && let Some(shape) = Shape::parse(&bytes)
+                && let Some(children) = children_of(&bytes)
             {
-                queue.extend(shape.children().map(|(d, _, m)| (d.to_string(), m)));
+                queue.extend(children.into_iter().map(|(d, _, m)| (d, m)));
             }
             out.push(name);
         }
@@ -491,7 +503,7 @@ impl OciLayout {
     }
 
     /// Writes `index.json` (atomically: a reader sees the old index or the new one).
-    pub fn finish(&self) -> anyhow::Result<()> {
+    pub(crate) fn finish(&self) -> anyhow::Result<()> {
         self.writable()?;
         let images = self.images.lock().unwrap_or_else(|p| p.into_inner());
         let index = Index {
@@ -598,13 +610,7 @@ impl Needs for LayoutNeeds {
         if crate::oci::Digest::sha256(content) != digest {
             return Ok(());
         }
-        let children: Vec<(String, u64, bool)> = Shape::parse(content)
-            .map(|s| {
-                s.children()
-                    .map(|(d, n, m)| (d.to_string(), n, m))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let children = children_of(content).unwrap_or_default();
         if self.pending.remove(&digest) {
             self.add_children(&digest, children);
         } else if !children.is_empty() && !self.needed.contains_key(&digest) {
@@ -764,12 +770,12 @@ impl OciLayout {
         let bytes = tokio::fs::read(&path)
             .await
             .with_context(|| format!("reading {}", path.display()))?;
-        let Some(shape) = Shape::parse(&bytes) else {
+        let Some(children) = children_of(&bytes) else {
             return Ok(true);
         };
-        let children: Vec<(String, bool)> = shape
-            .children()
-            .map(|(d, _, manifest)| (d.to_string(), manifest))
+        let children: Vec<(String, bool)> = children
+            .into_iter()
+            .map(|(d, _, manifest)| (d, manifest))
             .collect();
         let checks = children.iter().map(|(d, manifest)| async move {
             match manifest {

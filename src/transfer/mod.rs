@@ -5,29 +5,29 @@
 //! are the same copy. Ends: a registry (read and write), an OCI image layout as a directory
 //! (read and write) or a tar of one (read), and docker archives (read).
 
-pub mod archive;
-pub mod copy;
-pub mod docker_archive;
-pub mod layout;
+pub(crate) mod archive;
+pub(crate) mod copy;
+pub(crate) mod docker_archive;
+pub(crate) mod layout;
 pub(crate) mod plan;
-pub mod registry;
+pub(crate) mod registry;
 mod unpack;
-pub mod verify;
+pub(crate) mod verify;
 
 use std::future::Future;
 
 use crate::reference::Reference;
-pub use crate::registry::blobs::ByteStream;
+pub(crate) use crate::registry::blobs::ByteStream;
 
 /// Bytes per read of a local blob: each read is a trip to tokio's blocking pool, so fewer,
 /// larger reads keep a push at the registry's pace (64 KiB reads cost ~10% of throughput in the
 /// push benchmark); blobs in flight times this bounds the buffers.
-pub const READ_CHUNK: usize = 1 << 20;
+pub(crate) const READ_CHUNK: usize = 1 << 20;
 
-pub use crate::oci::RawManifest;
+pub(crate) use crate::oci::RawManifest;
 
 /// Something images can be read from.
-pub trait ImageSource: Send + Sync + 'static {
+pub(crate) trait ImageSource: Send + Sync + 'static {
     /// The manifest `image` names (by tag or digest), `None` when there is none.
     fn manifest(
         &self,
@@ -54,7 +54,7 @@ pub trait ImageSource: Send + Sync + 'static {
 }
 
 /// The start of a blob that an interrupted write left in a sink, to be continued.
-pub struct Kept {
+pub(crate) struct Kept {
     /// How many bytes are kept.
     pub len: u64,
     /// Those bytes, read back: the copier hashes them with the rest, so the blob is verified
@@ -64,7 +64,7 @@ pub struct Kept {
 
 /// Something images can be written to. Writers put blobs before the manifests that name them,
 /// and children before their index, so a reader never meets a manifest whose parts are missing.
-pub trait ImageSink: Send + Sync + 'static {
+pub(crate) trait ImageSink: Send + Sync + 'static {
     /// The digest of the manifest `image` names, if the sink has one.
     fn manifest_digest(
         &self,

@@ -25,7 +25,7 @@ struct Verified {
 /// Wraps `inner`: it ends with an error instead of its last chunk when the bytes were not
 /// `size` long or did not hash to `digest` (sha256 only; other algorithms pass through). The
 /// error is also written to `verdict`, for the caller to report plainly.
-pub fn verified(
+pub(crate) fn verified(
     inner: ByteStream,
     digest: &str,
     size: u64,

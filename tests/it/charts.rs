@@ -321,7 +321,7 @@ fn chart_layer(bundle: &Path, manifest: &str) -> String {
 }
 
 fn sha256_file(path: &Path) -> String {
-    airgap::oci::Digest::sha256(&std::fs::read(path).unwrap()).to_string()
+    common::registry::sha256_digest(&std::fs::read(path).unwrap())
 }
 
 #[test]
@@ -614,7 +614,10 @@ fn an_oci_chart_is_saved_and_pushed_with_its_manifest_digest_unchanged() {
         "{}",
         String::from_utf8_lossy(&raw.stderr)
     );
-    assert_eq!(airgap::oci::Digest::sha256(&raw.stdout), upstream_digest);
+    assert_eq!(
+        common::registry::sha256_digest(&raw.stdout),
+        upstream_digest
+    );
 }
 
 /// `python3 -m http.server` serving `dir` on 127.0.0.1, stopped on drop.
@@ -730,7 +733,7 @@ fn a_chart_in_a_classic_repository_is_saved_by_name_and_version() {
         String::from_utf8_lossy(&raw.stderr)
     );
     assert_eq!(
-        airgap::oci::Digest::sha256(&raw.stdout),
+        common::registry::sha256_digest(&raw.stdout),
         c["digest"].as_str().unwrap()
     );
 

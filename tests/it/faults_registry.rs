@@ -13,7 +13,8 @@ use base64::engine::general_purpose::STANDARD;
 use common::airgap;
 use common::registry::pod_manifests as manifests;
 use common::registry::{
-    Auth, Layout, PASSWORD, Recorder, Silent, TestRegistry, TlsFront, USER, against,
+    Auth, Fault, FaultProxy, Layout, PASSWORD, Recorder, Silent, TestRegistry, TlsFront,
+    TokenIssuer, USER, against,
 };
 
 fn stderr(out: &std::process::Output) -> String {
@@ -272,17 +273,9 @@ fn credentials_go_to_another_hosts_realm_only_over_https() {
         unreachable!()
     };
     front.serve(&pki.server_cert, &pki.server_key, issuer.port);
-    let out = airgap()
-        .args(["check", "--registry", &reg.host(), "--ca-file"])
-        .arg(&pki.ca)
-        .args(["--username", USER, "--password-stdin", "-o", "json", "-f"])
-        .arg(&m)
-        .write_stdin(PASSWORD)
-        .output()
-        .unwrap();
+    let ca = pki.ca.display().to_string();
     // The registry holds nothing: "missing" is an answer the token made possible.
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(stdout(&out).contains("\"missing\""), "{}", stdout(&out));
+    assert_missing_with_login(&reg.host(), &["--ca-file", &ca], &m);
     assert!(issuer.requests.load(std::sync::atomic::Ordering::SeqCst) >= 1);
 }
 
@@ -530,4 +523,66 @@ fn registries_keyed_docker_io_apply_to_docker_hub_images() {
             "{image}"
         );
     }
+}
+
+/// A token service that sheds load (two 500s in a row, as a busy one gives) is asked again
+/// under the same retry policy as the registry, instead of failing the command (a manifest HEAD
+/// that fails falls back to one GET, which would have absorbed a single failure).
+#[test]
+fn a_token_service_that_sheds_load_is_asked_again() {
+    let issuer = TokenIssuer::start();
+    let front = FaultProxy::start(issuer.port, vec![Fault::Status500, Fault::Status500], false);
+    let realm = format!("127.0.0.1:{}", front.port);
+    let reg = TestRegistry::token_at(issuer, &format!("http://{realm}/token"));
+    let host = reg.host();
+    let dir = tempfile::tempdir().unwrap();
+    let m = manifests(dir.path(), &["ghcr.io/o/a:1"], None);
+    // The registry holds nothing: "missing" is an answer only a later token made possible.
+    let insecure = ["--insecure-registry", &host, "--insecure-registry", &realm];
+    assert_missing_with_login(&host, &insecure, &m);
+    assert_eq!(
+        front.count("/token"),
+        3,
+        "{:?}",
+        front.lines.lock().unwrap()
+    );
+}
+
+/// `check` of `manifests` against an empty registry `host`, logged in: exit 1 with the image
+/// `missing`, an answer only a registry that took the login can give.
+fn assert_missing_with_login(host: &str, extra: &[&str], manifests: &Path) {
+    let out = airgap()
+        .args(["check", "--registry", host, "-o", "json"])
+        .args(extra)
+        .args(["--username", USER, "--password-stdin", "-f"])
+        .arg(manifests)
+        .write_stdin(PASSWORD)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stdout(&out).contains("\"missing\""), "{}", stdout(&out));
+}
+
+/// A registry (or proxy) that answers HEAD with 405 is asked by GET instead, and the check
+/// still answers: present where the image is, missing where it is not.
+#[test]
+fn a_registry_that_refuses_head_is_asked_by_get() {
+    let reg = TestRegistry::plain();
+    reg.push(Layout::single(43).dir.path(), "ghcr.io/o/here", "1");
+    let front = FaultProxy::refuse_head(reg.port);
+    let host = format!("127.0.0.1:{}", front.port);
+    let dir = tempfile::tempdir().unwrap();
+    let m = manifests(dir.path(), &["ghcr.io/o/here:1", "ghcr.io/o/gone:1"], None);
+    let out = airgap()
+        .args(["check", "--registry", &host, "--insecure-registry", &host])
+        .args(["-o", "json", "-f"])
+        .arg(&m)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["summary"]["present"], 1, "{report}");
+    assert_eq!(report["summary"]["missing"], 1, "{report}");
+    assert!(front.count("HEAD /v2/") >= 1);
+    assert!(front.count("GET /v2/ghcr.io/o/here/manifests/1") >= 1);
 }

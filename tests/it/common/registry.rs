@@ -256,6 +256,12 @@ impl TestRegistry {
         Self::start(Tls::Off, Auth::Token(TokenIssuer::start()))
     }
 
+    /// Plain HTTP and token auth, its challenge naming `realm` (a proxy in front of `issuer`,
+    /// say) as the token service.
+    pub fn token_at(issuer: TokenIssuer, realm: &str) -> TestRegistry {
+        Self::start_with(Tls::Off, Auth::Token(issuer), Some(realm), None)
+    }
+
     fn start(tls: Tls, auth: Auth) -> TestRegistry {
         Self::start_with(tls, auth, None, None)
     }
@@ -430,11 +436,16 @@ pub struct Layout {
     pub digest: String,
 }
 
+/// `sha256:<hex>` of `bytes`.
+pub fn sha256_digest(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+}
+
 fn write_blob(dir: &Path, bytes: &[u8]) -> (String, usize) {
-    let hex = hex::encode(Sha256::digest(bytes));
-    let path = dir.join("blobs/sha256").join(&hex);
+    let digest = sha256_digest(bytes);
+    let path = dir.join("blobs/sha256").join(&digest["sha256:".len()..]);
     std::fs::write(path, bytes).unwrap();
-    (format!("sha256:{hex}"), bytes.len())
+    (digest, bytes.len())
 }
 
 /// A tar with one file of random bytes: a real layer skopeo can carry.
@@ -697,6 +708,8 @@ struct Rules {
     max_body: Option<u64>,
     /// Answers 403 DENIED to every upload it is asked to start.
     deny_uploads: bool,
+    /// Answers 405 to every HEAD, as some registries and proxies do.
+    refuse_head: bool,
 }
 
 impl FaultProxy {
@@ -724,6 +737,15 @@ impl FaultProxy {
     pub fn deny_uploads(upstream: u16) -> FaultProxy {
         let rules = Rules {
             deny_uploads: true,
+            ..Rules::default()
+        };
+        Self::start_with(upstream, Vec::new(), rules)
+    }
+
+    /// A proxy that forwards everything but a HEAD, which it answers 405 Method Not Allowed.
+    pub fn refuse_head(upstream: u16) -> FaultProxy {
+        let rules = Rules {
+            refuse_head: true,
             ..Rules::default()
         };
         Self::start_with(upstream, Vec::new(), rules)
@@ -786,6 +808,13 @@ fn proxy_connection(
             writer,
             "HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
             body.len()
+        );
+        return;
+    }
+    if rules.refuse_head && request_line.starts_with("HEAD ") {
+        let _ = write!(
+            writer,
+            "HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
         );
         return;
     }
