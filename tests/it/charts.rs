@@ -211,6 +211,30 @@ fn a_chart_that_fails_to_render_is_exit_2_with_helms_message_and_nothing_written
         stderr.contains("--values /nonexistent/v.yaml: no such file"),
         "{stderr}"
     );
+    // A dependency that cannot be found: named, with Helm's words and what to do; no bundle.
+    let orphan = self::chart(
+        dir.path(),
+        "orphan",
+        "dependencies:\n  - name: gone\n    version: 1.0.0\n    repository: file://../gone\n",
+        "",
+        POD,
+    );
+    let out = Helm::new(4)
+        .airgap()
+        .args(["save", "-o"])
+        .arg(&bundle)
+        .arg("--chart")
+        .arg(&orphan)
+        .output()
+        .unwrap();
+    let (code, _, stderr) = common::outcome(out);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("gone (file://../gone) could not be built")
+            && stderr.contains("vendor them"),
+        "{stderr}"
+    );
+    assert!(!bundle.exists(), "no bundle written");
 }
 
 #[test]
