@@ -65,8 +65,11 @@ pub(crate) struct Login {
 ///
 /// Order: the command-line login; `REGISTRY_AUTH_FILE`; the Docker config (`$DOCKER_CONFIG`,
 /// else `~/.docker/config.json`, with `credHelpers` and `credsStore`); the containers
-/// `auth.json` (`$XDG_RUNTIME_DIR/containers/auth.json`). The first file that has an entry for
-/// the host wins, as in skopeo and podman.
+/// `auth.json` (`$XDG_RUNTIME_DIR/containers/auth.json`); last, Helm's registry login
+/// (`helm registry login` writes a Docker config at `$HELM_REGISTRY_CONFIG`, else
+/// `$HELM_CONFIG_HOME/registry/config.json`, else `$XDG_CONFIG_HOME/helm/...` or
+/// `~/.config/helm/...`), so the login that lets Helm pull an `oci://` chart lets us copy it. The
+/// first file that has an entry for the host wins, as in skopeo and podman.
 pub(crate) fn find_credential(
     host: &str,
     login: Option<&Login>,
@@ -124,6 +127,13 @@ fn credential_files() -> Vec<PathBuf> {
         None => files.extend(env("HOME").map(|h| h.join(".docker").join("config.json"))),
     }
     files.extend(env("XDG_RUNTIME_DIR").map(|d| d.join("containers").join("auth.json")));
+    let helm_config = env("HELM_CONFIG_HOME")
+        .or_else(|| env("XDG_CONFIG_HOME").map(|d| d.join("helm")))
+        .or_else(|| env("HOME").map(|h| h.join(".config").join("helm")));
+    files.extend(
+        env("HELM_REGISTRY_CONFIG")
+            .or_else(|| helm_config.map(|d| d.join("registry").join("config.json"))),
+    );
     files
 }
 

@@ -501,12 +501,12 @@ fn a_chart_with_a_file_subchart_travels_in_the_bundle_and_helm_pulls_it_from_the
 
     // On the air-gapped side, --chart reads the chart from the mirror (pulled with the mirror's
     // CA and the Helm login) or from the bundle, by name.
+    // Helm's registry login alone is enough: no Docker login here.
     let from_mirror = format!("oci://{}/charts/parent", mirror.host());
     let mut by_oci = helm4.airgap();
     by_oci
         .args(["check", "--registry", &mirror.host(), "--ca-file"])
         .arg(&ca)
-        .env("DOCKER_CONFIG", &docker)
         .args(["--chart", &from_mirror, "--version", "0.1.0", "--values"])
         .arg(&values);
     let mut by_name = helm3.airgap();
