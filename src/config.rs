@@ -34,6 +34,8 @@ pub(crate) struct ConfigFile {
     pub rules: Vec<RuleSpec>,
     /// Where post-render errors are also written (Helm 4 discards a plugin's stderr).
     pub log_file: Option<PathBuf>,
+    /// At most this many path components under the mirror's prefix (`--max-path-depth`).
+    pub max_path_depth: Option<u16>,
     /// A Secret that post-render lists in every pod spec's `imagePullSecrets`.
     pub pull_secret: Option<String>,
     /// How to reach each registry (`HOST[:PORT]` → plain HTTP, CA file, client certificate).
@@ -99,6 +101,7 @@ impl Settings {
         registry: Option<&str>,
         naming: Option<Naming>,
         overrides: &[String],
+        max_path_depth: Option<u16>,
         log_file: Option<&Path>,
         config: ConfigFile,
     ) -> anyhow::Result<Settings> {
@@ -112,12 +115,19 @@ impl Settings {
                 anyhow::anyhow!("config file: override {} = {}: {why}", o.source, o.target)
             })?);
         }
+        let max_path_depth = match max_path_depth.or(config.max_path_depth) {
+            Some(0) => anyhow::bail!("config file: maxPathDepth is 0; give 1 or more"),
+            depth => depth.map(usize::from),
+        };
         let naming = match registry {
-            Some(r) => Some(MirrorNaming::new(
-                Mirror::parse(&r)?,
-                naming.or(config.naming).unwrap_or_default(),
-                parsed,
-            )),
+            Some(r) => Some(
+                MirrorNaming::new(
+                    Mirror::parse(&r)?,
+                    naming.or(config.naming).unwrap_or_default(),
+                    parsed,
+                )
+                .with_max_depth(max_path_depth),
+            ),
             None => None,
         };
         let rules = RuleSet::new(config.rules, &config.placeholders)

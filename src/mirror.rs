@@ -12,6 +12,11 @@
 //!
 //! Overrides (`SOURCE_PREFIX=MIRROR_PATH`) win over the scheme; the longest matching source prefix
 //! is used.
+//!
+//! A path depth limit (`--max-path-depth N`, for a Harbor project, GitLab's group/project
+//! depth, Quay's organization/repository) folds the components past the limit into the last
+//! one, `-` joined: `a/b/c/d` with N=2 under the prefix is `a/b-c-d`. Folding can make two
+//! sources meet, so it is checked by [`Collisions`] like `strip`.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -220,6 +225,8 @@ pub struct MirrorNaming {
     mirror: Mirror,
     naming: Naming,
     overrides: Vec<Override>,
+    /// At most this many path components below the prefix (below the host without one).
+    max_depth: Option<usize>,
 }
 
 /// The registry name a chart with no registry of its own (a directory, a `.tgz`, a classic
@@ -246,7 +253,48 @@ impl MirrorNaming {
             mirror,
             naming,
             overrides,
+            max_depth: None,
         }
+    }
+
+    /// Limits mirror paths to `depth` components below the prefix (at least 1), folding the
+    /// rest into the last one.
+    pub fn with_max_depth(mut self, depth: Option<usize>) -> MirrorNaming {
+        self.max_depth = depth.map(|d| d.max(1));
+        self
+    }
+
+    /// The path depth limit, when one is set.
+    pub fn max_depth(&self) -> Option<usize> {
+        self.max_depth
+    }
+
+    /// `path` with the components past the depth limit folded into the last one allowed.
+    fn fold(&self, path: String) -> String {
+        let Some(max) = self.max_depth else {
+            return path;
+        };
+        let (head, rest) = match self.mirror.prefix() {
+            Some(p)
+                if path.len() > p.len()
+                    && path.starts_with(p)
+                    && path[p.len()..].starts_with('/') =>
+            {
+                (&path[..p.len() + 1], &path[p.len() + 1..])
+            }
+            _ => ("", path.as_str()),
+        };
+        let parts: Vec<&str> = rest.split('/').collect();
+        if parts.len() <= max {
+            return path;
+        }
+        let mut out = head.to_string();
+        for p in &parts[..max - 1] {
+            out.push_str(p);
+            out.push('/');
+        }
+        out.push_str(&parts[max - 1..].join("-"));
+        out
     }
 
     pub fn mirror(&self) -> &Mirror {
@@ -293,6 +341,7 @@ impl MirrorNaming {
                 path
             }
         };
+        let path = self.fold(path);
         source
             .with_name(&self.mirror.host, &path)
             .map_err(|e| NamingError::Unrepresentable {
@@ -500,6 +549,77 @@ pub fn decode_host(component: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_depth_limit_folds_the_components_past_it_into_the_last() {
+        let map = |mirror: &str, scheme, depth, source: &str| {
+            naming(mirror, scheme, &[])
+                .with_max_depth(Some(depth))
+                .map(&Reference::parse(source).unwrap())
+                .unwrap()
+                .to_string()
+        };
+        let pinned =
+            "ghcr.io/o/app@sha256:0000000000000000000000000000000000000000000000000000000000000000";
+        let cases = [
+            // The example: a/b/c/d with N=2 under the prefix is a/b-c-d.
+            (
+                "reg.local/project",
+                Naming::Strip,
+                2,
+                "quay.io/a/b/c/d:1",
+                "reg.local/project/a/b-c-d:1",
+            ),
+            (
+                "reg.local/project",
+                Naming::Nested,
+                2,
+                "nginx:1.27",
+                "reg.local/project/docker.io/library-nginx:1.27",
+            ),
+            (
+                "reg.local/project",
+                Naming::Nested,
+                1,
+                pinned,
+                "reg.local/project/ghcr.io-o-app@sha256:0000000000000000000000000000000000000000000000000000000000000000",
+            ),
+            // Within the limit, and without a prefix: counted from the host.
+            (
+                "reg.local",
+                Naming::Strip,
+                2,
+                "quay.io/a/b:1",
+                "reg.local/a/b:1",
+            ),
+            (
+                "reg.local:5000",
+                Naming::Nested,
+                2,
+                "quay.io/a/b:1",
+                "reg.local:5000/quay.io/a-b:1",
+            ),
+        ];
+        for (mirror, scheme, depth, source, want) in cases {
+            assert_eq!(map(mirror, scheme, depth, source), want, "{source}");
+        }
+    }
+
+    #[test]
+    fn folding_that_makes_two_sources_meet_is_a_collision_naming_both() {
+        let n = naming("reg.local/project", Naming::Strip, &[]).with_max_depth(Some(2));
+        let mut c = Collisions::new();
+        let (a, b) = (
+            Reference::parse("quay.io/a/b/c:1").unwrap(),
+            Reference::parse("quay.io/a/b-c:1").unwrap(),
+        );
+        c.insert(&a, &n.map(&a).unwrap()).unwrap();
+        let e = c.insert(&b, &n.map(&b).unwrap()).unwrap_err().to_string();
+        assert!(
+            e.contains("quay.io/a/b/c") && e.contains("quay.io/a/b-c"),
+            "{e}"
+        );
+    }
 
     fn naming(mirror: &str, naming: Naming, overrides: &[&str]) -> MirrorNaming {
         MirrorNaming::new(

@@ -16,10 +16,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
+use super::verdict::{Status, Verdict, lacking, lock_mismatch};
 use crate::mirror::{canonical_name, canonical_reference};
 use crate::oci::{Descriptor, Digest, ImageManifest, Platform, index_platforms, is_index};
 use crate::reference::Reference;
-use crate::registry::exists::{Status, Verdict, lacking, lock_mismatch};
 use crate::transfer::layout::{EntryName, OciLayout};
 
 /// An opened bundle and the images it names.

@@ -1,13 +1,15 @@
 //! `check`'s one question, asked of any place images can be: does it hold each wanted image,
 //! at the digest a lock pins and for the platforms asked for?
 //!
-//! A registry answers through [`crate::registry::exists`] (HEADs and tag lists, one task per
-//! repository so that a tag list can stand in for many HEADs); an offline bundle through
-//! [`bundle`], from its index and manifests alone. Both give the same typed
-//! [`Verdict`]s, in the order asked, which `cli/check.rs` renders as a table or JSON and turns
+//! A registry answers through `registry.rs` (HEADs and tag lists, one task per repository so
+//! that a tag list can stand in for many HEADs); an offline bundle through [`bundle`], from its
+//! index and manifests alone. Both give the same typed [`Verdict`]s (`verdict.rs`, no IO), in
+//! the order asked, which `cli/check.rs` renders as a table or JSON and turns
 //! into an exit code, so a user reads a bundle's answer as a mirror's.
 
 pub(crate) mod bundle;
+mod registry;
+mod verdict;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -17,7 +19,7 @@ use anyhow::Context;
 use crate::oci::Platform;
 use crate::reference::Reference;
 use crate::registry::Registry;
-pub(crate) use crate::registry::exists::{Status, Verdict};
+pub(crate) use verdict::{Status, Verdict};
 
 /// One image to look for: its name in the place checked, and the digest a lock pins it to.
 pub(crate) struct Query {
@@ -71,8 +73,7 @@ async fn check_registry(
             .collect();
         let (registry, platforms) = (registry.clone(), platforms.clone());
         tasks.spawn(async move {
-            let verdicts =
-                crate::registry::exists::check_repository(registry, images, platforms).await;
+            let verdicts = registry::check_repository(registry, images, platforms).await;
             (members, verdicts)
         });
     }

@@ -104,6 +104,10 @@ pub(crate) struct MirrorArgs {
     /// quay.io/jetstack=jetstack
     #[arg(long = "override", value_name = "SOURCE_PREFIX=MIRROR_PATH")]
     pub overrides: Vec<String>,
+    /// At most N path components under the mirror's prefix (a Harbor project, GitLab's group
+    /// depth): the components past N are folded into the last, joined by '-'
+    #[arg(long = "max-path-depth", value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_path_depth: Option<u16>,
 }
 
 /// Resolves flags/env over the config file.
@@ -117,6 +121,7 @@ fn settings(
         mirror.registry.as_deref(),
         mirror.naming,
         &mirror.overrides,
+        mirror.max_path_depth,
         log_file,
         file,
     )

@@ -71,7 +71,7 @@ pub(super) fn run(args: &PullSecretArgs, config: Option<&Path>) -> anyhow::Resul
     }
     // The mirror as every command resolves it: flag, AIRGAP_REGISTRY, then the config file.
     let (file, _) = ConfigFile::load(config)?;
-    let settings = Settings::resolve(args.registry.as_deref(), None, &[], None, file)?;
+    let settings = Settings::resolve(args.registry.as_deref(), None, &[], None, None, file)?;
     let host = settings
         .require_mirror("pull-secret")?
         .mirror()

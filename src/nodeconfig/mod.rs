@@ -106,7 +106,13 @@ pub(crate) fn routes(
         }
         let target = naming.map(image)?;
         collisions.insert(image, &target)?;
+        refuse_folded(image, &target, naming)?;
         hosts.push(host_of(image.domain()));
+    }
+    if naming.max_depth().is_some() && !sources.is_empty() {
+        anyhow::bail!(
+            "--source with --max-path-depth: a runtime's mirror setting routes a whole registry and cannot fold paths, and without image names there is no telling which would fold; name the images (-f, --lock, --bundle) instead"
+        );
     }
     for s in sources {
         hosts.push(source_host(s, naming)?);
@@ -123,6 +129,28 @@ pub(crate) fn routes(
             (h, route)
         })
         .collect())
+}
+
+/// Refuses an image whose mirror name the depth limit folded: a runtime routes `HOST/REPO` to
+/// `ROOT/REPO` whole, so it would pull a name the mirror does not hold.
+fn refuse_folded(
+    image: &Reference,
+    target: &Reference,
+    naming: &MirrorNaming,
+) -> anyhow::Result<()> {
+    if naming.max_depth().is_none() {
+        return Ok(());
+    }
+    let unfolded = naming.clone().with_max_depth(None).map(image)?;
+    if unfolded.name() != target.name() {
+        anyhow::bail!(
+            "{} is mirrored as {} under --max-path-depth, but a runtime's mirror setting routes whole registries and would ask for {}; pods that post-render rewrote pull the folded name, so leave this image out of the node configuration or use a mirror without the depth limit",
+            image.familiar(),
+            target.name(),
+            unfolded.name()
+        );
+    }
+    Ok(())
 }
 
 /// A reference's registry as runtimes key it: lowercase, Docker Hub's aliases folded.

@@ -9,7 +9,6 @@
 
 pub(crate) mod auth;
 pub(crate) mod blobs;
-pub(crate) mod exists;
 pub(crate) mod retry;
 mod tls;
 

@@ -16,11 +16,8 @@ use std::time::{Duration, Instant};
 
 use common::registry::{Bundle, TestRegistry, against, pod_manifests, push_from};
 use common::tools::{Containerd, Podman};
-use sha2::{Digest as _, Sha256};
 
-fn digest_of(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
-}
+use common::registry::digest_of;
 
 /// The digest of the manifest skopeo reads at `reference` (a transport:reference), or the error.
 fn skopeo_digest(reference: &str) -> Result<String, String> {

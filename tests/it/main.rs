@@ -25,6 +25,7 @@ mod naming_properties;
 mod node_config;
 mod operators;
 mod packaging;
+mod path_depth;
 mod push;
 mod reference_vectors;
 mod transfer;

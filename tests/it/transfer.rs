@@ -9,7 +9,6 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::registry::{Bundle, FaultProxy, Layout, TestRegistry, against, catalog, require_tool};
-use sha2::{Digest as _, Sha256};
 
 /// The manifest skopeo reads at `reference` (plain HTTP), or None when it cannot.
 fn skopeo_raw(reference: &str) -> Option<Vec<u8>> {
@@ -31,9 +30,7 @@ fn skopeo_copy(from: &str, to: &str) {
     assert!(out.status.success(), "skopeo copy {from} {to}: {stderr}");
 }
 
-fn digest_of(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
-}
+use common::registry::digest_of;
 
 fn skopeo_digest(reference: &str) -> Option<String> {
     skopeo_raw(reference).map(|b| digest_of(&b))

@@ -544,6 +544,11 @@ impl Layout {
     }
 }
 
+/// `sha256:<hex>` of `bytes`, computed here rather than by the code under test.
+pub fn digest_of(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+}
+
 /// A token service for `auth: token`: checks Basic credentials and signs JWTs (RS256, with
 /// the certificate in `x5c`) with a key whose certificate the registry trusts.
 pub struct TokenIssuer {
