@@ -205,6 +205,10 @@ impl Bundle {
         } else {
             let m: ImageManifest = serde_json::from_slice(&bytes)
                 .with_context(|| format!("manifest {digest} does not parse"))?;
+            // A Helm chart runs on no platform, so it lacks none.
+            if crate::oci::chart::is_chart(&m.config.media_type) {
+                return Ok(String::new());
+            }
             let config = read(&m.config.digest)?;
             vec![
                 Platform::from_config(&config)

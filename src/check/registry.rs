@@ -166,6 +166,10 @@ async fn lacking_platforms(
                 image.familiar()
             ))
         })?;
+        // A Helm chart runs on no platform, so it lacks none.
+        if crate::oci::chart::is_chart(&manifest.config.media_type) {
+            return Ok(String::new());
+        }
         let Some(config) = registry
             .get_small_blob(image, &manifest.config.digest)
             .await?

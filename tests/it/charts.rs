@@ -493,7 +493,13 @@ fn a_chart_with_a_file_subchart_travels_in_the_bundle_and_helm_pulls_it_from_the
             .output()
             .unwrap()
     };
-    for out in [check_lock(), check_chart()] {
+    // A platform asked of every image is not asked of the chart, which runs on none.
+    let with_platform = on_mirror("check")
+        .args(["--platform", "linux/amd64", "--lock"])
+        .arg(&lock_file)
+        .output()
+        .unwrap();
+    for out in [check_lock(), check_chart(), with_platform] {
         let (code, stdout, stderr) = common::outcome(out);
         assert_eq!(code, 0, "{stdout}{stderr}");
         assert!(stdout.contains("charts/parent"), "{stdout}");
@@ -513,7 +519,7 @@ fn a_chart_with_a_file_subchart_travels_in_the_bundle_and_helm_pulls_it_from_the
     by_name
         .args(["check", "--bundle"])
         .arg(&bundle)
-        .args(["--chart", "parent", "--values"])
+        .args(["--chart", "parent", "--platform", "linux/amd64", "--values"])
         .arg(&values);
     for mut cmd in [by_oci, by_name] {
         let (code, stdout, stderr) = common::outcome(cmd.output().unwrap());
