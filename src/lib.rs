@@ -17,4 +17,5 @@ pub mod mirror;
 pub mod oci;
 pub mod reference;
 pub mod registry;
+mod serve;
 pub mod transfer;

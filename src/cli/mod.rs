@@ -14,6 +14,7 @@ mod push;
 mod ref_cmd;
 mod registry_args;
 mod save;
+mod serve;
 
 use std::ffi::OsString;
 use std::io::IsTerminal;
@@ -69,6 +70,9 @@ pub enum Command {
     PullSecret(pull_secret::PullSecretArgs),
     /// Pull every needed image into an offline bundle (OCI image layout)
     Save(save::SaveArgs),
+    /// Serve bundles as a read-only registry, under their mirror names (no Docker needed on
+    /// the air-gapped side)
+    Serve(serve::ServeArgs),
     /// Show how image references parse and what they become in the mirror
     Ref(ref_cmd::RefArgs),
     /// Print a shell completion script (bash, zsh, fish, powershell)
@@ -207,6 +211,7 @@ pub fn run(argv: Vec<OsString>) -> ExitStatus {
         Command::Push(args) => push::run(&args, cli.config.as_deref()),
         Command::PullSecret(args) => pull_secret::run(&args, cli.config.as_deref()),
         Command::Save(args) => save::run(&args, cli.config.as_deref()),
+        Command::Serve(args) => serve::run(&args, cli.config.as_deref()),
         Command::Completion(args) => completion::run(&args),
     };
     match result {

@@ -53,6 +53,29 @@ pub struct ImageManifest {
     pub layers: Vec<Descriptor>,
 }
 
+/// What the referrers API says of a manifest: its own media type, what kind of artifact it is
+/// (`artifactType`, else its config's media type, as the spec has registries answer), the
+/// manifest it refers to (`subject`) and its annotations.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Artifact {
+    pub media_type: Option<String>,
+    pub artifact_type: Option<String>,
+    pub config: Option<Descriptor>,
+    pub subject: Option<Descriptor>,
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+}
+
+impl Artifact {
+    /// The kind of artifact the referrers API reports: `artifactType`, else the config's.
+    pub fn kind(&self) -> Option<&str> {
+        self.artifact_type
+            .as_deref()
+            .or(self.config.as_ref().map(|c| c.media_type.as_str()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,5 +14,5 @@ pub mod hub;
 mod manifest;
 mod platform;
 
-pub use manifest::{Descriptor, ImageManifest, Index, RawManifest, sha256_digest};
+pub use manifest::{Artifact, Descriptor, ImageManifest, Index, RawManifest, sha256_digest};
 pub use platform::Platform;

@@ -83,7 +83,7 @@ pub struct Copier<S, D> {
 
 /// The parts of a manifest or index that name other content.
 #[derive(Deserialize)]
-pub(super) struct Shape {
+pub(crate) struct Shape {
     manifests: Option<Vec<Descriptor>>,
     config: Option<Descriptor>,
     #[serde(default)]
@@ -92,12 +92,12 @@ pub(super) struct Shape {
 
 impl Shape {
     /// The shape of bytes that are a manifest or an index; `None` for anything else.
-    pub(super) fn parse(bytes: &[u8]) -> Option<Shape> {
+    pub(crate) fn parse(bytes: &[u8]) -> Option<Shape> {
         serde_json::from_slice(bytes).ok()
     }
 
     /// What it names: (digest, size, whether that is a manifest or index in turn).
-    pub(super) fn children(&self) -> impl Iterator<Item = (&str, u64, bool)> {
+    pub(crate) fn children(&self) -> impl Iterator<Item = (&str, u64, bool)> {
         let manifests = self.manifests.iter().flatten().map(|d| (d, true));
         let blobs = self.config.iter().chain(&self.layers).map(|d| (d, false));
         manifests
