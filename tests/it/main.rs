@@ -25,4 +25,5 @@ mod operators;
 mod packaging;
 mod push;
 mod reference_vectors;
+mod serve;
 mod transfer;
