@@ -16,7 +16,7 @@ from push_bench import IMAGES, BASE_MB, OWN_MB, make_bundle, timed
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "target/release/kubectl-airgap")
-RUNS = int(os.environ.get("BENCH_SERVE_RUNS", "5"))
+RUNS = int(os.environ.get("BENCH_SERVE_RUNS", "7"))
 CLIENTS = 8
 
 

@@ -563,6 +563,46 @@ fn ctr_and_podman_pull(name: &str, digest: &str, ctr_flags: &[&str], podman_flag
     assert_eq!(pulled.trim(), digest, "podman pull {name}");
 }
 
+const SIG_TYPE: &str = "application/vnd.dev.cosign.artifact.sig.v1+json";
+
+/// Adds to layout `dir` a signature-like artifact whose subject is manifest `subject` of
+/// `repo`, named as cosign tags one (`REPO:sha256-HEX.sig`); its digest.
+fn add_referrer(dir: &Path, repo: &str, subject: &str) -> String {
+    let write = |bytes: &[u8]| {
+        let digest = sha256(bytes);
+        std::fs::write(dir.join("blobs/sha256").join(&digest[7..]), bytes).unwrap();
+        (digest, bytes.len())
+    };
+    let subject_size = std::fs::metadata(dir.join("blobs/sha256").join(&subject[7..]))
+        .unwrap()
+        .len();
+    let (config, config_size) = write(b"{}");
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "artifactType": SIG_TYPE,
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": config, "size": config_size},
+        "layers": [],
+        "subject": {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": subject, "size": subject_size},
+        "annotations": {"org.example": "signed"}
+    });
+    let (digest, size) = write(manifest.to_string().as_bytes());
+    let index_path = dir.join("index.json");
+    let mut index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&index_path).unwrap()).unwrap();
+    let name = format!("{repo}:sha256-{}.sig", &subject[7..]);
+    index["manifests"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": digest, "size": size,
+            "annotations": {"io.containerd.image.name": name}
+        }));
+    std::fs::write(&index_path, index.to_string()).unwrap();
+    digest
+}
+
 fn base64_encode(s: &str) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(s)
@@ -574,7 +614,24 @@ fn a_stop_finishes_the_download_in_flight_and_compressed_tars_are_refused() {
     // A 16 MB layer read at 4 MB/s: seconds in flight, more than loopback's socket buffers
     // hold, so the server is still sending when the signal comes.
     let bundle = Bundle::new(&[("quay.io/org/big:v1", &[(91, 16 << 20)])]);
+    let sig = add_referrer(bundle.dir.path(), "quay.io/org/big", &bundle.images[0].1);
     let served = Served::start(&[bundle.dir.path().to_str().unwrap()]);
+    // The referrers API lists the signature the bundle holds for the image, and filters it.
+    let image = &bundle.images[0].1;
+    let referrers = format!("/v2/quay.io/org/big/referrers/{image}");
+    let (status, _, body) = served.curl(&[], &referrers);
+    let listed: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(listed["manifests"].as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(listed["manifests"][0]["digest"], sig.as_str());
+    assert_eq!(listed["manifests"][0]["artifactType"], SIG_TYPE);
+    let (_, headers, body) = served.curl(&[], &format!("{referrers}?artifactType=text%2Fplain"));
+    let listed: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(listed["manifests"], serde_json::json!([]));
+    assert!(
+        headers.contains("oci-filters-applied: artifacttype"),
+        "{headers}"
+    );
     let manifest: serde_json::Value =
         serde_json::from_slice(&served.curl(&[], "/v2/quay.io/org/big/manifests/v1").2).unwrap();
     let layer = manifest["layers"][0]["digest"]
@@ -613,7 +670,7 @@ fn a_stop_finishes_the_download_in_flight_and_compressed_tars_are_refused() {
     assert_eq!(status.code(), Some(0), "{}", served.log());
     let log = served.log();
     assert!(
-        log.contains("SIGTERM: accepting no more connections; finishing the 1 open"),
+        log.contains("SIGTERM: accepting no more connections; letting 1 open connection(s) finish"),
         "{log}"
     );
     assert!(
