@@ -9,6 +9,11 @@ use super::{EXIT_OK, ExitStatus, MirrorArgs, settings};
 use crate::serve::{Options, serve};
 
 #[derive(Debug, Args)]
+#[command(
+    after_help = "--registry is the name clients use for this server, as given to \
+`post-render --registry` (HOST:PORT[/PREFIX]; default: --addr); only its /PREFIX, --naming and \
+--override change the paths served. Stop with SIGTERM or Ctrl-C: requests in flight finish."
+)]
 pub struct ServeArgs {
     /// Bundles to serve: directories or plain tars that `save -o` wrote (a .tar.gz or .tar.zst
     /// must be decompressed first: a tar is served in place, never unpacked)
@@ -26,9 +31,6 @@ pub struct ServeArgs {
     /// Require HTTP Basic login against this file (bcrypt entries: `htpasswd -Bbn USER PASS`)
     #[arg(long, value_name = "FILE")]
     pub htpasswd: Option<PathBuf>,
-    /// --registry is the name clients use for this server, as given to `post-render
-    /// --registry`: HOST:PORT[/PREFIX]; default: --addr. Only its PREFIX changes the paths
-    /// served.
     #[command(flatten)]
     pub mirror: MirrorArgs,
 }
