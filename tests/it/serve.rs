@@ -362,8 +362,9 @@ fn a_saved_tar_served_over_http_is_pulled_by_skopeo_ctr_podman_and_helm() {
     );
     assert_eq!((status, error_code(&body).as_str()), (405, "UNSUPPORTED"));
 
-    // `..` and bad digests are refused from the path alone: 400, nothing of the file.
-    for (path, code) in [
+    // `..` and bad digests are refused from the path alone: 400, and the bundle is not even
+    // opened (inotify on the tar sees nothing, where a good request is seen opening it).
+    let bad = [
         ("/v2/../../../../etc/passwd".to_string(), "NAME_INVALID"),
         (
             format!("/v2/{repo}/blobs/sha256:../../../../etc/passwd"),
@@ -379,11 +380,25 @@ fn a_saved_tar_served_over_http_is_pulled_by_skopeo_ctr_podman_and_helm() {
             "/v2/%2e%2e/etc/manifests/passwd".to_string(),
             "NAME_INVALID",
         ),
-    ] {
-        let (status, _, body) = served.curl(&[], &path);
-        assert_eq!((status, error_code(&body).as_str()), (400, code), "{path}");
-        assert!(!String::from_utf8_lossy(&body).contains("root:"), "{path}");
-    }
+    ];
+    let touched = touches(&saved.bundle, || {
+        for (path, code) in &bad {
+            let (status, _, body) = served.curl(&[], path);
+            assert_eq!((status, error_code(&body).as_str()), (400, *code), "{path}");
+            assert!(!String::from_utf8_lossy(&body).contains("root:"), "{path}");
+        }
+    });
+    assert_eq!(touched, 0, "bad paths opened or read the bundle");
+    let touched = touches(&saved.bundle, || {
+        assert_eq!(
+            served.curl(&[], &format!("/v2/{repo}/blobs/{layer}")).0,
+            200
+        );
+    });
+    assert!(
+        touched > 0,
+        "inotify saw no read of the bundle for a good request"
+    );
     let zeros = format!("sha256:{}", "0".repeat(64));
     let (status, _, body) = served.curl(&[], &format!("/v2/{repo}/manifests/{zeros}"));
     assert_eq!(
@@ -561,6 +576,22 @@ fn ctr_and_podman_pull(name: &str, digest: &str, ctr_flags: &[&str], podman_flag
     podman.run(&args);
     let pulled = podman.run(&["image", "inspect", "--format", "{{.Digest}}", name]);
     assert_eq!(pulled.trim(), digest, "podman pull {name}");
+}
+
+/// How many opens and reads of `path` inotify reports while `f` runs.
+fn touches(path: &Path, f: impl FnOnce()) -> usize {
+    use rustix::fs::inotify;
+    let fd = inotify::init(inotify::CreateFlags::NONBLOCK | inotify::CreateFlags::CLOEXEC).unwrap();
+    let watch = inotify::WatchFlags::OPEN | inotify::WatchFlags::ACCESS;
+    inotify::add_watch(&fd, path, watch).unwrap();
+    f();
+    let mut buf = [std::mem::MaybeUninit::uninit(); 8192];
+    let mut events = inotify::Reader::new(&fd, &mut buf);
+    let mut n = 0;
+    while events.next().is_ok() {
+        n += 1;
+    }
+    n
 }
 
 const SIG_TYPE: &str = "application/vnd.dev.cosign.artifact.sig.v1+json";
