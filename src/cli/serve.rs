@@ -28,6 +28,10 @@ pub struct ServeArgs {
     /// The private key of --tls-cert (PEM)
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Name an entry of the bundle that carries only a tag (`skopeo copy ... oci:DIR:TAG`) or
+    /// no name: TAG=REF or sha256:HEX=REF (repeatable; one bundle only), as push --from takes it
+    #[arg(long = "name", value_name = "TAG=REF")]
+    pub names: Vec<String>,
     /// Require HTTP Basic login against this file (bcrypt entries: `htpasswd -Bbn USER PASS`)
     #[arg(long, value_name = "FILE")]
     pub htpasswd: Option<PathBuf>,
@@ -44,6 +48,7 @@ pub fn run(args: &ServeArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus
     }
     let naming = settings.require_mirror("serve")?;
     let options = Options {
+        names: args.names.clone(),
         addr: args.addr.clone(),
         tls: args.tls_cert.clone().zip(args.tls_key.clone()),
         htpasswd: args.htpasswd.clone(),

@@ -27,6 +27,8 @@ use crate::mirror::MirrorNaming;
 
 /// How to serve.
 pub(crate) struct Options {
+    /// `--name TAG=REF`: names for a bundle's entries that carry none.
+    pub names: Vec<String>,
     /// `HOST:PORT` to listen on.
     pub addr: String,
     /// `--tls-cert` and `--tls-key`.
@@ -41,7 +43,7 @@ pub(crate) fn serve(
     naming: &MirrorNaming,
     options: &Options,
 ) -> anyhow::Result<()> {
-    let store = store::Store::open(bundles, naming)?;
+    let store = store::Store::open(bundles, &options.names, naming)?;
     let auth = match &options.htpasswd {
         Some(path) => Some(Arc::new(auth::Htpasswd::load(path)?)),
         None => None,
@@ -66,11 +68,14 @@ pub(crate) fn serve(
         let local = listener.local_addr()?;
         let (images, repos) = store.counts();
         eprintln!(
-            "serve: {images} images in {repos} repositories from {} bundle(s), on {}://{local}{}; clients name them {}/...",
+            "serve: {images} images in {repos} repositories from {} bundle(s), on {}://{local}{}; clients name them {}/{}",
             bundles.len(),
             if tls.is_some() { "https" } else { "http" },
             if auth.is_some() { " (htpasswd)" } else { "" },
-            naming.mirror()
+            naming.mirror().host(),
+            store
+                .example()
+                .map_or_else(|| "...".to_string(), |e| format!("... (e.g. {}/{e})", naming.mirror().host()))
         );
         let app = Arc::new(http::App {
             store: Arc::new(store),

@@ -78,8 +78,19 @@ pub(crate) struct Blob {
 }
 
 impl Store {
-    /// Opens and indexes `paths` (directories, or plain tars read in place) under `naming`.
-    pub(crate) fn open(paths: &[PathBuf], naming: &MirrorNaming) -> anyhow::Result<Store> {
+    /// Opens and indexes `paths` (directories, or plain tars read in place) under `naming`;
+    /// `names` (`--name TAG=REF`, as `push --from` takes them) name the entries of a single
+    /// bundle that carry only a tag or no name.
+    pub(crate) fn open(
+        paths: &[PathBuf],
+        names: &[String],
+        naming: &MirrorNaming,
+    ) -> anyhow::Result<Store> {
+        if !names.is_empty() && paths.len() > 1 {
+            anyhow::bail!(
+                "--name names the entries of one bundle; serve that bundle alone, or give its images full names (save writes them)"
+            );
+        }
         let mut store = Store {
             bundles: Vec::new(),
             repos: BTreeMap::new(),
@@ -92,7 +103,7 @@ impl Store {
         // (repository, tag) → the bundle that gave it.
         let mut tagged_by: HashMap<(String, String), usize> = HashMap::new();
         for path in paths {
-            let layout = open_bundle(path)?;
+            let layout = open_bundle(path, names)?;
             let bundle = store.bundles.len();
             let entries = layout.entries();
             store.bundles.push(layout);
@@ -236,6 +247,13 @@ impl Store {
         (self.images, self.repos.len())
     }
 
+    /// One name a client can pull, `REPOSITORY:TAG`, for the start-up line.
+    pub(crate) fn example(&self) -> Option<String> {
+        self.repos
+            .iter()
+            .find_map(|(name, repo)| Some(format!("{name}:{}", repo.tags.keys().next()?)))
+    }
+
     /// One page of repository names, and whether more follow.
     pub(crate) fn catalog(&self, page: &Page) -> (Vec<String>, bool) {
         paginate(self.repos.keys(), page)
@@ -337,7 +355,7 @@ impl Store {
 }
 
 /// Opens one bundle for serving: a directory, or a plain tar read in place.
-fn open_bundle(path: &Path) -> anyhow::Result<OciLayout> {
+fn open_bundle(path: &Path, names: &[String]) -> anyhow::Result<OciLayout> {
     if !path.exists() {
         anyhow::bail!(
             "{}: no such file or directory; give the directory or tar that `kubectl airgap save -o` wrote",
@@ -373,12 +391,14 @@ fn open_bundle(path: &Path) -> anyhow::Result<OciLayout> {
             );
         }
     }
-    let layout = OciLayout::open(path).with_context(|| {
-        format!(
-            "{}: cannot read it as a bundle; give the directory or tar that `kubectl airgap save -o` wrote",
-            path.display()
-        )
-    })?;
+    let layout = OciLayout::open(path)
+        .with_context(|| {
+            format!(
+                "{}: cannot read it as a bundle; give the directory or tar that `kubectl airgap save -o` wrote",
+                path.display()
+            )
+        })?
+        .name(names)?;
     // Every image needs its full name to be served under a mirror name; the same refusals,
     // in the same words, as `push --from`.
     layout

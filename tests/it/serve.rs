@@ -724,15 +724,71 @@ fn a_stop_finishes_the_download_in_flight_and_compressed_tars_are_refused() {
         .status()
         .unwrap();
     assert!(tar.success());
-    let out = airgap()
-        .args(["serve", tgz.to_str().unwrap(), "--addr"])
-        .arg(format!("127.0.0.1:{}", free_port()))
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let (code, stderr) = refused_at_start(&[tgz.to_str().unwrap()]);
+    assert_eq!(code, Some(2), "{stderr}");
     assert!(
         stderr.contains("Gzip-compressed") && stderr.contains("gzip -dk"),
+        "{stderr}"
+    );
+}
+
+/// `serve ARGS` on a free port that must exit at once: its exit code and stderr.
+fn refused_at_start(args: &[&str]) -> (Option<i32>, String) {
+    let out = airgap()
+        .arg("serve")
+        .args(args)
+        .args(["--addr", &format!("127.0.0.1:{}", free_port())])
+        .timeout(Duration::from_secs(30))
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn bundles_that_cannot_be_served_as_given_are_refused_at_start() {
+    // A layout skopeo wrote names its image by tag alone: it needs --name, as for push --from.
+    let tagged = Layout::single(81);
+    let dir = tagged.dir.path().to_str().unwrap();
+    let (code, stderr) = refused_at_start(&[dir]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("--name TAG=REF"), "{stderr}");
+    let served = Served::start(&[dir, "--name", "latest=quay.io/x/y:v1"]);
+    let (status, headers, _) = served.curl(&["-I"], "/v2/quay.io/x/y/manifests/v1");
+    assert_eq!(status, 200);
+    assert!(
+        headers.contains(&format!("docker-content-digest: {}", tagged.digest)),
+        "{headers}"
+    );
+    drop(served);
+
+    // One name and tag at two digests in two bundles: which to serve is not ours to guess.
+    let a = Bundle::new(&[("quay.io/a/b:v1", &[(1, 1000)])]);
+    let b = Bundle::new(&[("quay.io/a/b:v1", &[(2, 1000)])]);
+    let (code, stderr) = refused_at_start(&[
+        a.dir.path().to_str().unwrap(),
+        b.dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("quay.io/a/b:v1 is") && stderr.contains(&b.images[0].1),
+        "{stderr}"
+    );
+
+    // A bundle that lacks a blob its manifest names is refused, saying which.
+    let layer = a
+        .blob_digests
+        .iter()
+        .find(|d| **d != a.images[0].2)
+        .unwrap()
+        .clone();
+    std::fs::remove_file(a.dir.path().join("blobs/sha256").join(&layer[7..])).unwrap();
+    let (code, stderr) = refused_at_start(&[a.dir.path().to_str().unwrap()]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("lacks blob {layer}")) && stderr.contains("check --bundle"),
         "{stderr}"
     );
 }
