@@ -24,4 +24,5 @@ mod nodeconfig;
 mod oci;
 pub mod reference;
 mod registry;
+mod serve;
 mod transfer;

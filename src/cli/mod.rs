@@ -15,6 +15,7 @@ mod push;
 mod ref_cmd;
 mod registry_args;
 mod save;
+mod serve;
 
 use std::ffi::OsString;
 use std::io::IsTerminal;
@@ -73,6 +74,9 @@ pub(crate) enum Command {
     PullSecret(pull_secret::PullSecretArgs),
     /// Pull every needed image into an offline bundle (OCI image layout)
     Save(save::SaveArgs),
+    /// Serve bundles as a read-only registry, under their mirror names (no Docker needed on
+    /// the air-gapped side)
+    Serve(serve::ServeArgs),
     /// Show how image references parse and what they become in the mirror
     Ref(ref_cmd::RefArgs),
     /// Print a shell completion script (bash, zsh, fish, powershell)
@@ -217,6 +221,7 @@ pub fn run(argv: Vec<OsString>) -> ExitStatus {
         Command::NodeConfig(args) => node_config::run(&args, cli.config.as_deref()),
         Command::PullSecret(args) => pull_secret::run(&args, cli.config.as_deref()),
         Command::Save(args) => save::run(&args, cli.config.as_deref()),
+        Command::Serve(args) => serve::run(&args, cli.config.as_deref()),
         Command::Completion(args) => completion::run(&args),
     };
     match result {
