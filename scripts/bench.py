@@ -17,6 +17,7 @@ import json, os, platform, shutil, statistics, subprocess, sys, tempfile, time
 import check_bench
 import push_bench
 import save_bench
+import serve_bench
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "target/release/kubectl-airgap")
@@ -260,7 +261,8 @@ def post_render_section():
 
 
 SECTIONS = {"post-render": post_render_section, "check": check_bench.check_section,
-            "push": push_bench.push_section, "save": save_bench.save_section}
+            "push": push_bench.push_section, "save": save_bench.save_section,
+            "serve": serve_bench.serve_section}
 
 
 def main():

@@ -25,4 +25,5 @@ mod nodeconfig;
 mod oci;
 pub mod reference;
 mod registry;
+mod serve;
 mod transfer;

@@ -17,6 +17,7 @@ mod push;
 mod ref_cmd;
 mod registry_args;
 mod save;
+mod serve;
 
 use std::ffi::OsString;
 use std::io::IsTerminal;
@@ -82,6 +83,9 @@ pub(crate) enum Command {
     Save(save::SaveArgs),
     /// List the charts a bundle carries; write them out as NAME-VERSION.tgz files with -d DIR
     Charts(charts::ChartsArgs),
+    /// Serve bundles as a read-only registry, under their mirror names (no Docker needed on
+    /// the air-gapped side)
+    Serve(serve::ServeArgs),
     /// Show how image references parse and what they become in the mirror
     Ref(ref_cmd::RefArgs),
     /// Print a shell completion script (bash, zsh, fish, powershell)
@@ -245,6 +249,7 @@ pub fn run(argv: Vec<OsString>) -> ExitStatus {
         Command::NodeConfig(args) => node_config::run(&args, cli.config.as_deref()),
         Command::PullSecret(args) => pull_secret::run(&args, cli.config.as_deref()),
         Command::Save(args) => save::run(&args, cli.config.as_deref()),
+        Command::Serve(args) => serve::run(&args, cli.config.as_deref()),
         Command::Completion(args) => completion::run(&args),
         Command::Charts(args) => charts::run(&args, cli.config.as_deref()),
     };

@@ -36,6 +36,9 @@ pub(crate) struct Descriptor {
 pub(crate) struct Index {
     #[serde(default)]
     pub manifests: Vec<Descriptor>,
+    /// As the index itself says (optional in the spec; the server's header says it too).
+    #[serde(default, rename = "mediaType")]
+    pub media_type: Option<String>,
 }
 
 /// The part of an image manifest that is read: what it names, and for an artifact what it is
@@ -43,21 +46,20 @@ pub(crate) struct Index {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct ImageManifest {
+    /// As the manifest itself says (optional in the spec; the server's header says it too).
+    #[serde(default)]
+    pub media_type: Option<String>,
     pub config: Descriptor,
     #[serde(default)]
     pub layers: Vec<Descriptor>,
     /// OCI 1.1: the manifest this one is about (a signature's image, an SBOM's image).
     #[serde(default)]
-    #[cfg_attr(
-        not(test),
-        expect(
-            dead_code,
-            reason = "parsed for the referrers work (issue 19), which reads it"
-        )
-    )]
     pub subject: Option<Descriptor>,
     #[serde(default)]
     pub artifact_type: Option<String>,
+    /// What a referrers listing repeats of each referrer.
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
 }
 
 impl ImageManifest {
@@ -72,6 +74,16 @@ impl ImageManifest {
             }
             None => None,
         }
+    }
+}
+
+impl ImageManifest {
+    /// The `artifactType` a referrers listing gives this manifest: its own, else its config's
+    /// media type (as the distribution spec has registries answer), whatever that config is.
+    pub(crate) fn referrer_type(&self) -> &str {
+        self.artifact_type
+            .as_deref()
+            .unwrap_or(&self.config.media_type)
     }
 }
 

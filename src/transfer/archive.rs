@@ -251,6 +251,17 @@ impl TarFiles {
         }
     }
 
+    /// File `name` opened at byte `start` of its content, with its whole size: a ranged read
+    /// seeks there instead of reading up to it. `None` when the archive has no such file.
+    pub(crate) fn open_from(&self, name: &str, start: u64) -> io::Result<Option<(File, u64)>> {
+        let Some(entry) = self.entry(name) else {
+            return Ok(None);
+        };
+        let mut file = self.open_at(entry)?;
+        file.seek(SeekFrom::Current(start.min(entry.size) as i64))?;
+        Ok(Some((file, entry.size)))
+    }
+
     /// A whole file of at most `limit` bytes (`None` when the archive has no such file).
     pub(crate) fn read(&self, name: &str, limit: u64) -> anyhow::Result<Option<Vec<u8>>> {
         let Some(entry) = self.entry(name) else {

@@ -358,6 +358,38 @@ impl OciLayout {
         }
     }
 
+    /// Blob `digest` opened at byte `start`, with its whole size: what `serve` streams a blob,
+    /// or a range of one, from, never holding more of it than a read buffer. A tar's blob is
+    /// read where its entry lies. `None` when the bundle lacks it.
+    pub(crate) fn open_blob_from(
+        &self,
+        digest: &str,
+        start: u64,
+    ) -> anyhow::Result<Option<(std::fs::File, u64)>> {
+        use std::io::{Seek as _, SeekFrom};
+        let name = blob_name(digest)?;
+        let opened = match &self.store {
+            Store::Tar(files) => files.open_from(&name, start),
+            Store::Dir => {
+                let path = self.root.join(&name);
+                match std::fs::File::open(&path) {
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                    Err(e) => Err(e),
+                    Ok(mut file) => file.metadata().and_then(|m| {
+                        file.seek(SeekFrom::Start(start.min(m.len())))?;
+                        Ok(Some((file, m.len())))
+                    }),
+                }
+            }
+        };
+        opened.with_context(|| format!("reading {name} in {}", self.root.display()))
+    }
+
+    /// The bundle's path, as given.
+    pub(crate) fn root(&self) -> &Path {
+        &self.root
+    }
+
     /// A small blob (a manifest, an index, an image config) read whole and checked against its
     /// digest; `None` when the bundle lacks it.
     pub(crate) fn small_blob(&self, digest: &str) -> anyhow::Result<Option<Vec<u8>>> {

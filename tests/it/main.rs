@@ -28,4 +28,5 @@ mod packaging;
 mod path_depth;
 mod push;
 mod reference_vectors;
+mod serve;
 mod transfer;

@@ -45,6 +45,10 @@ impl Podman {
             .arg(d.join("root"))
             .arg("--runroot")
             .arg(d.join("run"))
+            // Its libpod state too: the default, /run/libpod, is shared by every podman, and
+            // one test's `system reset` removed it under another's pull.
+            .arg("--tmpdir")
+            .arg(d.join("tmp"))
             .args(["--storage-driver", "vfs", "--cgroup-manager", "cgroupfs"])
             .args(["--events-backend", "none"])
             .args(args)
