@@ -924,3 +924,33 @@ fn a_package_file_builds_the_bundle_and_a_bumped_version_the_next_one() {
     );
     assert!(!work.path().join("b4").exists());
 }
+
+#[test]
+fn serve_gives_helm_the_chart_a_bundle_carries() {
+    let work = tempfile::tempdir().unwrap();
+    let chart = chart(
+        work.path(),
+        "served",
+        "",
+        "",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n",
+    );
+    let helm = Helm::new(4);
+    let bundle = work.path().join("bundle");
+    let lock = save(&helm, &["--chart", chart.to_str().unwrap()], &bundle, &[]);
+    let layer = chart_layer(&bundle, lock["charts"][0]["digest"].as_str().unwrap());
+    // No registry at all on the air-gapped side: the bundle served under mirror names.
+    let served = super::serve::Served::start(&[bundle.to_str().unwrap()]);
+    let dest = work.path().join("pulled");
+    std::fs::create_dir(&dest).unwrap();
+    helm.ok(&[
+        "pull",
+        &format!("oci://{}/charts/served", served.host()),
+        "--version",
+        "0.1.0",
+        "--plain-http",
+        "--destination",
+        dest.to_str().unwrap(),
+    ]);
+    assert_eq!(sha256_file(&dest.join("served-0.1.0.tgz")), layer);
+}

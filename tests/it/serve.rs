@@ -20,7 +20,7 @@ const USER: &str = "puller";
 const PASSWORD: &str = "s3cret-pull";
 
 /// A `kubectl-airgap serve` child on a free port, killed and reaped when dropped.
-struct Served {
+pub(crate) struct Served {
     child: Child,
     port: u16,
     logs: tempfile::TempDir,
@@ -29,7 +29,7 @@ struct Served {
 
 impl Served {
     /// Starts `serve ARGS --addr 127.0.0.1:PORT` and waits until it answers `/v2/`.
-    fn start(args: &[&str]) -> Served {
+    pub(crate) fn start(args: &[&str]) -> Served {
         let tls = args.contains(&"--tls-cert");
         let scheme = if tls { "https" } else { "http" };
         for _ in 0..5 {
@@ -74,7 +74,7 @@ impl Served {
         panic!("serve found no free port in 5 tries");
     }
 
-    fn host(&self) -> String {
+    pub(crate) fn host(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
 
