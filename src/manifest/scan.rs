@@ -128,15 +128,17 @@ impl<'d> Fields<'d> {
 }
 
 /// The names that may hold the tag of image key `key`: `key` + each of `suffixes`, and `key`
-/// with its last word `image` turned into `version` or `tag`, in the same case.
+/// with its last word `image` (or `repository` after another word: `agentRepository`) turned
+/// into `version` or `tag`, in the same case.
 fn sibling_names<'a>(key: &'a str, suffixes: &'a [String]) -> impl Iterator<Item = String> + 'a {
     let stem = ["IMAGE", "Image", "image"]
         .iter()
-        .find_map(|w| key.strip_suffix(w).map(|stem| (stem, *w)));
+        .find_map(|w| key.strip_suffix(w).map(|stem| (stem, *w)))
+        .or_else(|| repository_stem(key));
     let swapped = stem.into_iter().flat_map(|(stem, w)| {
         let (v, t) = match w {
-            "IMAGE" => ("VERSION", "TAG"),
-            "Image" => ("Version", "Tag"),
+            "IMAGE" | "REPOSITORY" => ("VERSION", "TAG"),
+            "Image" | "Repository" => ("Version", "Tag"),
             _ => ("version", "tag"),
         };
         [format!("{stem}{v}"), format!("{stem}{t}")]
@@ -146,6 +148,36 @@ fn sibling_names<'a>(key: &'a str, suffixes: &'a [String]) -> impl Iterator<Item
         .map(move |s| format!("{key}{s}"))
         .chain(swapped)
         .filter(move |n| n != key)
+}
+
+/// `agentRepository` -> (`agent`, `Repository`), `EXPORTER_REPOSITORY` -> (`EXPORTER_`,
+/// `REPOSITORY`): a repository key with a word before it, which names whose repository it is.
+/// A bare `repository` is the split forms' business (`splitForms`), not a sibling pair.
+fn repository_stem(key: &str) -> Option<(&str, &'static str)> {
+    ["REPOSITORY", "Repository", "repository"]
+        .into_iter()
+        .find_map(|w| key.strip_suffix(w).map(|stem| (stem, w)))
+        .filter(|(stem, _)| {
+            stem.chars()
+                .next_back()
+                .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
+        })
+}
+
+/// Whether `agentRepository: scylladb/scylla-manager-agent` may start a sibling pair: the key
+/// names whose repository it is, and the value is a repository path (a `/`, no URL scheme).
+/// Charts and source code have repositories and versions too (`chartRepository: bitnami` +
+/// `chartVersion`, `gitRepository: https://...`): those words never start an image.
+fn is_image_repository_pair_key(key: &str, value: &str) -> bool {
+    let Some((stem, _)) = repository_stem(key) else {
+        return false;
+    };
+    let stem = stem.to_ascii_lowercase();
+    value.contains('/')
+        && !value.contains("://")
+        && !["chart", "helm", "git", "source", "code"]
+            .iter()
+            .any(|w| stem.contains(w))
 }
 
 /// Where a reference was found.
@@ -1020,7 +1052,9 @@ impl<'s, 'r: 'd, 'd> Walk<'s, 'r, 'd> {
         let mut pairs = Vec::new();
         fields.each(|f| {
             if f.value.value.is_empty()
-                || !(self.rules().is_image_key(f.name) || says_image(f.name))
+                || !(self.rules().is_image_key(f.name)
+                    || says_image(f.name)
+                    || is_image_repository_pair_key(f.name, &f.value.value))
             {
                 return;
             }

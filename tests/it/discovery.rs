@@ -395,6 +395,75 @@ data:
 }
 
 #[test]
+fn snake_case_image_name_and_image_version_are_one_reference() {
+    // Kiali's CR: `image_name` + `image_version` under `deployment`, joined by its operator as
+    // NAME:VERSION. Taken alone, `image_name` would be a repository-only value (`:latest`).
+    check(Case {
+        manifest: r#"apiVersion: kiali.io/v1alpha1
+kind: Kiali
+metadata:
+  name: kiali
+spec:
+  deployment:
+    image_name: quay.io/kiali/kiali
+    image_version: v2.14.0
+    image_pull_policy: IfNotPresent
+    instance_name: kiali
+"#,
+        images: &["quay.io/kiali/kiali:v2.14.0"],
+        repositories: &[],
+        gone: &["image_name: quay.io"],
+        lines: &[
+            "image_name: reg.local:5000/quay.io/kiali/kiali",
+            "image_version: v2.14.0",
+        ],
+        kept: &["image_pull_policy: IfNotPresent", "instance_name: kiali"],
+    });
+}
+
+#[test]
+fn a_named_repository_beside_its_named_version_is_one_reference() {
+    // Scylla's `agentRepository` + `agentVersion` (the version holding tag@digest), and the same
+    // pair in snake case; a chart's or a git repository beside its version is not an image.
+    check(Case {
+        manifest: r#"apiVersion: scylla.scylladb.com/v1
+kind: ScyllaCluster
+metadata:
+  name: scylla
+spec:
+  agentRepository: scylladb/scylla-manager-agent
+  agentVersion: 3.12.0@sha256:c06331ed0ba69e2ae128d39e97915643661e7a69991a5831ff6c24e4379a7e3d
+  exporter_repository: quay.io/prometheus/node-exporter
+  exporter_tag: v1.8.2
+  chartRepository: bitnami/nginx
+  chartVersion: 18.1.0
+  gitRepository: https://github.com/acme/app
+  gitVersion: v1.0.0
+  backupRepository: s3
+  backupVersion: "2"
+"#,
+        images: &[
+            "docker.io/scylladb/scylla-manager-agent:3.12.0@sha256:c06331ed0ba69e2ae128d39e97915643661e7a69991a5831ff6c24e4379a7e3d",
+            "quay.io/prometheus/node-exporter:v1.8.2",
+        ],
+        repositories: &[],
+        gone: &["agentRepository: scylladb", "exporter_repository: quay.io"],
+        lines: &[
+            "agentRepository: reg.local:5000/docker.io/scylladb/scylla-manager-agent",
+            "agentVersion: 3.12.0@sha256:c06331ed0ba69e2ae128d39e97915643661e7a69991a5831ff6c24e4379a7e3d",
+            "exporter_repository: reg.local:5000/quay.io/prometheus/node-exporter",
+            "exporter_tag: v1.8.2",
+        ],
+        kept: &[
+            "chartRepository: bitnami/nginx",
+            "chartVersion: 18.1.0",
+            "gitRepository: https://github.com/acme/app",
+            "backupRepository: s3",
+        ],
+    });
+}
+
+#[test]
 fn bare_short_names_in_custom_resource_containers_and_image_env() {
     check(Case {
         manifest: r#"apiVersion: example.com/v1
