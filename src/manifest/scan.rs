@@ -18,7 +18,7 @@ use saphyr_parser::ScalarStyle;
 
 use super::node::{MAX_DEPTH, Node, Scalar, parse_documents};
 use super::rules::{
-    Rule, RuleSet, SplitForm, Step, Target, ends_with_image, mentions_image, says_image,
+    JoinSource, Rule, RuleSet, SplitForm, Step, Target, ends_with_image, mentions_image, says_image,
 };
 use crate::excerpt::Excerpt;
 use crate::reference::{ParseError, Reference};
@@ -206,7 +206,31 @@ pub struct Finding<'d> {
     /// A repository without tag or digest at a place whose operator adds the tag (`image:
     /// {name: REPO, version: ""}`): rewritten to the mirror's repository, but no image to copy.
     pub repository_only: bool,
+    /// Its part in a cross-object join (`crossJoins`): listed only once the stream's versions
+    /// are known.
+    pub join: Option<JoinRole>,
     place: Place<'d>,
+}
+
+/// What a finding is to a cross-object join (`crossJoins`, by index).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JoinRole {
+    /// The operator's repository (an env value), completed with names and versions.
+    Repository(usize),
+    /// One whole reference of a per-version table, at `version` (`_` for `.`) for `name`.
+    Offer {
+        join: usize,
+        version: String,
+        name: String,
+    },
+}
+
+/// A version a custom resource asks of a cross join: `names` of join `join` at `version`.
+#[derive(Debug, Clone)]
+pub struct JoinVersion {
+    pub join: usize,
+    pub version: String,
+    pub names: Vec<String>,
 }
 
 /// Where a finding is, kept as parts: the rewriter needs a [`Location`] only to report an
@@ -279,6 +303,8 @@ pub struct DocScan<'d> {
     /// Pod specs of the document itself (not of YAML embedded in its strings), for
     /// `--pull-secret`.
     pub pod_specs: Vec<PodSpecSite<'d>>,
+    /// Versions custom resources ask of cross joins.
+    pub versions: Vec<JoinVersion>,
 }
 
 /// A pod spec a rule names, and where it is, so that a field can be added to it.
@@ -498,6 +524,7 @@ impl<'r> Scanner<'r> {
                 }
             }
         }
+        walk.cross_joins(root, api_version, kind, &mut out.versions)?;
         if kind == "ConfigMap"
             && api_version == "v1"
             && let Some(Node::Map(entries)) = root.get("data")
@@ -686,6 +713,7 @@ impl<'s, 'r: 'd, 'd> Walk<'s, 'r, 'd> {
             reference,
             edits,
             repository_only: false,
+            join: None,
             place: Place {
                 object: Rc::clone(&self.object),
                 segs: segs.to_vec(),
@@ -1149,7 +1177,10 @@ impl<'s, 'r: 'd, 'd> Walk<'s, 'r, 'd> {
     /// and repository-only variables (`repositoryEnv`), before each value is read alone.
     fn env_splits(&mut self, env: &'d [Node<'d>], segs: &[Seg<'d>]) {
         let fields = Fields::Env(env);
-        if fields.find(|f| mentions_image(f.name)).is_none() {
+        if fields
+            .find(|f| mentions_image(f.name) || self.rules().join_of_env(f.name).is_some())
+            .is_none()
+        {
             return;
         }
         let forms = &self.rules().env_splits;
@@ -1171,8 +1202,86 @@ impl<'s, 'r: 'd, 'd> Walk<'s, 'r, 'd> {
                 tag_field: None,
                 digest: None,
             };
-            self.split_reference(parts, segs, "env");
+            let join = self.rules().join_of_env(f.name);
+            let rule = join.map_or("env", |j| self.rules().cross_joins[j].name.as_str());
+            let before = self.findings.len();
+            self.split_reference(parts, segs, rule);
+            if let (Some(j), Some(found)) = (join, self.findings.get_mut(before)) {
+                found.join = Some(JoinRole::Repository(j));
+            }
         }
+    }
+
+    /// Cross-object joins (`crossJoins`): the versions this object asks for, and the
+    /// per-version image annotations it holds (each rewritten, and listed by `scan_stream`
+    /// only for a version some resource asks for).
+    fn cross_joins(
+        &mut self,
+        root: &'d Node<'d>,
+        api_version: &str,
+        kind: &str,
+        versions: &mut Vec<JoinVersion>,
+    ) -> Result<(), ScanError> {
+        for (j, join) in self.rules().cross_joins.iter().enumerate() {
+            for v in join
+                .versions
+                .iter()
+                .filter(|v| v.applies_to(api_version, kind))
+            {
+                let mut hits = Vec::new();
+                select(root, &v.field.0, &mut Vec::new(), &mut hits);
+                for (node, _) in hits {
+                    if let Some(s) = node.as_scalar().filter(|s| !s.value.is_empty()) {
+                        versions.push(JoinVersion {
+                            join: j,
+                            version: s.value.to_string(),
+                            names: v.names.clone(),
+                        });
+                    }
+                }
+            }
+            let JoinSource::Annotations(prefix) = &join.source else {
+                continue;
+            };
+            for at in [&["metadata"][..], &["spec", "template", "metadata"][..]] {
+                let Some(Node::Map(entries)) = at
+                    .iter()
+                    .try_fold(root, |n, k| n.get(k))
+                    .and_then(|m| m.get("annotations"))
+                else {
+                    continue;
+                };
+                for (k, v) in entries {
+                    let (Some(key), Some(value)) = (k.as_str(), v.as_scalar()) else {
+                        continue;
+                    };
+                    let Some((version, name)) = key
+                        .strip_prefix(prefix.as_str())
+                        .and_then(|r| r.rsplit_once('.'))
+                    else {
+                        continue;
+                    };
+                    let mut segs: Vec<Seg<'d>> = at.iter().map(|k| Seg::Key(k)).collect();
+                    segs.extend([Seg::Key("annotations"), Seg::Key(key)]);
+                    let before = self.findings.len();
+                    self.image(
+                        value,
+                        0..value.value.len(),
+                        &segs,
+                        join.name.as_str(),
+                        Certainty::Named,
+                    )?;
+                    if let Some(found) = self.findings.get_mut(before) {
+                        found.join = Some(JoinRole::Offer {
+                            join: j,
+                            version: version.to_string(),
+                            name: name.to_string(),
+                        });
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The key-name sweep over custom resources and embedded documents: `image`/`*Image` keys,
@@ -1371,6 +1480,7 @@ impl<'s, 'r: 'd, 'd> Walk<'s, 'r, 'd> {
                     reference: f.reference,
                     edits,
                     repository_only: f.repository_only,
+                    join: f.join,
                     place: Place {
                         object: Rc::new(object),
                         segs: Vec::new(),

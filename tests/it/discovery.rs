@@ -463,6 +463,120 @@ spec:
     });
 }
 
+/// An operator Deployment whose env names its default repository, and whose pod annotations
+/// name one image per Istio-style version and component.
+const JOINING_OPERATORS: &str = r#"apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: mysql-operator
+spec:
+  template:
+    spec:
+      containers:
+        - name: mysql-operator
+          image: container-registry.oracle.com/mysql/community-operator:9.1.0-2.2.2
+          env:
+            - name: MYSQL_OPERATOR_DEFAULT_REPOSITORY
+              value: container-registry.oracle.com/mysql
+            - name: MYSQL_OPERATOR_DEBUG
+              value: "1"
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: sail-operator
+spec:
+  template:
+    metadata:
+      annotations:
+        images.v1_30_3.istiod: registry.istio.io/release/pilot:1.30.3
+        images.v1_30_3.cni: registry.istio.io/release/install-cni:1.30.3
+        images.v1_29_0.istiod: registry.istio.io/release/pilot:1.29.0
+        images.v1_31_0-beta_1.istiod: registry.istio.io/release/pilot:1.31.0-beta.1
+        kubectl.kubernetes.io/default-container: sail-operator
+    spec:
+      containers:
+        - name: sail-operator
+          image: quay.io/sail-dev/sail-operator:1.31-latest
+"#;
+
+#[test]
+fn images_joined_across_objects_are_listed_for_the_versions_resources_ask_for() {
+    // mysql-operator: MYSQL_OPERATOR_DEFAULT_REPOSITORY + "/community-server:" + each
+    // InnoDBCluster's spec.version (and the router). sail-operator: the annotations of the
+    // versions and components each Istio/IstioCNI asks for. Every annotation is rewritten (a
+    // resource made later may ask for any version); only the asked-for ones are listed.
+    let resources = r#"---
+apiVersion: mysql.oracle.com/v2
+kind: InnoDBCluster
+metadata:
+  name: mycluster
+spec:
+  version: 9.1.0
+---
+apiVersion: sailoperator.io/v1
+kind: Istio
+metadata:
+  name: default
+spec:
+  version: v1.30.3
+---
+apiVersion: sailoperator.io/v1
+kind: IstioCNI
+metadata:
+  name: default
+spec:
+  version: v1.30.3
+"#;
+    let manifest = format!("{JOINING_OPERATORS}{resources}");
+    let report = check(Case {
+        manifest: &manifest,
+        images: &[
+            "container-registry.oracle.com/mysql/community-operator:9.1.0-2.2.2",
+            "container-registry.oracle.com/mysql/community-router:9.1.0",
+            "container-registry.oracle.com/mysql/community-server:9.1.0",
+            "quay.io/sail-dev/sail-operator:1.31-latest",
+            "registry.istio.io/release/install-cni:1.30.3",
+            "registry.istio.io/release/pilot:1.30.3",
+        ],
+        repositories: &[],
+        gone: &[
+            "value: container-registry.oracle.com",
+            ": registry.istio.io/release/pilot:1.29.0",
+            ": registry.istio.io/release/pilot:1.31.0-beta.1",
+        ],
+        lines: &[
+            "value: reg.local:5000/container-registry.oracle.com/mysql",
+            "images.v1_29_0.istiod: reg.local:5000/registry.istio.io/release/pilot:1.29.0",
+            "version: 9.1.0",
+            "version: v1.30.3",
+        ],
+        kept: &[
+            "value: \"1\"",
+            "kubectl.kubernetes.io/default-container: sail-operator",
+        ],
+    });
+    let text = report.to_string();
+    assert!(text.contains("mysql-operator/split/join"), "{report:#}");
+    assert!(text.contains("sail-operator"), "{report:#}");
+
+    // Without a resource asking for a version, the repository is listed as one and every
+    // annotation as an image.
+    let (images, repositories, report) = listed(JOINING_OPERATORS);
+    assert_eq!(
+        repositories,
+        ["container-registry.oracle.com/mysql"],
+        "{report:#}"
+    );
+    for image in [
+        "registry.istio.io/release/pilot:1.29.0",
+        "registry.istio.io/release/pilot:1.31.0-beta.1",
+        "registry.istio.io/release/install-cni:1.30.3",
+    ] {
+        assert!(images.iter().any(|i| i == image), "{image}: {report:#}");
+    }
+}
+
 #[test]
 fn bare_short_names_in_custom_resource_containers_and_image_env() {
     check(Case {
