@@ -2,7 +2,7 @@
 //! on, and ground truth decided by hand from the rendered output and the operators' sources
 //! (each folder's expected.txt, SOURCE.md and NOTES.md). testdata/operators (13 charts, the
 //! set discovery was tuned on), testdata/operators-fresh (7, held out) and
-//! testdata/operators-hard (10, held out, operators that pull images named in their own config,
+//! testdata/operators-hard (13, held out, operators that pull images named in their own config,
 //! CRs and split fields). Per chart: every expected image is listed with its full reference,
 //! every expected repository-only value is listed as a repository, nothing else is listed, and
 //! after post-render no expected image or repository is named outside the mirror.
