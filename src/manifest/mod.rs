@@ -145,6 +145,22 @@ fn no_rule_applies(text: &str, rules: &RuleSet) -> bool {
             .rules
             .iter()
             .any(|r| r.names_kind("CustomResourceDefinition"))
+        && !may_default_to_a_reference(text)
+}
+
+/// Whether a CRD's text holds a schema `default:` that might be a reference (a value with a
+/// `/` after a host-like first part): only such CRDs are parsed for their image defaults, the
+/// rest (almost all, and the largest documents of a chart) are only validated.
+fn may_default_to_a_reference(text: &str) -> bool {
+    text.lines().any(|l| {
+        l.trim_start()
+            .strip_prefix("default:")
+            .map(|v| v.trim().trim_matches(['"', '\'']))
+            .and_then(|v| v.split_once('/'))
+            .is_some_and(|(host, rest)| {
+                host.contains(['.', ':']) && !rest.is_empty() && !rest.contains(char::is_whitespace)
+            })
+    })
 }
 
 /// The text of a split reference's repository field: the mirror's `name` less the `tail` bytes
@@ -197,6 +213,8 @@ pub fn scan_stream<R: BufRead>(
                 reference: f.reference,
             };
             match f.join {
+                // Rewritten, but pulled by no resource of the input.
+                _ if f.schema_default => {}
                 Some(role) => joins.parts.push((role, u)),
                 None if f.repository_only => out.repositories.push(u),
                 None => out.uses.push(u),

@@ -209,6 +209,10 @@ pub struct Finding<'d> {
     /// Its part in a cross-object join (`crossJoins`): listed only once the stream's versions
     /// are known.
     pub join: Option<JoinRole>,
+    /// A CRD schema's `default:`: what the API server fills in for a resource that omits the
+    /// field. Rewritten, so that such a resource pulls from the mirror, but not listed: no
+    /// resource of the input pulls it.
+    pub schema_default: bool,
     place: Place<'d>,
 }
 
@@ -525,6 +529,9 @@ impl<'r> Scanner<'r> {
             }
         }
         walk.cross_joins(root, api_version, kind, &mut out.versions)?;
+        if kind == "CustomResourceDefinition" {
+            walk.schema_defaults(root, &mut Vec::new());
+        }
         if kind == "ConfigMap"
             && api_version == "v1"
             && let Some(Node::Map(entries)) = root.get("data")
@@ -714,6 +721,7 @@ impl<'s, 'r: 'd, 'd> Walk<'s, 'r, 'd> {
             edits,
             repository_only: false,
             join: None,
+            schema_default: false,
             place: Place {
                 object: Rc::clone(&self.object),
                 segs: segs.to_vec(),
@@ -1212,6 +1220,91 @@ impl<'s, 'r: 'd, 'd> Walk<'s, 'r, 'd> {
         }
     }
 
+    /// A CRD's schema defaults at properties named as images or repositories
+    /// (`default: ghcr.io/zalando/spilo-18:4.1-p2` under `docker_image`, `default:
+    /// docker.io/scylladb/scylla` under `repository`): a registry host, and a tag or digest
+    /// unless the property says repository (then a repository-only value).
+    fn schema_defaults(&mut self, node: &'d Node<'d>, segs: &mut Vec<Seg<'d>>) {
+        match node {
+            Node::Map(entries) => {
+                for (k, v) in entries {
+                    let Some(key) = k.as_str() else { continue };
+                    segs.push(Seg::Key(key));
+                    if key == "properties"
+                        && let Node::Map(properties) = v
+                    {
+                        for (name, property) in properties {
+                            let (Some(name), Some(default)) = (
+                                name.as_str(),
+                                property.get("default").and_then(Node::as_scalar),
+                            ) else {
+                                continue;
+                            };
+                            segs.extend([Seg::Key(name), Seg::Key("default")]);
+                            self.schema_default(name, default, segs);
+                            segs.truncate(segs.len() - 2);
+                        }
+                    }
+                    self.schema_defaults(v, segs);
+                    segs.pop();
+                }
+            }
+            Node::Seq(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    segs.push(Seg::Index(i));
+                    self.schema_defaults(item, segs);
+                    segs.pop();
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn schema_default(&mut self, name: &'d str, default: &'d Scalar<'d>, segs: &[Seg<'d>]) {
+        let text = default.value.as_ref();
+        let says_repository =
+            name.eq_ignore_ascii_case("repository") || is_image_repository_pair_key(name, text);
+        if !(says_repository || self.rules().is_image_key(name) || says_image(name)) {
+            return;
+        }
+        let Some((host, _)) = text.split_once('/') else {
+            return;
+        };
+        if !(host.contains('.') || host.contains(':') || host == "localhost") {
+            return;
+        }
+        let Ok(reference) = self.scanner.parse(text) else {
+            return;
+        };
+        let before = self.findings.len();
+        if reference.tag().is_some() || reference.digest().is_some() {
+            let edit = Edit {
+                scalar: default,
+                range: 0..text.len(),
+                part: Part::Image,
+            };
+            self.push(reference, segs, "crd-default", false, vec![edit]);
+        } else if says_repository && reference.domain() == host {
+            // The field is `default`, under the property's own key.
+            let field = Field {
+                name: "default",
+                value: default,
+                env: None,
+            };
+            let parts = SplitParts {
+                registry: None,
+                repository: field,
+                image: None,
+                tag_field: None,
+                digest: None,
+            };
+            self.split_reference(parts, &segs[..segs.len() - 1], "crd-default");
+        }
+        for f in &mut self.findings[before..] {
+            f.schema_default = true;
+        }
+    }
+
     /// Cross-object joins (`crossJoins`): the versions this object asks for, and the
     /// per-version image annotations it holds (each rewritten, and listed by `scan_stream`
     /// only for a version some resource asks for).
@@ -1481,6 +1574,7 @@ impl<'s, 'r: 'd, 'd> Walk<'s, 'r, 'd> {
                     edits,
                     repository_only: f.repository_only,
                     join: f.join,
+                    schema_default: f.schema_default,
                     place: Place {
                         object: Rc::new(object),
                         segs: Vec::new(),

@@ -578,6 +578,77 @@ spec:
 }
 
 #[test]
+fn crd_schema_defaults_that_name_images_are_rewritten_but_not_listed() {
+    // What the API server fills in for a resource that omits the field (Zalando's
+    // `docker_image`, Scylla's `repository`): rewritten so that such a resource pulls from the
+    // mirror, but no resource of the input pulls it, so nothing is listed. Defaults at other
+    // properties, short names and chart repositories stay.
+    check(Case {
+        manifest: r#"apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: clusters.example.com
+spec:
+  group: example.com
+  names:
+    kind: Cluster
+  versions:
+    - name: v1
+      schema:
+        openAPIV3Schema:
+          type: object
+          properties:
+            spec:
+              type: object
+              properties:
+                docker_image:
+                  type: string
+                  default: ghcr.io/zalando/spilo-18:4.1-p2
+                repository:
+                  type: string
+                  default: docker.io/scylladb/scylla
+                agentRepository:
+                  type: string
+                  default: docker.io/scylladb/scylla-manager-agent
+                sidecarImage:
+                  type: string
+                  default: busybox
+                chartRepository:
+                  type: string
+                  default: charts.example.com/stable
+                topologyKey:
+                  type: string
+                  default: kubernetes.io/hostname
+                imagePullPolicy:
+                  type: string
+                  default: IfNotPresent
+                exporter:
+                  type: object
+                  description: The exporter, for example quay.io/prometheus/node-exporter:v1.8.2.
+"#,
+        images: &[],
+        repositories: &[],
+        gone: &[
+            "default: ghcr.io",
+            "default: docker.io/scylladb/scylla",
+            "default: docker.io/scylladb/scylla-manager-agent",
+        ],
+        lines: &[
+            "default: reg.local:5000/ghcr.io/zalando/spilo-18:4.1-p2",
+            "default: reg.local:5000/docker.io/scylladb/scylla",
+            "default: reg.local:5000/docker.io/scylladb/scylla-manager-agent",
+        ],
+        kept: &[
+            "default: busybox",
+            "default: charts.example.com/stable",
+            "default: kubernetes.io/hostname",
+            "default: IfNotPresent",
+            "description: The exporter, for example quay.io/prometheus/node-exporter:v1.8.2.",
+        ],
+    });
+}
+
+#[test]
 fn bare_short_names_in_custom_resource_containers_and_image_env() {
     check(Case {
         manifest: r#"apiVersion: example.com/v1
