@@ -152,14 +152,14 @@ fn no_rule_applies(text: &str, rules: &RuleSet) -> bool {
 /// `/` after a host-like first part): only such CRDs are parsed for their image defaults, the
 /// rest (almost all, and the largest documents of a chart) are only validated.
 fn may_default_to_a_reference(text: &str) -> bool {
-    text.lines().any(|l| {
-        l.trim_start()
-            .strip_prefix("default:")
-            .map(|v| v.trim().trim_matches(['"', '\'']))
-            .and_then(|v| v.split_once('/'))
-            .is_some_and(|(host, rest)| {
-                host.contains(['.', ':']) && !rest.is_empty() && !rest.contains(char::is_whitespace)
-            })
+    memchr::memmem::find_iter(text.as_bytes(), b"default:").any(|at| {
+        let rest = &text[at + "default:".len()..];
+        let value = rest[..rest.find('\n').unwrap_or(rest.len())]
+            .trim()
+            .trim_matches(['"', '\'']);
+        value.split_once('/').is_some_and(|(host, path)| {
+            host.contains(['.', ':']) && !path.is_empty() && !path.contains(char::is_whitespace)
+        })
     })
 }
 
