@@ -15,7 +15,7 @@ use crate::mirror::{Collisions, MirrorNaming, NamingError};
 use crate::reference::Reference;
 use node::{SyntaxError, parse_documents, validate_documents};
 use rules::RuleSet;
-use scan::{DocScan, Location, Part, ScanError, Scanner, Suspect};
+use scan::{DocScan, JoinRole, JoinVersion, Location, Part, ScanError, Scanner, Suspect};
 use stream::{Chunk, ChunkReader, StreamError};
 
 /// Why a stream could not be read or rewritten. Every variant says where.
@@ -121,6 +121,7 @@ fn for_each_document<R: BufRead>(
             all.findings.append(&mut scan.findings);
             all.suspects.append(&mut scan.suspects);
             all.pod_specs.append(&mut scan.pod_specs);
+            all.versions.append(&mut scan.versions);
         }
         each(&chunk, all)?;
     }
@@ -144,6 +145,22 @@ fn no_rule_applies(text: &str, rules: &RuleSet) -> bool {
             .rules
             .iter()
             .any(|r| r.names_kind("CustomResourceDefinition"))
+        && !may_default_to_a_reference(text)
+}
+
+/// Whether a CRD's text holds a schema `default:` that might be a reference (a value with a
+/// `/` after a host-like first part): only such CRDs are parsed for their image defaults, the
+/// rest (almost all, and the largest documents of a chart) are only validated.
+fn may_default_to_a_reference(text: &str) -> bool {
+    memchr::memmem::find_iter(text.as_bytes(), b"default:").any(|at| {
+        let rest = &text[at + "default:".len()..];
+        let value = rest[..rest.find('\n').unwrap_or(rest.len())]
+            .trim()
+            .trim_matches(['"', '\'']);
+        value.split_once('/').is_some_and(|(host, path)| {
+            host.contains(['.', ':']) && !path.is_empty() && !path.contains(char::is_whitespace)
+        })
+    })
 }
 
 /// The text of a split reference's repository field: the mirror's `name` less the `tail` bytes
@@ -188,22 +205,86 @@ pub fn scan_stream<R: BufRead>(
     suspects: bool,
 ) -> Result<StreamScan, ManifestError> {
     let mut out = StreamScan::default();
+    let mut joins = Joins::default();
     for_each_document(input, source_name, rules, suspects, |_, scan| {
         for f in scan.findings {
             let u = ImageUse {
                 location: f.location(),
                 reference: f.reference,
             };
-            if f.repository_only {
-                out.repositories.push(u);
-            } else {
-                out.uses.push(u);
+            match f.join {
+                // Rewritten, but pulled by no resource of the input.
+                _ if f.schema_default => {}
+                Some(role) => joins.parts.push((role, u)),
+                None if f.repository_only => out.repositories.push(u),
+                None => out.uses.push(u),
             }
         }
+        joins.versions.extend(scan.versions);
         out.suspects.extend(scan.suspects);
         Ok(())
     })?;
+    joins.list(&mut out);
     Ok(out)
+}
+
+/// The parts of cross-object joins (`crossJoins`) a stream holds, listed once all is read:
+/// an operator's repository completed with the names and versions its resources ask for, and
+/// the per-version annotations of the versions asked for. Without a resource asking, a
+/// repository is listed as one and every annotation as an image, since resources made later
+/// may ask for any.
+#[derive(Default)]
+struct Joins {
+    parts: Vec<(JoinRole, ImageUse)>,
+    versions: Vec<JoinVersion>,
+}
+
+impl Joins {
+    fn list(self, out: &mut StreamScan) {
+        for (role, u) in self.parts {
+            let join = match &role {
+                JoinRole::Repository(j) | JoinRole::Offer { join: j, .. } => *j,
+            };
+            let mut asked = self.versions.iter().filter(|v| v.join == join).peekable();
+            if asked.peek().is_none() {
+                match role {
+                    JoinRole::Repository(_) => out.repositories.push(u),
+                    JoinRole::Offer { .. } => out.uses.push(u),
+                }
+                continue;
+            }
+            match role {
+                JoinRole::Repository(_) => {
+                    for v in asked {
+                        for name in &v.names {
+                            let text = format!("{}/{name}:{}", u.reference.name(), v.version);
+                            if let Ok(reference) = Reference::parse(&text) {
+                                let mut location = u.location.clone();
+                                location.rule = format!("{}/join", location.rule);
+                                out.uses.push(ImageUse {
+                                    reference,
+                                    location,
+                                });
+                            }
+                        }
+                    }
+                }
+                JoinRole::Offer { version, name, .. } => {
+                    let wanted = asked.any(|v| {
+                        v.names.contains(&name)
+                            && v.version
+                                .strip_prefix('v')
+                                .unwrap_or(&v.version)
+                                .replace('.', "_")
+                                == version.strip_prefix('v').unwrap_or(&version)
+                    });
+                    if wanted {
+                        out.uses.push(u);
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// What a rewrite did.

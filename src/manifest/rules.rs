@@ -70,7 +70,102 @@ struct Pack {
     env_splits: Vec<SplitSpec>,
     repository_env: Vec<String>,
     ignored_config_keys: Vec<String>,
+    cross_joins: Vec<CrossJoinSpec>,
     rules: Vec<RuleSpec>,
+}
+
+/// A cross-object join as written in `rules.yaml` (`crossJoins`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct CrossJoinSpec {
+    name: String,
+    #[serde(default)]
+    repository_env: Option<String>,
+    #[serde(default)]
+    annotations: Option<String>,
+    versions: Vec<VersionSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct VersionSpec {
+    #[serde(default)]
+    api_version: OneOrMany,
+    kind: String,
+    field: String,
+    names: Vec<String>,
+}
+
+/// Where an operator names its part of a cross-object join.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JoinSource {
+    /// An env variable of the operator's container: registry and path, completed by the
+    /// operator as `VALUE/NAME:VERSION`.
+    RepositoryEnv(String),
+    /// Pod template (or object) annotations `PREFIX<version>.<name>` holding whole references,
+    /// the version spelled with `_` for `.`.
+    Annotations(String),
+}
+
+/// Images an operator joins from a part named in its own workload and the version each of its
+/// custom resources asks for (`crossJoins` in `rules.yaml`): the MySQL operator's default
+/// repository env and each InnoDBCluster's `spec.version`, the Sail operator's per-version
+/// image annotations and each Istio's `spec.version`.
+#[derive(Debug, Clone)]
+pub struct CrossJoin {
+    pub name: String,
+    pub source: JoinSource,
+    pub versions: Vec<VersionSource>,
+}
+
+/// Custom resources whose field asks for a version, and the names (images or components) each
+/// one pulls at that version.
+#[derive(Debug, Clone)]
+pub struct VersionSource {
+    api_versions: Vec<ApiVersionPattern>,
+    kind: String,
+    pub field: FieldPath,
+    pub names: Vec<String>,
+}
+
+impl VersionSource {
+    pub fn applies_to(&self, api_version: &str, kind: &str) -> bool {
+        self.kind == kind
+            && (self.api_versions.is_empty()
+                || self.api_versions.iter().any(|p| p.matches(api_version)))
+    }
+}
+
+impl CrossJoin {
+    fn compile(spec: CrossJoinSpec) -> CrossJoin {
+        let source = match (spec.repository_env, spec.annotations) {
+            (Some(env), None) => JoinSource::RepositoryEnv(env),
+            (None, Some(prefix)) => JoinSource::Annotations(prefix),
+            _ => panic!(
+                "crossJoins {:?}: give exactly one of repositoryEnv and annotations",
+                spec.name
+            ),
+        };
+        CrossJoin {
+            name: spec.name,
+            source,
+            versions: spec
+                .versions
+                .into_iter()
+                .map(|v| VersionSource {
+                    api_versions: v
+                        .api_version
+                        .into_vec()
+                        .iter()
+                        .map(|p| ApiVersionPattern::parse(p))
+                        .collect(),
+                    kind: v.kind,
+                    field: FieldPath::parse(&v.field).expect("built-in crossJoins field paths"),
+                    names: v.names,
+                })
+                .collect(),
+        }
+    }
 }
 
 /// A split form as written in `rules.yaml`: the field names of each part, tried in order.
@@ -310,6 +405,8 @@ pub struct RuleSet {
     repository_env: Vec<String>,
     /// ConfigMap keys (patterns) that no operator reads: examples shipped beside the real files.
     ignored_config_keys: Vec<String>,
+    /// Images joined across objects (`crossJoins`).
+    pub cross_joins: Vec<CrossJoin>,
 }
 
 impl RuleSet {
@@ -350,6 +447,11 @@ impl RuleSet {
                 .collect(),
             repository_env: pack.repository_env,
             ignored_config_keys: pack.ignored_config_keys,
+            cross_joins: pack
+                .cross_joins
+                .into_iter()
+                .map(CrossJoin::compile)
+                .collect(),
         })
     }
 
@@ -412,7 +514,14 @@ impl RuleSet {
 
     /// Whether an env variable holds a repository that its operator completes with a tag.
     pub fn is_repository_env(&self, name: &str) -> bool {
-        self.repository_env.iter().any(|p| glob(p, name))
+        self.repository_env.iter().any(|p| glob(p, name)) || self.join_of_env(name).is_some()
+    }
+
+    /// The cross join (its index in `cross_joins`) whose repository is env variable `name`.
+    pub fn join_of_env(&self, name: &str) -> Option<usize> {
+        self.cross_joins
+            .iter()
+            .position(|j| j.source == JoinSource::RepositoryEnv(name.to_string()))
     }
 
     pub fn is_ignored_config_key(&self, key: &str) -> bool {

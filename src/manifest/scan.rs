@@ -18,7 +18,7 @@ use saphyr_parser::ScalarStyle;
 
 use super::node::{MAX_DEPTH, Node, Scalar, parse_documents};
 use super::rules::{
-    Rule, RuleSet, SplitForm, Step, Target, ends_with_image, mentions_image, says_image,
+    JoinSource, Rule, RuleSet, SplitForm, Step, Target, ends_with_image, mentions_image, says_image,
 };
 use crate::excerpt::Excerpt;
 use crate::reference::{ParseError, Reference};
@@ -128,15 +128,17 @@ impl<'d> Fields<'d> {
 }
 
 /// The names that may hold the tag of image key `key`: `key` + each of `suffixes`, and `key`
-/// with its last word `image` turned into `version` or `tag`, in the same case.
+/// with its last word `image` (or `repository` after another word: `agentRepository`) turned
+/// into `version` or `tag`, in the same case.
 fn sibling_names<'a>(key: &'a str, suffixes: &'a [String]) -> impl Iterator<Item = String> + 'a {
     let stem = ["IMAGE", "Image", "image"]
         .iter()
-        .find_map(|w| key.strip_suffix(w).map(|stem| (stem, *w)));
+        .find_map(|w| key.strip_suffix(w).map(|stem| (stem, *w)))
+        .or_else(|| repository_stem(key));
     let swapped = stem.into_iter().flat_map(|(stem, w)| {
         let (v, t) = match w {
-            "IMAGE" => ("VERSION", "TAG"),
-            "Image" => ("Version", "Tag"),
+            "IMAGE" | "REPOSITORY" => ("VERSION", "TAG"),
+            "Image" | "Repository" => ("Version", "Tag"),
             _ => ("version", "tag"),
         };
         [format!("{stem}{v}"), format!("{stem}{t}")]
@@ -146,6 +148,36 @@ fn sibling_names<'a>(key: &'a str, suffixes: &'a [String]) -> impl Iterator<Item
         .map(move |s| format!("{key}{s}"))
         .chain(swapped)
         .filter(move |n| n != key)
+}
+
+/// `agentRepository` -> (`agent`, `Repository`), `EXPORTER_REPOSITORY` -> (`EXPORTER_`,
+/// `REPOSITORY`): a repository key with a word before it, which names whose repository it is.
+/// A bare `repository` is the split forms' business (`splitForms`), not a sibling pair.
+fn repository_stem(key: &str) -> Option<(&str, &'static str)> {
+    ["REPOSITORY", "Repository", "repository"]
+        .into_iter()
+        .find_map(|w| key.strip_suffix(w).map(|stem| (stem, w)))
+        .filter(|(stem, _)| {
+            stem.chars()
+                .next_back()
+                .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
+        })
+}
+
+/// Whether `agentRepository: scylladb/scylla-manager-agent` may start a sibling pair: the key
+/// names whose repository it is, and the value is a repository path (a `/`, no URL scheme).
+/// Charts and source code have repositories and versions too (`chartRepository: bitnami` +
+/// `chartVersion`, `gitRepository: https://...`): those words never start an image.
+fn is_image_repository_pair_key(key: &str, value: &str) -> bool {
+    let Some((stem, _)) = repository_stem(key) else {
+        return false;
+    };
+    let stem = stem.to_ascii_lowercase();
+    value.contains('/')
+        && !value.contains("://")
+        && !["chart", "helm", "git", "source", "code"]
+            .iter()
+            .any(|w| stem.contains(w))
 }
 
 /// Where a reference was found.
@@ -174,7 +206,35 @@ pub struct Finding<'d> {
     /// A repository without tag or digest at a place whose operator adds the tag (`image:
     /// {name: REPO, version: ""}`): rewritten to the mirror's repository, but no image to copy.
     pub repository_only: bool,
+    /// Its part in a cross-object join (`crossJoins`): listed only once the stream's versions
+    /// are known.
+    pub join: Option<JoinRole>,
+    /// A CRD schema's `default:`: what the API server fills in for a resource that omits the
+    /// field. Rewritten, so that such a resource pulls from the mirror, but not listed: no
+    /// resource of the input pulls it.
+    pub schema_default: bool,
     place: Place<'d>,
+}
+
+/// What a finding is to a cross-object join (`crossJoins`, by index).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JoinRole {
+    /// The operator's repository (an env value), completed with names and versions.
+    Repository(usize),
+    /// One whole reference of a per-version table, at `version` (`_` for `.`) for `name`.
+    Offer {
+        join: usize,
+        version: String,
+        name: String,
+    },
+}
+
+/// A version a custom resource asks of a cross join: `names` of join `join` at `version`.
+#[derive(Debug, Clone)]
+pub struct JoinVersion {
+    pub join: usize,
+    pub version: String,
+    pub names: Vec<String>,
 }
 
 /// Where a finding is, kept as parts: the rewriter needs a [`Location`] only to report an
@@ -247,6 +307,8 @@ pub struct DocScan<'d> {
     /// Pod specs of the document itself (not of YAML embedded in its strings), for
     /// `--pull-secret`.
     pub pod_specs: Vec<PodSpecSite<'d>>,
+    /// Versions custom resources ask of cross joins.
+    pub versions: Vec<JoinVersion>,
 }
 
 /// A pod spec a rule names, and where it is, so that a field can be added to it.
@@ -466,6 +528,10 @@ impl<'r> Scanner<'r> {
                 }
             }
         }
+        walk.cross_joins(root, api_version, kind, &mut out.versions)?;
+        if kind == "CustomResourceDefinition" {
+            walk.schema_defaults(root, &mut Vec::new());
+        }
         if kind == "ConfigMap"
             && api_version == "v1"
             && let Some(Node::Map(entries)) = root.get("data")
@@ -654,6 +720,8 @@ impl<'s, 'r: 'd, 'd> Walk<'s, 'r, 'd> {
             reference,
             edits,
             repository_only: false,
+            join: None,
+            schema_default: false,
             place: Place {
                 object: Rc::clone(&self.object),
                 segs: segs.to_vec(),
@@ -1020,7 +1088,9 @@ impl<'s, 'r: 'd, 'd> Walk<'s, 'r, 'd> {
         let mut pairs = Vec::new();
         fields.each(|f| {
             if f.value.value.is_empty()
-                || !(self.rules().is_image_key(f.name) || says_image(f.name))
+                || !(self.rules().is_image_key(f.name)
+                    || says_image(f.name)
+                    || is_image_repository_pair_key(f.name, &f.value.value))
             {
                 return;
             }
@@ -1115,7 +1185,10 @@ impl<'s, 'r: 'd, 'd> Walk<'s, 'r, 'd> {
     /// and repository-only variables (`repositoryEnv`), before each value is read alone.
     fn env_splits(&mut self, env: &'d [Node<'d>], segs: &[Seg<'d>]) {
         let fields = Fields::Env(env);
-        if fields.find(|f| mentions_image(f.name)).is_none() {
+        if fields
+            .find(|f| mentions_image(f.name) || self.rules().join_of_env(f.name).is_some())
+            .is_none()
+        {
             return;
         }
         let forms = &self.rules().env_splits;
@@ -1137,8 +1210,171 @@ impl<'s, 'r: 'd, 'd> Walk<'s, 'r, 'd> {
                 tag_field: None,
                 digest: None,
             };
-            self.split_reference(parts, segs, "env");
+            let join = self.rules().join_of_env(f.name);
+            let rule = join.map_or("env", |j| self.rules().cross_joins[j].name.as_str());
+            let before = self.findings.len();
+            self.split_reference(parts, segs, rule);
+            if let (Some(j), Some(found)) = (join, self.findings.get_mut(before)) {
+                found.join = Some(JoinRole::Repository(j));
+            }
         }
+    }
+
+    /// A CRD's schema defaults at properties named as images or repositories
+    /// (`default: ghcr.io/zalando/spilo-18:4.1-p2` under `docker_image`, `default:
+    /// docker.io/scylladb/scylla` under `repository`): a registry host, and a tag or digest
+    /// unless the property says repository (then a repository-only value).
+    fn schema_defaults(&mut self, node: &'d Node<'d>, segs: &mut Vec<Seg<'d>>) {
+        match node {
+            Node::Map(entries) => {
+                for (k, v) in entries {
+                    let Some(key) = k.as_str() else { continue };
+                    segs.push(Seg::Key(key));
+                    if key == "properties"
+                        && let Node::Map(properties) = v
+                    {
+                        for (name, property) in properties {
+                            let (Some(name), Some(default)) = (
+                                name.as_str(),
+                                property.get("default").and_then(Node::as_scalar),
+                            ) else {
+                                continue;
+                            };
+                            segs.extend([Seg::Key(name), Seg::Key("default")]);
+                            self.schema_default(name, default, segs);
+                            segs.truncate(segs.len() - 2);
+                        }
+                    }
+                    self.schema_defaults(v, segs);
+                    segs.pop();
+                }
+            }
+            Node::Seq(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    segs.push(Seg::Index(i));
+                    self.schema_defaults(item, segs);
+                    segs.pop();
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn schema_default(&mut self, name: &'d str, default: &'d Scalar<'d>, segs: &[Seg<'d>]) {
+        let text = default.value.as_ref();
+        let says_repository =
+            name.eq_ignore_ascii_case("repository") || is_image_repository_pair_key(name, text);
+        if !(says_repository || self.rules().is_image_key(name) || says_image(name)) {
+            return;
+        }
+        let Some((host, _)) = text.split_once('/') else {
+            return;
+        };
+        if !(host.contains('.') || host.contains(':') || host == "localhost") {
+            return;
+        }
+        let Ok(reference) = self.scanner.parse(text) else {
+            return;
+        };
+        let before = self.findings.len();
+        if reference.tag().is_some() || reference.digest().is_some() {
+            let edit = Edit {
+                scalar: default,
+                range: 0..text.len(),
+                part: Part::Image,
+            };
+            self.push(reference, segs, "crd-default", false, vec![edit]);
+        } else if says_repository && reference.domain() == host {
+            // The field is `default`, under the property's own key.
+            let field = Field {
+                name: "default",
+                value: default,
+                env: None,
+            };
+            let parts = SplitParts {
+                registry: None,
+                repository: field,
+                image: None,
+                tag_field: None,
+                digest: None,
+            };
+            self.split_reference(parts, &segs[..segs.len() - 1], "crd-default");
+        }
+        for f in &mut self.findings[before..] {
+            f.schema_default = true;
+        }
+    }
+
+    /// Cross-object joins (`crossJoins`): the versions this object asks for, and the
+    /// per-version image annotations it holds (each rewritten, and listed by `scan_stream`
+    /// only for a version some resource asks for).
+    fn cross_joins(
+        &mut self,
+        root: &'d Node<'d>,
+        api_version: &str,
+        kind: &str,
+        versions: &mut Vec<JoinVersion>,
+    ) -> Result<(), ScanError> {
+        for (j, join) in self.rules().cross_joins.iter().enumerate() {
+            for v in join
+                .versions
+                .iter()
+                .filter(|v| v.applies_to(api_version, kind))
+            {
+                let mut hits = Vec::new();
+                select(root, &v.field.0, &mut Vec::new(), &mut hits);
+                for (node, _) in hits {
+                    if let Some(s) = node.as_scalar().filter(|s| !s.value.is_empty()) {
+                        versions.push(JoinVersion {
+                            join: j,
+                            version: s.value.to_string(),
+                            names: v.names.clone(),
+                        });
+                    }
+                }
+            }
+            let JoinSource::Annotations(prefix) = &join.source else {
+                continue;
+            };
+            for at in [&["metadata"][..], &["spec", "template", "metadata"][..]] {
+                let Some(Node::Map(entries)) = at
+                    .iter()
+                    .try_fold(root, |n, k| n.get(k))
+                    .and_then(|m| m.get("annotations"))
+                else {
+                    continue;
+                };
+                for (k, v) in entries {
+                    let (Some(key), Some(value)) = (k.as_str(), v.as_scalar()) else {
+                        continue;
+                    };
+                    let Some((version, name)) = key
+                        .strip_prefix(prefix.as_str())
+                        .and_then(|r| r.rsplit_once('.'))
+                    else {
+                        continue;
+                    };
+                    let mut segs: Vec<Seg<'d>> = at.iter().map(|k| Seg::Key(k)).collect();
+                    segs.extend([Seg::Key("annotations"), Seg::Key(key)]);
+                    let before = self.findings.len();
+                    self.image(
+                        value,
+                        0..value.value.len(),
+                        &segs,
+                        join.name.as_str(),
+                        Certainty::Named,
+                    )?;
+                    if let Some(found) = self.findings.get_mut(before) {
+                        found.join = Some(JoinRole::Offer {
+                            join: j,
+                            version: version.to_string(),
+                            name: name.to_string(),
+                        });
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The key-name sweep over custom resources and embedded documents: `image`/`*Image` keys,
@@ -1337,6 +1573,8 @@ impl<'s, 'r: 'd, 'd> Walk<'s, 'r, 'd> {
                     reference: f.reference,
                     edits,
                     repository_only: f.repository_only,
+                    join: f.join,
+                    schema_default: f.schema_default,
                     place: Place {
                         object: Rc::new(object),
                         segs: Vec::new(),

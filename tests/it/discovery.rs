@@ -395,6 +395,260 @@ data:
 }
 
 #[test]
+fn snake_case_image_name_and_image_version_are_one_reference() {
+    // Kiali's CR: `image_name` + `image_version` under `deployment`, joined by its operator as
+    // NAME:VERSION. Taken alone, `image_name` would be a repository-only value (`:latest`).
+    check(Case {
+        manifest: r#"apiVersion: kiali.io/v1alpha1
+kind: Kiali
+metadata:
+  name: kiali
+spec:
+  deployment:
+    image_name: quay.io/kiali/kiali
+    image_version: v2.14.0
+    image_pull_policy: IfNotPresent
+    instance_name: kiali
+"#,
+        images: &["quay.io/kiali/kiali:v2.14.0"],
+        repositories: &[],
+        gone: &["image_name: quay.io"],
+        lines: &[
+            "image_name: reg.local:5000/quay.io/kiali/kiali",
+            "image_version: v2.14.0",
+        ],
+        kept: &["image_pull_policy: IfNotPresent", "instance_name: kiali"],
+    });
+}
+
+#[test]
+fn a_named_repository_beside_its_named_version_is_one_reference() {
+    // Scylla's `agentRepository` + `agentVersion` (the version holding tag@digest), and the same
+    // pair in snake case; a chart's or a git repository beside its version is not an image.
+    check(Case {
+        manifest: r#"apiVersion: scylla.scylladb.com/v1
+kind: ScyllaCluster
+metadata:
+  name: scylla
+spec:
+  agentRepository: scylladb/scylla-manager-agent
+  agentVersion: 3.12.0@sha256:c06331ed0ba69e2ae128d39e97915643661e7a69991a5831ff6c24e4379a7e3d
+  exporter_repository: quay.io/prometheus/node-exporter
+  exporter_tag: v1.8.2
+  chartRepository: bitnami/nginx
+  chartVersion: 18.1.0
+  gitRepository: https://github.com/acme/app
+  gitVersion: v1.0.0
+  backupRepository: s3
+  backupVersion: "2"
+"#,
+        images: &[
+            "docker.io/scylladb/scylla-manager-agent:3.12.0@sha256:c06331ed0ba69e2ae128d39e97915643661e7a69991a5831ff6c24e4379a7e3d",
+            "quay.io/prometheus/node-exporter:v1.8.2",
+        ],
+        repositories: &[],
+        gone: &["agentRepository: scylladb", "exporter_repository: quay.io"],
+        lines: &[
+            "agentRepository: reg.local:5000/docker.io/scylladb/scylla-manager-agent",
+            "agentVersion: 3.12.0@sha256:c06331ed0ba69e2ae128d39e97915643661e7a69991a5831ff6c24e4379a7e3d",
+            "exporter_repository: reg.local:5000/quay.io/prometheus/node-exporter",
+            "exporter_tag: v1.8.2",
+        ],
+        kept: &[
+            "chartRepository: bitnami/nginx",
+            "chartVersion: 18.1.0",
+            "gitRepository: https://github.com/acme/app",
+            "backupRepository: s3",
+        ],
+    });
+}
+
+/// An operator Deployment whose env names its default repository, and whose pod annotations
+/// name one image per Istio-style version and component.
+const JOINING_OPERATORS: &str = r#"apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: mysql-operator
+spec:
+  template:
+    spec:
+      containers:
+        - name: mysql-operator
+          image: container-registry.oracle.com/mysql/community-operator:9.1.0-2.2.2
+          env:
+            - name: MYSQL_OPERATOR_DEFAULT_REPOSITORY
+              value: container-registry.oracle.com/mysql
+            - name: MYSQL_OPERATOR_DEBUG
+              value: "1"
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: sail-operator
+spec:
+  template:
+    metadata:
+      annotations:
+        images.v1_30_3.istiod: registry.istio.io/release/pilot:1.30.3
+        images.v1_30_3.cni: registry.istio.io/release/install-cni:1.30.3
+        images.v1_29_0.istiod: registry.istio.io/release/pilot:1.29.0
+        images.v1_31_0-beta_1.istiod: registry.istio.io/release/pilot:1.31.0-beta.1
+        kubectl.kubernetes.io/default-container: sail-operator
+    spec:
+      containers:
+        - name: sail-operator
+          image: quay.io/sail-dev/sail-operator:1.31-latest
+"#;
+
+#[test]
+fn images_joined_across_objects_are_listed_for_the_versions_resources_ask_for() {
+    // mysql-operator: MYSQL_OPERATOR_DEFAULT_REPOSITORY + "/community-server:" + each
+    // InnoDBCluster's spec.version (and the router). sail-operator: the annotations of the
+    // versions and components each Istio/IstioCNI asks for. Every annotation is rewritten (a
+    // resource made later may ask for any version); only the asked-for ones are listed.
+    let resources = r#"---
+apiVersion: mysql.oracle.com/v2
+kind: InnoDBCluster
+metadata:
+  name: mycluster
+spec:
+  version: 9.1.0
+---
+apiVersion: sailoperator.io/v1
+kind: Istio
+metadata:
+  name: default
+spec:
+  version: v1.30.3
+---
+apiVersion: sailoperator.io/v1
+kind: IstioCNI
+metadata:
+  name: default
+spec:
+  version: v1.30.3
+"#;
+    let manifest = format!("{JOINING_OPERATORS}{resources}");
+    let report = check(Case {
+        manifest: &manifest,
+        images: &[
+            "container-registry.oracle.com/mysql/community-operator:9.1.0-2.2.2",
+            "container-registry.oracle.com/mysql/community-router:9.1.0",
+            "container-registry.oracle.com/mysql/community-server:9.1.0",
+            "quay.io/sail-dev/sail-operator:1.31-latest",
+            "registry.istio.io/release/install-cni:1.30.3",
+            "registry.istio.io/release/pilot:1.30.3",
+        ],
+        repositories: &[],
+        gone: &[
+            "value: container-registry.oracle.com",
+            ": registry.istio.io/release/pilot:1.29.0",
+            ": registry.istio.io/release/pilot:1.31.0-beta.1",
+        ],
+        lines: &[
+            "value: reg.local:5000/container-registry.oracle.com/mysql",
+            "images.v1_29_0.istiod: reg.local:5000/registry.istio.io/release/pilot:1.29.0",
+            "version: 9.1.0",
+            "version: v1.30.3",
+        ],
+        kept: &[
+            "value: \"1\"",
+            "kubectl.kubernetes.io/default-container: sail-operator",
+        ],
+    });
+    let text = report.to_string();
+    assert!(text.contains("mysql-operator/split/join"), "{report:#}");
+    assert!(text.contains("sail-operator"), "{report:#}");
+
+    // Without a resource asking for a version, the repository is listed as one and every
+    // annotation as an image.
+    let (images, repositories, report) = listed(JOINING_OPERATORS);
+    assert_eq!(
+        repositories,
+        ["container-registry.oracle.com/mysql"],
+        "{report:#}"
+    );
+    for image in [
+        "registry.istio.io/release/pilot:1.29.0",
+        "registry.istio.io/release/pilot:1.31.0-beta.1",
+        "registry.istio.io/release/install-cni:1.30.3",
+    ] {
+        assert!(images.iter().any(|i| i == image), "{image}: {report:#}");
+    }
+}
+
+#[test]
+fn crd_schema_defaults_that_name_images_are_rewritten_but_not_listed() {
+    // What the API server fills in for a resource that omits the field (Zalando's
+    // `docker_image`, Scylla's `repository`): rewritten so that such a resource pulls from the
+    // mirror, but no resource of the input pulls it, so nothing is listed. Defaults at other
+    // properties, short names and chart repositories stay.
+    check(Case {
+        manifest: r#"apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: clusters.example.com
+spec:
+  group: example.com
+  names:
+    kind: Cluster
+  versions:
+    - name: v1
+      schema:
+        openAPIV3Schema:
+          type: object
+          properties:
+            spec:
+              type: object
+              properties:
+                docker_image:
+                  type: string
+                  default: ghcr.io/zalando/spilo-18:4.1-p2
+                repository:
+                  type: string
+                  default: docker.io/scylladb/scylla
+                agentRepository:
+                  type: string
+                  default: docker.io/scylladb/scylla-manager-agent
+                sidecarImage:
+                  type: string
+                  default: busybox
+                chartRepository:
+                  type: string
+                  default: charts.example.com/stable
+                topologyKey:
+                  type: string
+                  default: kubernetes.io/hostname
+                imagePullPolicy:
+                  type: string
+                  default: IfNotPresent
+                exporter:
+                  type: object
+                  description: The exporter, for example quay.io/prometheus/node-exporter:v1.8.2.
+"#,
+        images: &[],
+        repositories: &[],
+        gone: &[
+            "default: ghcr.io",
+            "default: docker.io/scylladb/scylla",
+            "default: docker.io/scylladb/scylla-manager-agent",
+        ],
+        lines: &[
+            "default: reg.local:5000/ghcr.io/zalando/spilo-18:4.1-p2",
+            "default: reg.local:5000/docker.io/scylladb/scylla",
+            "default: reg.local:5000/docker.io/scylladb/scylla-manager-agent",
+        ],
+        kept: &[
+            "default: busybox",
+            "default: charts.example.com/stable",
+            "default: kubernetes.io/hostname",
+            "default: IfNotPresent",
+            "description: The exporter, for example quay.io/prometheus/node-exporter:v1.8.2.",
+        ],
+    });
+}
+
+#[test]
 fn bare_short_names_in_custom_resource_containers_and_image_env() {
     check(Case {
         manifest: r#"apiVersion: example.com/v1
