@@ -26,7 +26,10 @@ pub fn airgap() -> assert_cmd::Command {
         // Registry credentials come only from what a test provides.
         .env("DOCKER_CONFIG", "/nonexistent")
         .env_remove("REGISTRY_AUTH_FILE")
-        .env_remove("XDG_RUNTIME_DIR");
+        .env_remove("XDG_RUNTIME_DIR")
+        // Helm's registry login is read last; a test that wants one names its own.
+        .env_remove("HELM_REGISTRY_CONFIG")
+        .env_remove("HELM_CONFIG_HOME");
     c
 }
 
