@@ -123,8 +123,20 @@ pub(crate) async fn write_charts(
             );
         }
         let path = dir.join(c.file_name());
-        let tmp = dir.join(format!(".{}.tmp", c.file_name()));
-        std::fs::write(&tmp, &bytes)
+        if written.contains(&path) {
+            anyhow::bail!(
+                "the bundle holds two charts written as {}; write them out one bundle at a time",
+                path.display()
+            );
+        }
+        // A new file of our own (never one a link already there names), then renamed over.
+        let tmp = dir.join(format!(".{}.{}.tmp", c.file_name(), std::process::id()));
+        let _ = std::fs::remove_file(&tmp);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, &bytes))
             .and_then(|()| std::fs::rename(&tmp, &path))
             .with_context(|| format!("writing {}", path.display()))?;
         written.push(path);
@@ -134,7 +146,7 @@ pub(crate) async fn write_charts(
 
 /// A chart name or version that is one plain file-name part: no `/`, no `..`, no control or
 /// shell characters (Helm allows letters, digits, `-`, `_`, `.` and `+` there).
-fn safe_file_part(s: &str) -> bool {
+pub(super) fn safe_file_part(s: &str) -> bool {
     !s.is_empty()
         && !s.starts_with('.')
         && s.bytes()

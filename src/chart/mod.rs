@@ -212,17 +212,12 @@ pub(crate) fn resolve(
         (Origin::Oci { repository }, only_tgz(&pulled, &label)?)
     } else if let Some(url) = &request.repo {
         let dest = pulled.to_string_lossy().into_owned();
-        let mut args = vec![
-            "pull",
-            request.chart.as_str(),
-            "--repo",
-            url,
-            "--destination",
-            &dest,
-        ];
+        let mut args = vec!["pull", "--repo", url, "--destination", &dest];
         if let Some(v) = &request.version {
             args.extend(["--version", v]);
         }
+        // After `--`, so a chart name from a package file is never read as one of Helm's flags.
+        args.extend(["--", request.chart.as_str()]);
         helm.run(&args, &format!("{label} --repo {url} could not be pulled"))?;
         (
             Origin::Repo { url: url.clone() },
@@ -407,6 +402,15 @@ fn package_dir(helm: &Helm, dir: &Path, temp: &Path, label: &str) -> anyhow::Res
     })?;
     let meta: Metadata = serde_norway::from_str(&original)
         .with_context(|| format!("{label}: {} does not parse", chart_yaml.display()))?;
+    // The name comes from a file the user may not have written (a vendor's chart, a clone):
+    // `/home/me` or `../..` would make the copy below write outside the temporary directory.
+    if !bundle::safe_file_part(&meta.name) {
+        anyhow::bail!(
+            "{label}: {} names the chart {:?}, which is not a chart name (letters, digits, '-', '_', '.', '+', not starting with '.'); refusing to use it as a path",
+            chart_yaml.display(),
+            crate::excerpt::Excerpt(&meta.name).to_string()
+        );
+    }
     let copy = temp.join("src").join(&meta.name);
     copy_dir(dir, &copy, 0).with_context(|| format!("{label}: copying it"))?;
     let missing: Vec<_> = meta

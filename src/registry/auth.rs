@@ -108,6 +108,13 @@ pub(crate) fn find_credential(
                 }));
             }
             Err(CredentialRetrievalError::NoCredentialConfigured) => continue,
+            // A `credsStore` helper answers for every host, and says "credentials not found"
+            // (exit 1) for one it holds nothing for: no entry, as the docker CLI reads it.
+            Err(CredentialRetrievalError::HelperFailure { stdout, .. })
+                if stdout.contains("credentials not found") =>
+            {
+                continue;
+            }
             Err(e) => return Err(describe_failure(&e, &file)),
         }
     }

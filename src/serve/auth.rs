@@ -22,6 +22,9 @@ pub(crate) struct Htpasswd {
     /// user → bcrypt hash.
     users: HashMap<String, String>,
     verified: Mutex<HashSet<[u8; 32]>>,
+    /// bcrypt runs at most this many at once: each costs a core for tens of milliseconds, and a
+    /// flood of wrong passwords must not take every blocking thread.
+    checks: tokio::sync::Semaphore,
 }
 
 impl Htpasswd {
@@ -56,9 +59,11 @@ impl Htpasswd {
         if users.is_empty() {
             anyhow::bail!("it holds no users; add one with `htpasswd -Bbn USER PASSWORD >> FILE`");
         }
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
         Ok(Htpasswd {
             users,
             verified: Mutex::new(HashSet::new()),
+            checks: tokio::sync::Semaphore::new(cores),
         })
     }
 
@@ -67,8 +72,12 @@ impl Htpasswd {
         let Some((user, password)) = header.and_then(basic) else {
             return false;
         };
-        let Some(hash) = self.users.get(&user).cloned() else {
-            return false;
+        // An unknown user costs a bcrypt too (against a known user's hash, which the password
+        // cannot match by chance), so the answer's time does not say which users exist.
+        let known = self.users.get(&user).cloned();
+        let hash = match &known {
+            Some(h) => h.clone(),
+            None => self.users.values().next().cloned().unwrap_or_default(),
         };
         let key: [u8; 32] = Sha256::new()
             .chain_update(user.as_bytes())
@@ -78,12 +87,16 @@ impl Htpasswd {
             .chain_update(hash.as_bytes())
             .finalize()
             .into();
-        if self.remembered().contains(&key) {
+        if known.is_some() && self.remembered().contains(&key) {
             return true;
         }
+        let Ok(_permit) = self.checks.acquire().await else {
+            return false;
+        };
         let ok = tokio::task::spawn_blocking(move || bcrypt::verify(password, &hash))
             .await
-            .is_ok_and(|r| r.unwrap_or(false));
+            .is_ok_and(|r| r.unwrap_or(false))
+            && known.is_some();
         if ok {
             let mut verified = self.remembered();
             if verified.len() >= REMEMBERED {

@@ -48,6 +48,11 @@ pub(crate) fn serve(
         Some(path) => Some(Arc::new(auth::Htpasswd::load(path)?)),
         None => None,
     };
+    if auth.is_some() && options.tls.is_none() {
+        eprintln!(
+            "warning: --htpasswd without --tls-cert: clients send their passwords in clear text; serve over TLS, or only on a network you trust"
+        );
+    }
     let tls = match &options.tls {
         Some((cert, key)) => Some(http::tls_acceptor(cert, key)?),
         None => None,

@@ -130,6 +130,27 @@ fn entry_name(
     }
 }
 
+/// Opens a file of a layout directory for reading, refusing a symbolic link: a bundle comes
+/// from elsewhere, and a link in it could name any file of this host.
+fn open_regular(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32);
+    }
+    options.open(path)
+}
+
+/// The refusal of a link in a bundle directory.
+fn not_a_file(root: &Path, name: &str) -> anyhow::Error {
+    anyhow::anyhow!(
+        "{}: {name} is a symbolic link; a bundle holds its files itself, so refusing it (copy the bundle with its files, e.g. cp -rL)",
+        root.display()
+    )
+}
+
 /// What manifest or index bytes name: (digest, size, whether a manifest in turn); `None` for
 /// bytes that are neither (a config, a layer).
 fn children_of(bytes: &[u8]) -> Option<Vec<(String, u64, bool)>> {
@@ -167,6 +188,13 @@ impl OciLayout {
                     root.display()
                 )
             })?;
+            // A link among the blob directories would reach any file of this host, which
+            // `serve` would hand out; a layout any tool writes has none.
+            for dir in ["blobs", "blobs/sha256"] {
+                if std::fs::symlink_metadata(root.join(dir)).is_ok_and(|m| m.is_symlink()) {
+                    return Err(not_a_file(root, dir));
+                }
+            }
             (Store::Dir, text)
         } else {
             let files = TarFiles::open(root, false, &mut LayoutNeeds::default())?;
@@ -347,8 +375,9 @@ impl OciLayout {
         let name = blob_name(digest)?;
         match &self.store {
             Store::Tar(files) => Ok(files.size(&name)),
-            Store::Dir => match std::fs::metadata(self.root.join(&name)) {
+            Store::Dir => match std::fs::symlink_metadata(self.root.join(&name)) {
                 Ok(m) if m.is_file() => Ok(Some(m.len())),
+                Ok(m) if m.is_symlink() => Err(not_a_file(&self.root, &name)),
                 Ok(_) => Ok(None),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
                 Err(e) => {
@@ -372,7 +401,7 @@ impl OciLayout {
             Store::Tar(files) => files.open_from(&name, start),
             Store::Dir => {
                 let path = self.root.join(&name);
-                match std::fs::File::open(&path) {
+                match open_regular(&path) {
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
                     Err(e) => Err(e),
                     Ok(mut file) => file.metadata().and_then(|m| {
@@ -398,8 +427,9 @@ impl OciLayout {
             Store::Tar(files) => files.read(&name, MANIFEST_LIMIT)?,
             Store::Dir => {
                 let path = self.root.join(&name);
-                match std::fs::metadata(&path) {
+                match std::fs::symlink_metadata(&path) {
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                    Ok(m) if m.is_symlink() => return Err(not_a_file(&self.root, &name)),
                     Ok(m) if m.len() > MANIFEST_LIMIT => anyhow::bail!(
                         "{}: {name} is {} bytes, more than the {MANIFEST_LIMIT} a manifest or config may be; the bundle is damaged",
                         self.root.display(),

@@ -237,6 +237,32 @@ fn a_chart_that_fails_to_render_is_exit_2_with_helms_message_and_nothing_written
     assert!(!bundle.exists(), "no bundle written");
 }
 
+/// A chart's name is a path in the copy we package from: one that climbs out of it (a vendor's
+/// or a clone's Chart.yaml, not the user's) is refused before anything is copied.
+#[test]
+fn a_chart_whose_name_is_a_path_is_refused_before_anything_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let escape = dir.path().join("escape");
+    let chart = chart(dir.path(), "evil", "", "image: busybox:1\n", POD);
+    write(
+        &chart.join("Chart.yaml"),
+        &format!(
+            "apiVersion: v2\nname: ../../../../../../..{}\nversion: 0.1.0\n",
+            escape.display()
+        ),
+    );
+    let out = Helm::new(4)
+        .airgap()
+        .args(["images", "--chart"])
+        .arg(&chart)
+        .output()
+        .unwrap();
+    let (code, _, stderr) = common::outcome(out);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("is not a chart name"), "{stderr}");
+    assert!(!escape.exists(), "the copy escaped to {}", escape.display());
+}
+
 #[test]
 fn no_helm_on_path_is_exit_2_saying_how_to_point_at_one() {
     let empty = tempfile::tempdir().unwrap();

@@ -399,6 +399,33 @@ fn htpasswd_right_wrong_and_missing_credentials() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_no_password(&out);
+
+    // A credsStore helper that holds nothing for the host says "credentials not found" (exit
+    // 1), as docker-credential-osxkeychain does: the lookup goes on to the next file (here
+    // Helm's registry login) instead of failing the command.
+    let helper = bin.join("docker-credential-nothere");
+    std::fs::write(
+        &helper,
+        "#!/bin/sh\nread server\necho 'credentials not found in native keychain'\nexit 1\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(docker.join("config.json"), r#"{"credsStore":"nothere"}"#).unwrap();
+    let helm_login = dir.path().join("helm-registry.json");
+    std::fs::write(
+        &helm_login,
+        format!(r#"{{"auths":{{"{host}":{{"auth":"{auth}"}}}}}}"#),
+    )
+    .unwrap();
+    let out = check_plain(&host, &base)
+        .arg(&m)
+        .env("DOCKER_CONFIG", &docker)
+        .env("HELM_REGISTRY_CONFIG", &helm_login)
+        .env("PATH", &path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_no_password(&out);
 }
 
 #[test]

@@ -791,4 +791,22 @@ fn bundles_that_cannot_be_served_as_given_are_refused_at_start() {
         stderr.contains(&format!("lacks blob {layer}")) && stderr.contains("check --bundle"),
         "{stderr}"
     );
+
+    // A blob that is a symbolic link could be any file of this host, served to any client
+    // (only its size is known before a client reads it): refused at start, naming it. The
+    // link here points at the blob's own bytes outside the bundle, so only the link is wrong.
+    let layer = b
+        .blob_digests
+        .iter()
+        .find(|d| **d != b.images[0].2)
+        .unwrap()
+        .clone();
+    let blob = b.dir.path().join("blobs/sha256").join(&layer[7..]);
+    let outside = tempfile::tempdir().unwrap();
+    let target = outside.path().join("elsewhere");
+    std::fs::rename(&blob, &target).unwrap();
+    std::os::unix::fs::symlink(&target, &blob).unwrap();
+    let (code, stderr) = refused_at_start(&[b.dir.path().to_str().unwrap()]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("is a symbolic link"), "{stderr}");
 }
