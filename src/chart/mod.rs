@@ -406,7 +406,7 @@ fn package_dir(helm: &Helm, dir: &Path, temp: &Path, label: &str) -> anyhow::Res
     // `/home/me` or `../..` would make the copy below write outside the temporary directory.
     if !bundle::safe_file_part(&meta.name) {
         anyhow::bail!(
-            "{label}: {} names the chart {:?}, which is not a chart name (letters, digits, '-', '_', '.', '+', not starting with '.'); refusing to use it as a path",
+            "{label}: {} names the chart {:?}, which is not a chart name (letters, digits, '-', '_', '.', '+', not starting with '.'); refusing to use it as a path: set `name:` in that Chart.yaml to the chart's name",
             chart_yaml.display(),
             crate::excerpt::Excerpt(&meta.name).to_string()
         );

@@ -100,13 +100,19 @@ pub(crate) fn routes(
 ) -> anyhow::Result<BTreeMap<String, RegistryRoute>> {
     let mut collisions = Collisions::new();
     let mut hosts = Vec::new();
+    // What the runtime's whole-registry route would name, when a depth limit may fold.
+    let unfolded = naming
+        .max_depth()
+        .map(|_| naming.clone().with_max_depth(None));
     for image in images {
         if naming.mirror().holds(image) {
             continue;
         }
         let target = naming.map(image)?;
         collisions.insert(image, &target)?;
-        refuse_folded(image, &target, naming)?;
+        if let Some(unfolded) = &unfolded {
+            refuse_folded(image, &target, unfolded)?;
+        }
         hosts.push(host_of(image.domain()));
     }
     if naming.max_depth().is_some() && !sources.is_empty() {
@@ -131,17 +137,15 @@ pub(crate) fn routes(
         .collect())
 }
 
-/// Refuses an image whose mirror name the depth limit folded: a runtime routes `HOST/REPO` to
-/// `ROOT/REPO` whole, so it would pull a name the mirror does not hold.
+/// Refuses an image whose mirror name (`target`) the depth limit folded, `unfolded` being the
+/// naming without the limit: a runtime routes `HOST/REPO` to `ROOT/REPO` whole, so it would
+/// pull a name the mirror does not hold.
 fn refuse_folded(
     image: &Reference,
     target: &Reference,
-    naming: &MirrorNaming,
+    unfolded: &MirrorNaming,
 ) -> anyhow::Result<()> {
-    if naming.max_depth().is_none() {
-        return Ok(());
-    }
-    let unfolded = naming.clone().with_max_depth(None).map(image)?;
+    let unfolded = unfolded.map(image)?;
     if unfolded.name() != target.name() {
         anyhow::bail!(
             "{} is mirrored as {} under --max-path-depth, but a runtime's mirror setting routes whole registries and would ask for {}; pods that post-render rewrote pull the folded name, so leave this image out of the node configuration or use a mirror without the depth limit",

@@ -143,6 +143,21 @@ fn open_regular(path: &Path) -> std::io::Result<std::fs::File> {
     options.open(path)
 }
 
+/// File `name` of the layout directory `root`, opened for reading: `None` when it is not there,
+/// the refusal when it is a symbolic link ([`open_regular`] opens with `O_NOFOLLOW`, which
+/// answers `ELOOP` for one).
+fn open_file(root: &Path, name: &str) -> anyhow::Result<Option<std::fs::File>> {
+    match open_regular(&root.join(name)) {
+        Ok(file) => Ok(Some(file)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        #[cfg(unix)]
+        Err(e) if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) => {
+            Err(not_a_file(root, name))
+        }
+        Err(e) => Err(e).with_context(|| format!("reading {name} in {}", root.display())),
+    }
+}
+
 /// The refusal of a link in a bundle directory.
 fn not_a_file(root: &Path, name: &str) -> anyhow::Error {
     anyhow::anyhow!(
@@ -399,17 +414,13 @@ impl OciLayout {
         let name = blob_name(digest)?;
         let opened = match &self.store {
             Store::Tar(files) => files.open_from(&name, start),
-            Store::Dir => {
-                let path = self.root.join(&name);
-                match open_regular(&path) {
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-                    Err(e) => Err(e),
-                    Ok(mut file) => file.metadata().and_then(|m| {
-                        file.seek(SeekFrom::Start(start.min(m.len())))?;
-                        Ok(Some((file, m.len())))
-                    }),
-                }
-            }
+            Store::Dir => match open_file(&self.root, &name)? {
+                None => Ok(None),
+                Some(mut file) => file.metadata().and_then(|m| {
+                    file.seek(SeekFrom::Start(start.min(m.len())))?;
+                    Ok(Some((file, m.len())))
+                }),
+            },
         };
         opened.with_context(|| format!("reading {name} in {}", self.root.display()))
     }
@@ -425,22 +436,25 @@ impl OciLayout {
         let name = blob_name(digest)?;
         let bytes = match &self.store {
             Store::Tar(files) => files.read(&name, MANIFEST_LIMIT)?,
-            Store::Dir => {
-                let path = self.root.join(&name);
-                match std::fs::symlink_metadata(&path) {
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-                    Ok(m) if m.is_symlink() => return Err(not_a_file(&self.root, &name)),
-                    Ok(m) if m.len() > MANIFEST_LIMIT => anyhow::bail!(
-                        "{}: {name} is {} bytes, more than the {MANIFEST_LIMIT} a manifest or config may be; the bundle is damaged",
-                        self.root.display(),
-                        m.len()
-                    ),
-                    _ => Some(
-                        std::fs::read(&path)
-                            .with_context(|| format!("reading {}", path.display()))?,
-                    ),
+            Store::Dir => match open_file(&self.root, &name)? {
+                None => None,
+                Some(file) => {
+                    use std::io::Read as _;
+                    let reading = || format!("reading {name} in {}", self.root.display());
+                    let size = file.metadata().with_context(reading)?.len();
+                    if size > MANIFEST_LIMIT {
+                        anyhow::bail!(
+                            "{}: {name} is {size} bytes, more than the {MANIFEST_LIMIT} a manifest or config may be; the bundle is damaged",
+                            self.root.display()
+                        );
+                    }
+                    let mut bytes = Vec::with_capacity(size as usize);
+                    file.take(MANIFEST_LIMIT + 1)
+                        .read_to_end(&mut bytes)
+                        .with_context(reading)?;
+                    Some(bytes)
                 }
-            }
+            },
         };
         let Some(bytes) = bytes else {
             return Ok(None);
