@@ -33,6 +33,28 @@ pub(crate) struct LockFile {
     /// The charts the bundle carries, as Helm OCI artifacts.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub charts: Vec<LockedChart>,
+    /// Set in a delta bundle's lock (`save --have`): the images whose blobs it leaves out, which
+    /// the mirror must hold before it is pushed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<LockBase>,
+}
+
+/// What a delta bundle was made against: the `--have` lock file, by digest, and its images.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct LockBase {
+    /// The sha256 of the `--have` file's bytes: two deltas of one base say the same here.
+    pub lock: String,
+    /// The base images, by source name and digest.
+    pub images: Vec<BaseImage>,
+}
+
+/// One image of a delta's base.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct BaseImage {
+    pub source: String,
+    pub digest: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -81,6 +103,7 @@ impl LockFile {
             kind: KIND.to_string(),
             images,
             charts,
+            base: None,
         }
     }
 

@@ -83,6 +83,14 @@ impl Bundle {
         })
     }
 
+    /// The lock digest this bundle is a delta of, and its lock's text (which lists that base).
+    pub(crate) fn delta(&self) -> anyhow::Result<Option<(String, Option<String>)>> {
+        match self.layout.delta_base() {
+            Some(lock) => Ok(Some((lock, self.layout.lock_text()?))),
+            None => Ok(None),
+        }
+    }
+
     /// What a check cannot match to any image, said once: entries named by tag only or not at
     /// all (`push --from` needs `--name` for them, too).
     pub(crate) fn unmatchable(&self) -> Option<String> {

@@ -73,6 +73,9 @@ pub(crate) struct CheckArgs {
 pub(crate) enum CheckFormat {
     Table,
     Json,
+    /// An images.lock.yaml of the images found, at the digests found: on the air-gapped side,
+    /// what `save --have` makes the next bundle a delta of
+    Lock,
 }
 
 /// One image to look for, and its name in the mirror (`None` when a bundle is checked: it
@@ -208,6 +211,9 @@ fn check_bundle(
     if let Some(note) = bundle.unmatchable() {
         eprintln!("note: {note}");
     }
+    if let Some((lock, text)) = bundle.delta()? {
+        eprintln!("note: {}", delta_note(path, &lock, text.as_deref()));
+    }
     let mut render = args
         .images
         .charts
@@ -304,6 +310,22 @@ fn report(
             writeln!(out)?;
         }
         CheckFormat::Table => write_table(&mut out, &report)?,
+        CheckFormat::Lock => {
+            let images = wanted
+                .iter()
+                .zip(verdicts)
+                .filter(|(_, v)| v.status == Status::Present)
+                .map(|(w, v)| crate::lock::LockedImage {
+                    source: w.entry.source.to_string(),
+                    digest: v.digest.as_ref().map(ToString::to_string),
+                    media_type: None,
+                    platforms: Vec::new(),
+                    mirror: w.mirror.as_ref().map(ToString::to_string),
+                })
+                .collect();
+            let lock = crate::lock::LockFile::new(images, Vec::new());
+            out.write_all(lock.to_yaml()?.as_bytes())?;
+        }
     }
     out.flush()?;
 
@@ -324,6 +346,32 @@ fn report(
     } else {
         EXIT_OK
     })
+}
+
+/// What a delta bundle needs of the mirror, said by `check --bundle`: its base images.
+fn delta_note(path: &Path, lock: &str, text: Option<&str>) -> String {
+    let base = text
+        .and_then(|t| serde_norway::from_str::<crate::lock::LockFile>(t).ok())
+        .and_then(|f| f.base)
+        .filter(|b| b.lock == lock);
+    let head = format!(
+        "{} is a delta bundle of the lock {lock}: it leaves out the layers that lock's images hold, so push it only into a mirror that holds them",
+        path.display()
+    );
+    match base {
+        Some(b) => {
+            let names: Vec<&str> = b.images.iter().map(|i| i.source.as_str()).collect();
+            format!(
+                "{head}; its base: {} images ({})",
+                names.len(),
+                names.join(", ")
+            )
+        }
+        None => format!(
+            "{head}; its {} does not list them, so save it again",
+            crate::transfer::layout::LOCK_NAME
+        ),
+    }
 }
 
 /// What to ask the place checked: each image by its mirror name (its source name in a bundle).

@@ -1,7 +1,7 @@
 //! What `push` and `save` share on the command line: the copy flags, running the planned jobs
 //! ([`crate::transfer::plan`]) concurrently behind a progress bar, and the report.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -45,12 +45,14 @@ pub(crate) struct CopyArgs {
     pub platforms: Vec<Platform>,
 }
 
-/// A copier with a progress bar on stderr when it is a terminal (hidden otherwise).
+/// A copier with a progress bar on stderr when it is a terminal (hidden otherwise); it mounts
+/// the blobs `holders` names (digest → repository) from there (a delta's base).
 pub(super) fn copier<S: ImageSource, D: ImageSink>(
     source: S,
     sink: D,
     concurrency: usize,
     platforms: Vec<Platform>,
+    holders: HashMap<String, String>,
 ) -> (Arc<Copier<S, D>>, ProgressBar) {
     let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
     bar.set_style(
@@ -62,6 +64,7 @@ pub(super) fn copier<S: ImageSource, D: ImageSink>(
     let shown = bar.clone();
     let copier = Copier::new(source, sink, concurrency)
         .with_platforms(platforms)
+        .with_holders(holders)
         .with_progress(Arc::new(move |p| match p {
             Progress::BlobStarted(size) => shown.inc_length(size),
             Progress::Bytes(n) => shown.inc(n),

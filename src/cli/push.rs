@@ -2,10 +2,12 @@
 //! offline bundle (an OCI image layout, directory or tar, as `save` writes), or from docker
 //! archives.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
+use anyhow::Context;
 use clap::Args;
 
 use super::copy_run::{CopyArgs, copier, listed_images, report, run_copies};
@@ -13,9 +15,15 @@ use super::images::ImageListArgs;
 use super::registry_args::RegistryArgs;
 use super::{EXIT_ERROR, EXIT_OK, ExitStatus, MirrorArgs, settings};
 use crate::chart::artifact::ChartArtifacts;
+use crate::lock::LockFile;
+use crate::mirror::MirrorNaming;
+use crate::oci::Digest;
+use crate::reference::Reference;
 use crate::registry::Registry;
 use crate::transfer::ImageSource;
+use crate::transfer::delta::{BaseCheck, confirm_base};
 use crate::transfer::docker_archive::DockerArchives;
+use crate::transfer::layout::LOCK_NAME;
 use crate::transfer::layout::OciLayout;
 use crate::transfer::plan::{Job, SourceMirrors, into_mirror as jobs};
 
@@ -120,7 +128,84 @@ pub(super) fn run(args: &PushArgs, config: Option<&Path>) -> anyhow::Result<Exit
         listed()?
     };
     let jobs = jobs(sources, naming, |s| Ok(s.clone()))?;
-    copy_all(layout, sink, &jobs, args, started)
+    let holders = match layout.delta_base() {
+        Some(lock) => match delta_holders(&layout, &sink, naming, &jobs, &lock)? {
+            Ok(holders) => holders,
+            Err(missing) => {
+                eprintln!("error: {missing}");
+                return Ok(EXIT_ERROR);
+            }
+        },
+        None => HashMap::new(),
+    };
+    copy_all_holding(layout, sink, &jobs, args, started, holders)
+}
+
+/// For a delta bundle: where the mirror holds each blob the bundle left out, confirmed before
+/// anything is written; `Err` is what to tell the user when the mirror lacks the base.
+fn delta_holders(
+    layout: &Arc<OciLayout>,
+    sink: &Arc<Registry>,
+    naming: &MirrorNaming,
+    jobs: &[Job],
+    lock: &str,
+) -> anyhow::Result<Result<HashMap<String, String>, String>> {
+    let path = layout.root().display().to_string();
+    let text = layout.lock_text()?.with_context(|| {
+        format!("{path} is a delta of the lock {lock}, but it has no {LOCK_NAME} naming that base; save it again")
+    })?;
+    let file: LockFile = serde_norway::from_str(&text)
+        .with_context(|| format!("{path}: {LOCK_NAME} is not a valid lock file"))?;
+    let base = file
+        .base
+        .filter(|b| b.lock == lock)
+        .with_context(|| format!("{path}: {LOCK_NAME} does not list the base {lock} that its index.json names; save it again"))?;
+    let base_images = base
+        .images
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            let at = || format!("{path}: {LOCK_NAME} base.images[{i}]");
+            let source = Reference::parse(&b.source).with_context(|| format!("{}.source", at()))?;
+            let digest =
+                Digest::parse(&b.digest).map_err(|e| anyhow::anyhow!("{}.digest: {e}", at()))?;
+            anyhow::Ok((source, digest))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let images: Vec<Reference> = jobs.iter().map(|j| j.fetch.clone()).collect();
+    let check = super::runtime()?.block_on(confirm_base(
+        layout,
+        |d| Ok(layout.blob_size(d)?.is_some()),
+        &images,
+        sink,
+        naming,
+        &base_images,
+    ))?;
+    Ok(match check {
+        BaseCheck::Held(holders) => Ok(holders),
+        BaseCheck::Missing { blobs, images } => {
+            let named: Vec<String> = images
+                .iter()
+                .take(5)
+                .map(|(mirror, source)| format!("{mirror} (from {})", source.familiar()))
+                .collect();
+            let which = match images.len() {
+                0 => format!(
+                    "its base images are in {} but not these blobs",
+                    naming.mirror()
+                ),
+                n => format!(
+                    "the mirror lacks {n} of its {} base images: {}{}",
+                    base_images.len(),
+                    named.join(", "),
+                    if n > named.len() { ", ..." } else { "" }
+                ),
+            };
+            Err(format!(
+                "{path} is a delta bundle: it leaves out {blobs} blobs that the images of the lock {lock} hold, and {which}. Nothing was pushed. Push the bundle that lock came from first (or save a whole bundle, without --have)"
+            ))
+        }
+    })
 }
 
 fn copy_all<S: ImageSource>(
@@ -130,8 +215,26 @@ fn copy_all<S: ImageSource>(
     args: &PushArgs,
     started: Instant,
 ) -> anyhow::Result<ExitStatus> {
+    copy_all_holding(source, sink, jobs, args, started, HashMap::new())
+}
+
+/// [`copy_all`], mounting the blobs `holders` names from the repositories it gives.
+fn copy_all_holding<S: ImageSource>(
+    source: S,
+    sink: Arc<Registry>,
+    jobs: &[Job],
+    args: &PushArgs,
+    started: Instant,
+    holders: HashMap<String, String>,
+) -> anyhow::Result<ExitStatus> {
     let concurrency = sink.concurrency();
-    let (copier, bar) = copier(source, sink, concurrency, args.copy.platforms.clone());
+    let (copier, bar) = copier(
+        source,
+        sink,
+        concurrency,
+        args.copy.platforms.clone(),
+        holders,
+    );
     let results = run_copies(copier.clone(), jobs, args.dry_run, &bar)?;
     let failed = report(&copier, &results, args.dry_run, started);
     Ok(if failed > 0 { EXIT_ERROR } else { EXIT_OK })

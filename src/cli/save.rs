@@ -21,16 +21,16 @@ use super::registry_args::RegistryArgs;
 use super::{EXIT_ERROR, EXIT_OK, ExitStatus, MirrorArgs, settings};
 use crate::chart::artifact::ChartArtifacts;
 use crate::inputs::package::Package;
-use crate::lock::{LockFile, LockedChart, LockedImage};
+use crate::lock::{BaseImage, LockBase, LockFile, LockedChart, LockedImage};
 use crate::mirror::canonical_reference;
 use crate::reference::Reference;
 use crate::registry::Registry;
 use crate::transfer::archive::{Compression, write_tar};
+use crate::transfer::delta::{Blobs, Omitting, blobs_of};
 use crate::transfer::layout::OciLayout;
 use crate::transfer::plan::{Job, SourceMirrors};
 
-/// The lock file's name inside a bundle.
-pub(super) const LOCK_NAME: &str = "images.lock.yaml";
+pub(super) use crate::transfer::layout::LOCK_NAME;
 /// The hidden directory beside a tar output where the bundle is built, before the PID.
 const STAGING: &str = ".kubectl-airgap-save-";
 
@@ -49,6 +49,11 @@ pub(crate) struct SaveArgs {
     /// FILE.tar, FILE.tar.gz (or .tgz), FILE.tar.zst
     #[arg(short = 'o', long = "output", value_name = "DIR|FILE.tar[.gz|.zst]")]
     pub output: PathBuf,
+    /// Make a delta bundle: leave out every blob the images of this lock file hold (an earlier
+    /// bundle's images.lock.yaml, or `check -o lock` of the mirror). It can be pushed only
+    /// into a mirror that holds those images
+    #[arg(long, value_name = "LOCK")]
+    pub have: Option<PathBuf>,
     /// The namespace --chart renders for
     #[arg(short = 'n', long, value_name = "NAMESPACE")]
     pub namespace: Option<String>,
@@ -143,23 +148,61 @@ pub(super) fn run(args: &SaveArgs, config: Option<&Path>) -> anyhow::Result<Exit
     let dir = staging.as_ref().map_or(args.output.as_path(), |d| d.path());
     let layout = Arc::new(OciLayout::create(dir)?);
     let lock_path = dir.join(LOCK_NAME);
+    let base = args.have.as_deref().map(read_base).transpose()?;
     let (earlier, earlier_charts) = match lock_path.exists() {
         true => {
             let lock = LockFile::read(&lock_path)
                 .with_context(|| format!("adding to the bundle in {}", dir.display()))?;
+            let lock_of = |b: &Option<LockBase>| b.as_ref().map(|b| b.lock.clone());
+            if lock_of(&lock.base) != lock_of(&base) {
+                let was = match &lock.base {
+                    Some(b) => format!("a delta of the lock {}", b.lock),
+                    None => "a whole bundle".to_string(),
+                };
+                anyhow::bail!(
+                    "-o {}: holds {was}; a save adds to a bundle only with the same --have. Save into a new directory",
+                    dir.display()
+                );
+            }
             (lock.images, lock.charts)
         }
         false => (Vec::new(), Vec::new()),
     };
     let started = Instant::now();
     let registry = Arc::new(Registry::new(options));
+    let left_out = match &base {
+        Some(b) => base_blobs(&registry, b, &remaps)?,
+        None => Default::default(),
+    };
+    layout.set_delta_base(base.as_ref().map(|b| b.lock.clone()));
+    let sink = Arc::new(Omitting::new(layout.clone(), left_out));
     let concurrency = registry.concurrency();
-    let (copier, bar) = copier(registry, layout.clone(), concurrency, platforms);
+    let (copier, bar) = copier(
+        registry,
+        sink.clone(),
+        concurrency,
+        platforms,
+        Default::default(),
+    );
     let mut results = run_copies(copier.clone(), &jobs, false, &bar)?;
     let mut failed = report(&copier, &results, false, started);
+    if let (Some(b), Some(have)) = (&base, &args.have) {
+        let (blobs, bytes) = sink.left_out();
+        println!(
+            "delta: {blobs} blobs ({bytes} bytes) left out, held by the {} images of {} ({})",
+            b.images.len(),
+            have.display(),
+            b.lock
+        );
+    }
     if !local_jobs.is_empty() {
-        let (charts_copier, bar) =
-            super::copy_run::copier(local_charts, layout.clone(), 1, Vec::new());
+        let (charts_copier, bar) = super::copy_run::copier(
+            local_charts,
+            layout.clone(),
+            1,
+            Vec::new(),
+            Default::default(),
+        );
         let copied = run_copies(charts_copier, &local_jobs, false, &bar)?;
         failed += copied.iter().filter(|r| r.is_err()).count();
         results.extend(copied);
@@ -242,12 +285,91 @@ pub(super) fn run(args: &SaveArgs, config: Option<&Path>) -> anyhow::Result<Exit
         .collect();
     all_charts.extend(locked_charts);
     let tmp = dir.join(format!(".{LOCK_NAME}.tmp"));
-    std::fs::write(&tmp, LockFile::new(locked, all_charts).to_yaml()?)
+    let mut lock = LockFile::new(locked, all_charts);
+    lock.base = base;
+    std::fs::write(&tmp, lock.to_yaml()?)
         .and_then(|()| std::fs::rename(&tmp, &lock_path))
         .with_context(|| format!("writing {}", lock_path.display()))?;
     if let Some(compression) = compression {
-        write_tar(dir, &args.output, compression, &layout.parents_first())?;
+        // The lock right after index.json: a delta's reader needs it to know its base.
+        let mut first = layout.parents_first();
+        first.insert(2.min(first.len()), LOCK_NAME.to_string());
+        write_tar(dir, &args.output, compression, &first)?;
         println!("wrote {}", args.output.display());
     }
     Ok(EXIT_OK)
+}
+
+/// The base a delta is made against: the `--have` lock, by digest, and the images it pins.
+fn read_base(path: &Path) -> anyhow::Result<LockBase> {
+    let bytes =
+        std::fs::read(path).with_context(|| format!("--have {}: reading it", path.display()))?;
+    let images = LockFile::load(path).with_context(|| format!("--have {}", path.display()))?;
+    let mut out = Vec::new();
+    for (i, locked) in images.into_iter().enumerate() {
+        let Some(digest) = locked.digest else {
+            anyhow::bail!(
+                "--have {}: entry {i} ({}) has no digest; a delta needs the digests of the images the mirror holds (use the images.lock.yaml that save wrote, or `check ... -o lock`)",
+                path.display(),
+                locked.source.familiar()
+            );
+        };
+        out.push(BaseImage {
+            source: locked.source.to_string(),
+            digest: digest.to_string(),
+        });
+    }
+    if out.is_empty() {
+        anyhow::bail!(
+            "--have {}: lists no images; a delta of nothing is a whole bundle (drop --have)",
+            path.display()
+        );
+    }
+    Ok(LockBase {
+        lock: crate::oci::Digest::sha256(&bytes).to_string(),
+        images: out,
+    })
+}
+
+/// The configs and layers of the base images, read from their source registries by digest:
+/// what a delta leaves out. A base image the source no longer has is said, and its blobs
+/// travel.
+fn base_blobs(
+    registry: &Arc<Registry>,
+    base: &LockBase,
+    remaps: &SourceMirrors,
+) -> anyhow::Result<Blobs> {
+    use futures_util::StreamExt as _;
+    let images = base
+        .images
+        .iter()
+        .map(|b| {
+            let source = Reference::parse(&b.source)?;
+            let pinned = Reference::parse(&format!("{}@{}", source.name(), b.digest))?;
+            anyhow::Ok((source, remaps.fetch(&pinned)?))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    super::runtime()?.block_on(async {
+        let mut reads = futures_util::stream::iter(images.iter().map(|(source, at)| async move {
+            (source, blobs_of(registry, at).await)
+        }))
+        .buffer_unordered(registry.concurrency().max(1));
+        let mut out = Blobs::new();
+        while let Some((source, read)) = reads.next().await {
+            match read {
+                Ok(Some(blobs)) => out.extend(blobs),
+                Ok(None) => eprintln!(
+                    "warning: --have: the source no longer has {} at its digest; its blobs go in the bundle",
+                    source.familiar()
+                ),
+                Err(e) => {
+                    return Err(e.context(format!(
+                        "--have: reading the base image {}",
+                        source.familiar()
+                    )));
+                }
+            }
+        }
+        Ok(out)
+    })
 }

@@ -112,6 +112,21 @@ impl<S: ImageSource, D: ImageSink> Copier<S, D> {
         self
     }
 
+    /// Blobs the sink holds already in other repositories (digest → repository), to be mounted
+    /// from there into each image that names them: a delta bundle's left-out blobs.
+    pub(crate) fn with_holders(self, holders: HashMap<String, String>) -> Self {
+        {
+            let mut known = self.holders.lock().unwrap_or_else(|p| p.into_inner());
+            for (digest, repo) in holders {
+                known.insert(
+                    digest,
+                    Arc::new(tokio::sync::OnceCell::new_with(Some(repo))),
+                );
+            }
+        }
+        self
+    }
+
     /// Calls `progress` as blobs start and their bytes pass.
     pub(crate) fn with_progress(mut self, progress: Arc<dyn Fn(Progress) + Send + Sync>) -> Self {
         self.progress = Some(progress);

@@ -16,7 +16,7 @@
 //! that is whole (size and hash checked once per run), continues a blob a killed run left half
 //! written from where it stopped, and writes `index.json` only when the run is done.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -51,6 +51,15 @@ const BASE_NAME: &str = "org.opencontainers.image.base.name";
 /// another container sharing the directory (whose PID we cannot see) would still be writing.
 const PARTIAL_QUIET: std::time::Duration = std::time::Duration::from_secs(3);
 
+/// The lock file `save` writes inside a bundle, beside `index.json`.
+pub(crate) const LOCK_NAME: &str = "images.lock.yaml";
+/// The `index.json` annotation that marks a delta bundle (`save --have`): the sha256 of the lock
+/// file it was made against. Its blobs that those images hold are left out, so only a mirror
+/// holding them can take it; the base images themselves are listed in the bundle's lock.
+pub(crate) const DELTA_BASE: &str = "dev.kubectl-airgap.delta.base";
+/// A lock file is a list of names and digests; a bigger one is not a lock.
+const LOCK_LIMIT: u64 = 64 << 20;
+
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Index {
@@ -59,6 +68,8 @@ struct Index {
     media_type: Option<String>,
     #[serde(default)]
     manifests: Vec<Descriptor>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    annotations: BTreeMap<String, String>,
 }
 
 /// Where a layout's files are.
@@ -73,6 +84,8 @@ pub(crate) struct OciLayout {
     store: Store,
     /// The images named in `index.json`, and those written since.
     images: Mutex<Vec<Descriptor>>,
+    /// `index.json`'s own annotations ([`DELTA_BASE`]), kept when it is written again.
+    annotations: Mutex<BTreeMap<String, String>>,
     /// `--name TAG=REF` and `--name sha256:HEX=REF`: names for entries that carry none.
     given: std::collections::BTreeMap<String, Reference>,
     /// Digests of this directory's files found whole (size and hash) in this run, or written
@@ -238,6 +251,7 @@ impl OciLayout {
             root: root.to_path_buf(),
             store,
             images: Mutex::new(index.manifests),
+            annotations: Mutex::new(index.annotations),
             given: Default::default(),
             whole: Default::default(),
             adopting: Default::default(),
@@ -317,6 +331,7 @@ impl OciLayout {
             root: root.to_path_buf(),
             store: Store::Dir,
             images: Mutex::new(Vec::new()),
+            annotations: Mutex::new(BTreeMap::new()),
             given: Default::default(),
             whole: Default::default(),
             adopting: Default::default(),
@@ -430,6 +445,56 @@ impl OciLayout {
         &self.root
     }
 
+    /// The base lock's digest when this is a delta bundle ([`DELTA_BASE`]).
+    pub(crate) fn delta_base(&self) -> Option<String> {
+        let annotations = self.annotations.lock().unwrap_or_else(|p| p.into_inner());
+        annotations.get(DELTA_BASE).cloned()
+    }
+
+    /// Marks the layout, when [`OciLayout::finish`] writes it, as a delta of the lock file
+    /// with this digest, or as a whole bundle (`None`).
+    pub(crate) fn set_delta_base(&self, base: Option<String>) {
+        let mut annotations = self.annotations.lock().unwrap_or_else(|p| p.into_inner());
+        match base {
+            Some(b) => annotations.insert(DELTA_BASE.to_string(), b),
+            None => annotations.remove(DELTA_BASE),
+        };
+    }
+
+    /// The bundle's lock file ([`LOCK_NAME`]), bounded; `None` when it has none. A tar's is
+    /// kept only for a delta, whose base it lists.
+    pub(crate) fn lock_text(&self) -> anyhow::Result<Option<String>> {
+        let bytes = match &self.store {
+            Store::Tar(files) => files.read(LOCK_NAME, LOCK_LIMIT)?,
+            Store::Dir => match open_file(&self.root, LOCK_NAME)? {
+                None => None,
+                Some(file) => {
+                    use std::io::Read as _;
+                    let mut bytes = Vec::new();
+                    file.take(LOCK_LIMIT + 1)
+                        .read_to_end(&mut bytes)
+                        .with_context(|| {
+                            format!("reading {LOCK_NAME} in {}", self.root.display())
+                        })?;
+                    if bytes.len() as u64 > LOCK_LIMIT {
+                        anyhow::bail!(
+                            "{}: {LOCK_NAME} is more than {LOCK_LIMIT} bytes; it is not a lock file",
+                            self.root.display()
+                        );
+                    }
+                    Some(bytes)
+                }
+            },
+        };
+        bytes
+            .map(|b| {
+                String::from_utf8(b).with_context(|| {
+                    format!("{}: {LOCK_NAME} is not UTF-8 text", self.root.display())
+                })
+            })
+            .transpose()
+    }
+
     /// A small blob (a manifest, an index, an image config) read whole and checked against its
     /// digest; `None` when the bundle lacks it.
     pub(crate) fn small_blob(&self, digest: &str) -> anyhow::Result<Option<Vec<u8>>> {
@@ -474,7 +539,11 @@ impl OciLayout {
     /// that does not read. `None` when the bundle holds all of it. Manifests are read and
     /// hashed; other blobs are only looked up (a tar's entry list, a directory's file sizes),
     /// so a check costs the manifests' bytes, not the layers'.
+    ///
+    /// In a delta bundle ([`OciLayout::delta_base`]) configs and layers may be absent: its
+    /// base holds them. Manifests may not.
     pub(crate) fn tree_problem(&self, digest: &str, size: u64) -> anyhow::Result<Option<String>> {
+        let delta = self.delta_base().is_some();
         let mut seen = HashSet::new();
         let mut stack = vec![(digest.to_string(), size, true, "index.json".to_string())];
         while let Some((digest, size, manifest, by)) = stack.pop() {
@@ -483,6 +552,7 @@ impl OciLayout {
             }
             let what = if manifest { "manifest" } else { "blob" };
             match self.blob_size(&digest)? {
+                None if delta && !manifest => continue,
                 None => {
                     return Ok(Some(format!(
                         "the bundle lacks {what} {digest}, which {by} names"
@@ -586,6 +656,11 @@ impl OciLayout {
             schema_version: 2,
             media_type: Some(crate::oci::media::OCI_INDEX.into()),
             manifests: images.clone(),
+            annotations: self
+                .annotations
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
         };
         let tmp = self.root.join(".index.json.tmp");
         std::fs::write(&tmp, serde_json::to_vec_pretty(&index)?)?;
@@ -599,6 +674,8 @@ impl OciLayout {
 #[derive(Default)]
 struct LayoutNeeds {
     index_read: bool,
+    /// A delta's index: its lock, which lists the base, is kept too.
+    delta: bool,
     /// digest → (size, where its descriptor is)
     needed: HashMap<String, (u64, String)>,
     /// Manifests and indexes needed and not read yet.
@@ -645,6 +722,13 @@ impl Needs for LayoutNeeds {
         if name == "index.json" {
             return Need::Yes(Size::AtMost(INDEX_LIMIT));
         }
+        if name == LOCK_NAME {
+            return match (self.index_read, self.delta) {
+                (true, true) => Need::Yes(Size::AtMost(LOCK_LIMIT)),
+                (true, false) => Need::No,
+                (false, _) => Need::Unknown,
+            };
+        }
         let Some(digest) = named_digest(name) else {
             return Need::No;
         };
@@ -673,6 +757,7 @@ impl Needs for LayoutNeeds {
             let index: Index =
                 serde_json::from_slice(content).context("index.json is not a valid OCI index")?;
             self.index_read = true;
+            self.delta = index.annotations.contains_key(DELTA_BASE);
             for d in &index.manifests {
                 blob_name(&d.digest).context("in index.json")?;
                 self.add(&d.digest, d.size, "index.json", true);
@@ -711,13 +796,15 @@ impl Needs for LayoutNeeds {
 
     fn needed(&self) -> Vec<String> {
         let blobs = self.needed.keys().filter_map(|d| blob_name(d).ok());
+        let lock = self.delta.then(|| LOCK_NAME.to_string());
         std::iter::once("index.json".to_string())
+            .chain(lock)
             .chain(blobs)
             .collect()
     }
 
     fn needed_count(&self) -> usize {
-        1 + self.needed.len()
+        1 + usize::from(self.delta) + self.needed.len()
     }
 }
 

@@ -7,6 +7,7 @@
 
 pub(crate) mod archive;
 pub(crate) mod copy;
+pub(crate) mod delta;
 pub(crate) mod docker_archive;
 pub(crate) mod layout;
 pub(crate) mod plan;

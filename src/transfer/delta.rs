@@ -1,0 +1,240 @@
+//! Delta bundles: the next release carried without the blobs the mirror already holds.
+//!
+//! `save --have LOCK` reads, by digest, the manifests of the images LOCK pins (an earlier
+//! bundle's lock, or `check -o lock` of what the mirror holds) and leaves out of the new bundle
+//! every config and layer they name ([`Omitting`]); manifests always travel, being small and
+//! what a reader needs to see what an image is. `push --from DELTA` then confirms, before any
+//! manifest is written, that each left-out blob is in the mirror in a repository of a base
+//! image ([`confirm_base`]), and hands the copier those repositories to mount from: a delta
+//! pushed into a mirror without its base fails naming the base, with nothing tagged, instead
+//! of tagging images whose layers are missing.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+
+use anyhow::Context;
+
+use super::{ImageSink, ImageSource, Kept, RawManifest};
+use crate::mirror::MirrorNaming;
+use crate::oci::Digest;
+use crate::reference::Reference;
+
+/// Non-manifest blobs (configs, layers) by digest, with their sizes.
+pub(crate) type Blobs = HashMap<String, u64>;
+
+/// `image` by digest in its own repository.
+fn by_digest(image: &Reference, digest: &str) -> anyhow::Result<Reference> {
+    Reference::parse(&format!("{}@{digest}", image.name()))
+        .with_context(|| format!("{digest} named by {} is not a digest", image.familiar()))
+}
+
+/// The configs and layers of `image` (every child of an index), read from `source`; `None`
+/// when the source lacks the image or one of its manifests.
+pub(crate) async fn blobs_of<S: ImageSource>(
+    source: &S,
+    image: &Reference,
+) -> anyhow::Result<Option<Blobs>> {
+    let mut out = Blobs::new();
+    let mut stack = vec![image.clone()];
+    let mut seen = HashSet::new();
+    while let Some(at) = stack.pop() {
+        let Some(manifest) = source.manifest(&at).await? else {
+            return Ok(None);
+        };
+        if !seen.insert(manifest.digest.clone()) {
+            continue;
+        }
+        let parsed = manifest.parse().with_context(|| {
+            format!(
+                "the manifest {} of {} is not valid",
+                manifest.digest,
+                at.familiar()
+            )
+        })?;
+        for (d, is_manifest) in parsed.children() {
+            match is_manifest {
+                true => stack.push(by_digest(image, &d.digest)?),
+                false => {
+                    out.insert(d.digest.to_string(), d.size);
+                }
+            }
+        }
+    }
+    Ok(Some(out))
+}
+
+/// A sink that answers "held" for the blobs a delta leaves out, so the copier neither fetches
+/// nor writes them; everything else goes to the sink it wraps.
+pub(crate) struct Omitting<D> {
+    inner: D,
+    left_out: Blobs,
+    /// The left-out blobs some image of this run named: what the delta saved moving.
+    met: Mutex<HashSet<String>>,
+}
+
+impl<D> Omitting<D> {
+    pub(crate) fn new(inner: D, left_out: Blobs) -> Omitting<D> {
+        Omitting {
+            inner,
+            left_out,
+            met: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// How many left-out blobs the copied images named, and their bytes.
+    pub(crate) fn left_out(&self) -> (usize, u64) {
+        let met = self.met.lock().unwrap_or_else(|p| p.into_inner());
+        let bytes = met.iter().filter_map(|d| self.left_out.get(d)).sum();
+        (met.len(), bytes)
+    }
+}
+
+impl<D: ImageSink> ImageSink for std::sync::Arc<Omitting<D>> {
+    async fn manifest_digest(&self, image: &Reference) -> anyhow::Result<Option<Digest>> {
+        self.inner.manifest_digest(image).await
+    }
+
+    async fn has_blob(&self, image: &Reference, digest: &str) -> anyhow::Result<bool> {
+        if self.left_out.contains_key(digest) {
+            let mut met = self.met.lock().unwrap_or_else(|p| p.into_inner());
+            met.insert(digest.to_string());
+            return Ok(true);
+        }
+        self.inner.has_blob(image, digest).await
+    }
+
+    async fn mount_blob(
+        &self,
+        image: &Reference,
+        digest: &str,
+        from: &str,
+    ) -> anyhow::Result<bool> {
+        self.inner.mount_blob(image, digest, from).await
+    }
+
+    async fn put_blob(
+        &self,
+        image: &Reference,
+        digest: &str,
+        size: u64,
+        body: super::ByteStream,
+    ) -> anyhow::Result<()> {
+        self.inner.put_blob(image, digest, size, body).await
+    }
+
+    async fn kept(&self, digest: &str) -> anyhow::Result<Option<Kept>> {
+        self.inner.kept(digest).await
+    }
+
+    async fn put_blob_after(
+        &self,
+        image: &Reference,
+        digest: &str,
+        size: u64,
+        kept: u64,
+        body: super::ByteStream,
+    ) -> anyhow::Result<()> {
+        self.inner
+            .put_blob_after(image, digest, size, kept, body)
+            .await
+    }
+
+    async fn put_manifest(&self, image: &Reference, manifest: &RawManifest) -> anyhow::Result<()> {
+        self.inner.put_manifest(image, manifest).await
+    }
+
+    async fn put_image(&self, image: &Reference, manifest: &RawManifest) -> anyhow::Result<()> {
+        self.inner.put_image(image, manifest).await
+    }
+}
+
+/// What a delta's push needs of the mirror, found before anything is written.
+pub(crate) enum BaseCheck {
+    /// Every left-out blob is in the mirror: digest → a mirror repository holding it, for the
+    /// copier to mount from.
+    Held(HashMap<String, String>),
+    /// Blobs the bundle lacks and the mirror's base images do not hold; the base images the
+    /// mirror lacks (mirror name, source name).
+    Missing {
+        blobs: usize,
+        images: Vec<(Reference, Reference)>,
+    },
+}
+
+/// Checks that the mirror (`sink`, which is read too) holds what the delta `bundle` left out:
+/// the blobs the manifests of `images` name that the bundle lacks (`in_bundle` says), each in a
+/// repository of one of the `base` images (source name, digest) as `naming` puts them there.
+pub(crate) async fn confirm_base<B, M>(
+    bundle: &B,
+    in_bundle: impl Fn(&str) -> anyhow::Result<bool>,
+    images: &[Reference],
+    sink: &M,
+    naming: &MirrorNaming,
+    base: &[(Reference, Digest)],
+) -> anyhow::Result<BaseCheck>
+where
+    B: ImageSource,
+    M: ImageSource + ImageSink,
+{
+    // What the bundle's images name and the bundle does not hold.
+    let mut absent = Blobs::new();
+    for image in images {
+        let Some(blobs) = blobs_of(bundle, image).await? else {
+            anyhow::bail!(
+                "the bundle lacks a manifest of {}, which its index lists; save it again",
+                image.familiar()
+            );
+        };
+        for (digest, size) in blobs {
+            if !absent.contains_key(&digest) && !in_bundle(&digest)? {
+                absent.insert(digest, size);
+            }
+        }
+    }
+    if absent.is_empty() {
+        return Ok(BaseCheck::Held(HashMap::new()));
+    }
+    // Each base image as the mirror holds it, read until every absent blob has a holder.
+    let mut holders: HashMap<String, String> = HashMap::new();
+    let mut missing = Vec::new();
+    for (source, digest) in base {
+        if absent.keys().all(|d| holders.contains_key(d)) {
+            break;
+        }
+        let target = naming.map(source)?;
+        let pinned = by_digest(&target, digest.as_str())?;
+        match blobs_of(sink, &pinned).await? {
+            None => missing.push((target, source.clone())),
+            Some(blobs) => {
+                for digest in blobs.keys().filter(|d| absent.contains_key(*d)) {
+                    holders
+                        .entry(digest.clone())
+                        .or_insert_with(|| target.path().to_string());
+                }
+            }
+        }
+    }
+    // A manifest in the mirror does not prove its blobs are (a cleaned-up repository): each
+    // left-out blob is asked for where it is to be mounted from.
+    let mut unheld = 0;
+    for digest in absent.keys() {
+        let held = match holders.get(digest) {
+            Some(repo) => {
+                let at = Reference::from_parts(naming.mirror().host(), repo, None, Some(digest))
+                    .with_context(|| format!("naming {digest} in {repo}"))?;
+                sink.has_blob(&at, digest).await?
+            }
+            None => false,
+        };
+        if !held {
+            unheld += 1;
+        }
+    }
+    if unheld == 0 {
+        return Ok(BaseCheck::Held(holders));
+    }
+    Ok(BaseCheck::Missing {
+        blobs: unheld,
+        images: missing,
+    })
+}
