@@ -402,6 +402,14 @@ fn open_bundle(path: &Path, names: &[String]) -> anyhow::Result<OciLayout> {
             )
         })?
         .name(names)?;
+    // A delta's left-out layers are in some mirror, not here: serving it would answer 404 for
+    // them to every node pulling its images.
+    if let Some(base) = layout.delta_base() {
+        anyhow::bail!(
+            "{} is a delta bundle (save --have): it leaves out the layers that the images of the lock {base} hold, so it cannot be served alone. Push it into the mirror that holds that base (push --from), or serve a whole bundle",
+            path.display()
+        );
+    }
     // Every image needs its full name to be served under a mirror name; the same refusals,
     // in the same words, as `push --from`.
     layout

@@ -12,6 +12,7 @@ mod cli_post_render;
 mod cli_ref;
 mod cluster;
 mod corpus;
+mod delta;
 mod demo;
 mod discovery;
 mod ess;
