@@ -15,6 +15,7 @@ binary, so one run shows a change's effect on the same machine under the same lo
 import json, os, platform, shutil, statistics, subprocess, sys, tempfile, time
 
 import check_bench
+import delta_bench
 import push_bench
 import save_bench
 import serve_bench
@@ -262,7 +263,7 @@ def post_render_section():
 
 SECTIONS = {"post-render": post_render_section, "check": check_bench.check_section,
             "push": push_bench.push_section, "save": save_bench.save_section,
-            "serve": serve_bench.serve_section}
+            "serve": serve_bench.serve_section, "delta": delta_bench.delta_section}
 
 
 def main():

@@ -87,6 +87,10 @@ pub(crate) struct LockedImage {
     /// Where the image lands in the mirror, when the mirror was known at `save` time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mirror: Option<String>,
+    /// Set for a name an operator asks of a mirror only (`crate::manifest::Alias`): the image,
+    /// as its source names it, that this name is a copy of.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copy_of: Option<String>,
 }
 
 /// A lock entry, read and checked.
@@ -94,6 +98,8 @@ pub(crate) struct LockedImage {
 pub(crate) struct Locked {
     pub source: Reference,
     pub digest: Option<Digest>,
+    /// For a name only a mirror holds: the image it is a copy of.
+    pub copy_of: Option<Reference>,
 }
 
 impl LockFile {
@@ -118,6 +124,7 @@ impl LockFile {
                 source: Reference::parse(&c.reference)
                     .with_context(|| format!("{at}.reference {:?}", c.reference))?,
                 digest: Some(sha256_at(&at, &c.digest)?),
+                copy_of: None,
             })
         });
         file.images
@@ -132,7 +139,17 @@ impl LockFile {
                     Some(d) => Some(sha256_at(&at(), d)?),
                     None => None,
                 };
-                Ok(Locked { source, digest })
+                let copy_of = match &entry.copy_of {
+                    Some(c) => Some(
+                        Reference::parse(c).with_context(|| format!("{}.copyOf {c:?}", at()))?,
+                    ),
+                    None => None,
+                };
+                Ok(Locked {
+                    source,
+                    digest,
+                    copy_of,
+                })
             })
             .chain(charts)
             .collect()
@@ -188,6 +205,7 @@ mod tests {
                 media_type: None,
                 platforms: vec!["linux/amd64".into()],
                 mirror: None,
+                copy_of: None,
             }],
             Vec::new(),
         );

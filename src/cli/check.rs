@@ -83,6 +83,8 @@ pub(crate) enum CheckFormat {
 struct Wanted {
     entry: Entry,
     mirror: Option<Reference>,
+    /// For a name an operator asks only of the mirror: the image it is a copy of.
+    copy_of: Option<Reference>,
 }
 
 #[derive(Serialize)]
@@ -321,6 +323,7 @@ fn report(
                     media_type: None,
                     platforms: Vec::new(),
                     mirror: w.mirror.as_ref().map(ToString::to_string),
+                    copy_of: w.copy_of.as_ref().map(ToString::to_string),
                 })
                 .collect();
             let lock = crate::lock::LockFile::new(images, Vec::new());
@@ -429,9 +432,15 @@ fn wanted_images(
         );
     }
     let mut collisions = Collisions::new();
-    set.into_images()
-        .into_iter()
-        .map(|entry| {
+    // A name an operator asks only of the mirror is looked for there as any image is.
+    let aliases: Vec<(Entry, Reference)> = set
+        .aliases()
+        .map(|(e, image)| (e.clone(), image.clone()))
+        .collect();
+    let images = set.into_images().into_iter().map(|e| (e, None));
+    images
+        .chain(aliases.into_iter().map(|(e, i)| (e, Some(i))))
+        .map(|(entry, copy_of)| {
             let mirror = match naming {
                 Some(naming) => {
                     let mirror = naming.map(&entry.source)?;
@@ -444,7 +453,11 @@ fn wanted_images(
                 }
                 None => None,
             };
-            Ok(Wanted { entry, mirror })
+            Ok(Wanted {
+                entry,
+                mirror,
+                copy_of,
+            })
         })
         .collect()
 }

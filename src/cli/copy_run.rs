@@ -27,9 +27,19 @@ pub(super) fn listed_images(
     rules: &RuleSet,
     charts: &[crate::chart::Rendered],
 ) -> anyhow::Result<Vec<Reference>> {
+    Ok(listed(list, rules, charts)?.references())
+}
+
+/// What `-f`, `--images-digests` and `--lock` name: the images, and the names operators ask
+/// of the mirror for some of them ([`crate::inputs::ImageSet::aliases`]).
+pub(super) fn listed(
+    list: &ImageListArgs,
+    rules: &RuleSet,
+    charts: &[crate::chart::Rendered],
+) -> anyhow::Result<crate::inputs::ImageSet> {
     let mut set = list.sources().read(rules, false)?;
     set.add_charts(charts, rules, false)?;
-    Ok(set.references())
+    Ok(set)
 }
 
 /// The options every copy takes, shared by `push` and `save`.
@@ -125,7 +135,11 @@ pub(super) fn run_copies<S: ImageSource, D: ImageSink>(
 }
 
 fn line(job: &Job, result: &CopyResult, dry_run: bool) -> String {
-    let (src, dst) = (job.source.familiar(), job.target.to_string());
+    let dst = job.target.to_string();
+    let src = match &job.copy_of {
+        Some(image) => format!("{} (a copy of {})", job.source.familiar(), image.familiar()),
+        None => job.source.familiar(),
+    };
     let filtered = |c: &Copied| match c.filtered_from {
         Some(n) => format!(
             ", index filtered to {} of {n} platforms: {}",

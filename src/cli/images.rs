@@ -64,8 +64,19 @@ struct Report {
     /// Repository-only values: rewritten to the mirror, but not images to copy.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     repositories: Vec<ImageReport>,
+    /// Names operators ask only of a mirror, each a copy of an image above that its source
+    /// names otherwise: `push` and `save` copy the image under this name too.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    mirror_copies: Vec<CopyReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     suspects: Option<Vec<Suspect>>,
+}
+
+#[derive(Debug, Serialize)]
+struct CopyReport {
+    #[serde(flatten)]
+    name: ImageReport,
+    copy_of: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -156,6 +167,15 @@ pub(super) fn run(args: &ImagesArgs, config: Option<&Path>) -> anyhow::Result<Ex
         repositories: set
             .repositories()
             .map(|e| image_report(e, naming, Reference::name, Reference::name))
+            .collect::<anyhow::Result<_>>()?,
+        mirror_copies: set
+            .aliases()
+            .map(|(e, image)| {
+                Ok(CopyReport {
+                    name: image_report(e, naming, canonical_reference, |m| m.to_string())?,
+                    copy_of: canonical_reference(image),
+                })
+            })
             .collect::<anyhow::Result<_>>()?,
         suspects: args.suspects.then(|| set.suspects().to_vec()),
     };
@@ -283,6 +303,17 @@ fn write_table(out: &mut impl Write, report: &Report) -> std::io::Result<()> {
             report.repositories.len()
         )?;
         write_rows(out, &report.repositories, width, mirror_width)?;
+    }
+    if !report.mirror_copies.is_empty() {
+        writeln!(out)?;
+        writeln!(
+            out,
+            "MIRROR COPIES (names operators ask only of a mirror; copied there from the image named): {}",
+            report.mirror_copies.len()
+        )?;
+        for c in &report.mirror_copies {
+            writeln!(out, "{}  <- {}", c.name.source, c.copy_of)?;
+        }
     }
     if let Some(suspects) = &report.suspects {
         writeln!(out)?;

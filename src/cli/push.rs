@@ -10,7 +10,7 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::Args;
 
-use super::copy_run::{CopyArgs, copier, listed_images, report, run_copies};
+use super::copy_run::{CopyArgs, copier, listed, report, run_copies};
 use super::images::ImageListArgs;
 use super::registry_args::RegistryArgs;
 use super::{EXIT_ERROR, EXIT_OK, ExitStatus, MirrorArgs, settings};
@@ -25,7 +25,7 @@ use crate::transfer::delta::{BaseCheck, confirm_base};
 use crate::transfer::docker_archive::DockerArchives;
 use crate::transfer::layout::LOCK_NAME;
 use crate::transfer::layout::OciLayout;
-use crate::transfer::plan::{Job, SourceMirrors, into_mirror as jobs};
+use crate::transfer::plan::{Job, SourceMirrors, aliases_into_mirror, into_mirror as jobs};
 
 #[derive(Debug, Args)]
 pub(crate) struct PushArgs {
@@ -82,13 +82,17 @@ pub(super) fn run(args: &PushArgs, config: Option<&Path>) -> anyhow::Result<Exit
         let remaps = SourceMirrors::parse(&args.copy.source_mirrors)?;
         let mut source_options = sink_options.for_sources();
         remaps.apply(&mut source_options);
-        let mut sources = listed_images(&args.images, &settings.rules, &charts)?;
+        let set = listed(&args.images, &settings.rules, &charts)?;
+        let mut sources = set.references();
         // An oci:// chart is copied from its registry as an image is; the others are packaged
         // here and copied from memory.
         sources.extend(ChartArtifacts::registry_charts(&charts));
         let (local, names) = ChartArtifacts::of(&charts)?;
         let local_jobs = jobs(names, naming, |s| Ok(s.clone()))?;
-        let jobs = jobs(sources, naming, |s| remaps.fetch(s))?;
+        let mut jobs = jobs(sources, naming, |s| remaps.fetch(s))?;
+        jobs.extend(aliases_into_mirror(set.alias_pairs(), naming, |s| {
+            remaps.fetch(s)
+        })?);
         let source = Arc::new(Registry::new(source_options));
         let code = copy_all(source, sink.clone(), &jobs, args, started)?;
         if local_jobs.is_empty() {
@@ -98,7 +102,7 @@ pub(super) fn run(args: &PushArgs, config: Option<&Path>) -> anyhow::Result<Exit
         return Ok(code.max(charts_code));
     }
 
-    let listed = || listed_images(&args.images, &settings.rules, &charts);
+    let listed = || listed(&args.images, &settings.rules, &charts);
     if !args.names.is_empty() && args.from.starts_with("docker-archive:") {
         anyhow::bail!(
             "--name is for OCI layouts; docker archives name their images in manifest.json (RepoTags)"
@@ -106,12 +110,14 @@ pub(super) fn run(args: &PushArgs, config: Option<&Path>) -> anyhow::Result<Exit
     }
     if let Some(path) = args.from.strip_prefix("docker-archive:") {
         let archives = Arc::new(DockerArchives::open(Path::new(path))?);
-        let sources = if args.images.is_empty() {
-            archives.image_names()
+        let (sources, aliases) = if args.images.is_empty() {
+            (archives.image_names(), Vec::new())
         } else {
-            listed()?
+            let set = listed()?;
+            (set.references(), set.alias_pairs())
         };
-        let jobs = jobs(sources, naming, |s| Ok(s.clone()))?;
+        let mut jobs = jobs(sources, naming, |s| Ok(s.clone()))?;
+        jobs.extend(aliases_into_mirror(aliases, naming, |s| Ok(s.clone()))?);
         return copy_all(archives, sink, &jobs, args, started);
     }
     let path = PathBuf::from(&args.from);
@@ -122,12 +128,15 @@ pub(super) fn run(args: &PushArgs, config: Option<&Path>) -> anyhow::Result<Exit
         );
     }
     let layout = Arc::new(OciLayout::open(&path)?.name(&args.names)?);
-    let sources = if args.images.is_empty() {
-        layout.image_names()?
+    // A bundle holds the names operators ask only of a mirror as images of their own.
+    let (sources, aliases) = if args.images.is_empty() {
+        (layout.image_names()?, Vec::new())
     } else {
-        listed()?
+        let set = listed()?;
+        (set.references(), set.alias_pairs())
     };
-    let jobs = jobs(sources, naming, |s| Ok(s.clone()))?;
+    let mut jobs = jobs(sources, naming, |s| Ok(s.clone()))?;
+    jobs.extend(aliases_into_mirror(aliases, naming, |s| Ok(s.clone()))?);
     let holders = match layout.delta_base() {
         Some(lock) => match delta_holders(&layout, &sink, naming, &jobs, &lock)? {
             Ok(holders) => holders,

@@ -115,13 +115,15 @@ pub(super) fn run(args: &SaveArgs, config: Option<&Path>) -> anyhow::Result<Exit
     let mut set = sources.read(&settings.rules, false)?;
     set.add_charts(&charts, &settings.rules, false)?;
     let sources = set.references();
-    let image_jobs = sources.len();
     // An OCI chart is fetched from its registry as an image is: its manifest digest unchanged.
     let oci_charts = ChartArtifacts::registry_charts(&charts);
-    let jobs = crate::transfer::plan::into_bundle(
-        sources.into_iter().chain(oci_charts).collect(),
+    let mut jobs = crate::transfer::plan::into_bundle(sources, &remaps)?;
+    jobs.extend(crate::transfer::plan::aliases_into_bundle(
+        set.alias_pairs(),
         &remaps,
-    )?;
+    )?);
+    let image_jobs = jobs.len();
+    jobs.extend(crate::transfer::plan::into_bundle(oci_charts, &remaps)?);
     // The others are packaged here, and copied from memory by the same copier.
     let (local_charts, local_names) = ChartArtifacts::of(&charts)?;
     let local_jobs = crate::transfer::plan::into_bundle(local_names, &SourceMirrors::parse(&[])?)?;
@@ -267,6 +269,7 @@ pub(super) fn run(args: &SaveArgs, config: Option<&Path>) -> anyhow::Result<Exit
                     Some(n) => Some(n.map(&job.source)?.to_string()),
                     None => None,
                 },
+                copy_of: job.copy_of.as_ref().map(ToString::to_string),
             });
         }
     }

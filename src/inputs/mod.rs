@@ -96,7 +96,10 @@ impl Sources {
         if let Some(path) = &self.lock {
             for entry in LockFile::load(path)? {
                 let digest = entry.digest;
-                set.add(entry.source, Provenance::Lock { digest });
+                match entry.copy_of {
+                    Some(image) => set.add_alias(entry.source, image, Provenance::Lock { digest }),
+                    None => set.add(entry.source, Provenance::Lock { digest }),
+                }
             }
         }
         Ok(())
@@ -190,6 +193,9 @@ impl Entry {
 pub(crate) struct ImageSet {
     images: BTreeMap<String, Entry>,
     repositories: BTreeMap<String, Entry>,
+    /// Names operators ask of a mirror for images their sources name otherwise
+    /// ([`crate::manifest::Alias`]), by canonical asked name: the entry, and the image.
+    aliases: BTreeMap<String, (Entry, Reference)>,
     suspects: Vec<Suspect>,
 }
 
@@ -202,6 +208,36 @@ impl ImageSet {
             source,
             provenance,
         );
+    }
+
+    /// Adds a name an operator asks of a mirror for `image`: copied from `image` to that name.
+    pub(crate) fn add_alias(&mut self, asked: Reference, image: Reference, provenance: Provenance) {
+        let (entry, _) = self
+            .aliases
+            .entry(canonical_reference(&asked))
+            .or_insert_with(|| {
+                (
+                    Entry {
+                        source: asked,
+                        provenance: Vec::new(),
+                    },
+                    image,
+                )
+            });
+        entry.provenance.push(provenance);
+    }
+
+    /// The names operators ask of a mirror for images named otherwise at their sources, each
+    /// with that image: the asked name is a copy of the image, made in the mirror.
+    pub(crate) fn aliases(&self) -> impl ExactSizeIterator<Item = (&Entry, &Reference)> {
+        self.aliases.values().map(|(e, image)| (e, image))
+    }
+
+    /// [`ImageSet::aliases`] as (asked name, image) pairs.
+    pub(crate) fn alias_pairs(&self) -> Vec<(Reference, Reference)> {
+        self.aliases()
+            .map(|(e, image)| (e.source.clone(), image.clone()))
+            .collect()
     }
 
     /// Adds a repository-only value: rewritten to the mirror by `post-render`, but its operator
@@ -228,6 +264,9 @@ impl ImageSet {
         }
         for u in input.scan.repositories {
             self.add_repository(u.reference, Some(provenance(u.location)));
+        }
+        for a in input.scan.aliases {
+            self.add_alias(a.asked, a.image, provenance(a.location));
         }
         self.suspects.extend(input.scan.suspects);
     }

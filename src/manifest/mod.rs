@@ -195,6 +195,19 @@ pub struct StreamScan {
     pub uses: Vec<ImageUse>,
     pub repositories: Vec<ImageUse>,
     pub suspects: Vec<Suspect>,
+    /// Names operators ask of a mirror for images named otherwise at their source.
+    pub aliases: Vec<Alias>,
+}
+
+/// A name an operator asks of a mirror for an image its source names otherwise: the MongoDB
+/// operator pulls `REPO/IMAGE:VERSION-ubi8` from its official repositories but
+/// `REPO/IMAGE:VERSION` from any other, the mirror among them (`tagSuffixEnv` in `rules.yaml`).
+/// The image is copied under both names; `asked` exists only in the mirror.
+#[derive(Debug, Clone)]
+pub struct Alias {
+    pub image: Reference,
+    pub asked: Reference,
+    pub location: Location,
 }
 
 /// Lists every image use (and, when asked, every suspect) in a stream.
@@ -243,29 +256,57 @@ impl Joins {
     fn list(self, out: &mut StreamScan) {
         for (role, u) in self.parts {
             let join = match &role {
-                JoinRole::Repository(j) | JoinRole::Offer { join: j, .. } => *j,
+                JoinRole::Repository { join, .. } | JoinRole::Offer { join, .. } => *join,
             };
             let mut asked = self.versions.iter().filter(|v| v.join == join).peekable();
             if asked.peek().is_none() {
                 match role {
-                    JoinRole::Repository(_) => out.repositories.push(u),
+                    JoinRole::Repository { .. } => out.repositories.push(u),
                     JoinRole::Offer { .. } => out.uses.push(u),
                 }
                 continue;
             }
             match role {
-                JoinRole::Repository(_) => {
+                JoinRole::Repository { suffix, .. } => {
                     for v in asked {
-                        for name in &v.names {
-                            let text = format!("{}/{name}:{}", u.reference.name(), v.version);
-                            if let Ok(reference) = Reference::parse(&text) {
-                                let mut location = u.location.clone();
-                                location.rule = format!("{}/join", location.rule);
-                                out.uses.push(ImageUse {
-                                    reference,
-                                    location,
+                        // The version's names under the repository, or the repository itself.
+                        let names: Vec<Option<&str>> = match &v.names[..] {
+                            [] => vec![None],
+                            names => names.iter().map(|n| Some(n.as_str())).collect(),
+                        };
+                        for n in names {
+                            let repository = match n {
+                                Some(n) => under(&u.reference, n),
+                                None => Some(u.reference.clone()),
+                            };
+                            let Some(repository) = repository else {
+                                continue;
+                            };
+                            let tagged = |tag: &str| {
+                                Reference::parse(&format!("{}:{tag}", repository.name())).ok()
+                            };
+                            let tag = match &suffix {
+                                Some(s) => format!("{}-{s}", v.version),
+                                None => v.version.clone(),
+                            };
+                            let Some(reference) = tagged(&tag) else {
+                                continue;
+                            };
+                            let mut location = u.location.clone();
+                            location.rule = format!("{}/join", location.rule);
+                            if suffix.is_some()
+                                && let Some(asked) = tagged(&v.version)
+                            {
+                                out.aliases.push(Alias {
+                                    image: reference.clone(),
+                                    asked,
+                                    location: location.clone(),
                                 });
                             }
+                            out.uses.push(ImageUse {
+                                reference,
+                                location,
+                            });
                         }
                     }
                 }
@@ -285,6 +326,11 @@ impl Joins {
             }
         }
     }
+}
+
+/// `repository/name`, when that is a reference.
+fn under(repository: &Reference, name: &str) -> Option<Reference> {
+    Reference::parse(&format!("{}/{name}", repository.name())).ok()
 }
 
 /// What a rewrite did.

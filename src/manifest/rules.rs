@@ -83,6 +83,12 @@ struct CrossJoinSpec {
     repository_env: Option<String>,
     #[serde(default)]
     annotations: Option<String>,
+    #[serde(default)]
+    env_split: Option<String>,
+    #[serde(default)]
+    tag_suffix_env: Option<String>,
+    #[serde(default)]
+    suffix_from: Vec<String>,
     versions: Vec<VersionSpec>,
 }
 
@@ -93,6 +99,7 @@ struct VersionSpec {
     api_version: OneOrMany,
     kind: String,
     field: String,
+    #[serde(default)]
     names: Vec<String>,
 }
 
@@ -105,6 +112,9 @@ pub enum JoinSource {
     /// Pod template (or object) annotations `PREFIX<version>.<name>` holding whole references,
     /// the version spelled with `_` for `.`.
     Annotations(String),
+    /// The repository an `envSplits` form of this name joins from the container's env,
+    /// completed as `REPOSITORY:VERSION`.
+    EnvSplit(String),
 }
 
 /// Images an operator joins from a part named in its own workload and the version each of its
@@ -115,6 +125,11 @@ pub enum JoinSource {
 pub struct CrossJoin {
     pub name: String,
     pub source: JoinSource,
+    /// An env variable whose value the operator appends to the version (`VERSION-VALUE`), only
+    /// when the repository is one of `suffix_from`: from any other registry, a mirror among
+    /// them, it asks for `VERSION` alone, so the mirror holds the image under both tags.
+    pub tag_suffix_env: Option<String>,
+    pub suffix_from: Vec<String>,
     pub versions: Vec<VersionSource>,
 }
 
@@ -138,17 +153,20 @@ impl VersionSource {
 
 impl CrossJoin {
     fn compile(spec: CrossJoinSpec) -> CrossJoin {
-        let source = match (spec.repository_env, spec.annotations) {
-            (Some(env), None) => JoinSource::RepositoryEnv(env),
-            (None, Some(prefix)) => JoinSource::Annotations(prefix),
+        let source = match (spec.repository_env, spec.annotations, spec.env_split) {
+            (Some(env), None, None) => JoinSource::RepositoryEnv(env),
+            (None, Some(prefix), None) => JoinSource::Annotations(prefix),
+            (None, None, Some(split)) => JoinSource::EnvSplit(split),
             _ => panic!(
-                "crossJoins {:?}: give exactly one of repositoryEnv and annotations",
+                "crossJoins {:?}: give exactly one of repositoryEnv, annotations and envSplit",
                 spec.name
             ),
         };
         CrossJoin {
             name: spec.name,
             source,
+            tag_suffix_env: spec.tag_suffix_env,
+            suffix_from: spec.suffix_from,
             versions: spec
                 .versions
                 .into_iter()
@@ -515,6 +533,14 @@ impl RuleSet {
     /// Whether an env variable holds a repository that its operator completes with a tag.
     pub fn is_repository_env(&self, name: &str) -> bool {
         self.repository_env.iter().any(|p| glob(p, name)) || self.join_of_env(name).is_some()
+    }
+
+    /// The cross join (its index in `cross_joins`) whose repository the env split form `name`
+    /// joins.
+    pub fn join_of_env_split(&self, name: &str) -> Option<usize> {
+        self.cross_joins
+            .iter()
+            .position(|j| j.source == JoinSource::EnvSplit(name.to_string()))
     }
 
     /// The cross join (its index in `cross_joins`) whose repository is env variable `name`.

@@ -219,8 +219,10 @@ pub struct Finding<'d> {
 /// What a finding is to a cross-object join (`crossJoins`, by index).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JoinRole {
-    /// The operator's repository (an env value), completed with names and versions.
-    Repository(usize),
+    /// The operator's repository (an env value, or an env split), completed with names and
+    /// versions, and `suffix` after the version (its `tagSuffixEnv` value, when the
+    /// repository is one it applies to).
+    Repository { join: usize, suffix: Option<String> },
     /// One whole reference of a per-version table, at `version` (`_` for `.`) for `name`.
     Offer {
         join: usize,
@@ -1193,7 +1195,14 @@ impl<'s, 'r: 'd, 'd> Walk<'s, 'r, 'd> {
         }
         let forms = &self.rules().env_splits;
         for form in forms {
+            let before = self.findings.len();
             self.split(fields, std::slice::from_ref(form), "", segs, "env", false);
+            if let Some(j) = self.rules().join_of_env_split(&form.name) {
+                let role = self.env_join(j, fields, form);
+                for found in &mut self.findings[before..] {
+                    found.join = Some(role.clone());
+                }
+            }
         }
         self.sibling_tags(fields, segs, "env");
         let mut repositories = Vec::new();
@@ -1215,9 +1224,34 @@ impl<'s, 'r: 'd, 'd> Walk<'s, 'r, 'd> {
             let before = self.findings.len();
             self.split_reference(parts, segs, rule);
             if let (Some(j), Some(found)) = (join, self.findings.get_mut(before)) {
-                found.join = Some(JoinRole::Repository(j));
+                found.join = Some(JoinRole::Repository {
+                    join: j,
+                    suffix: None,
+                });
             }
         }
+    }
+
+    /// The part an env split form plays in cross join `j`: its repository, with the suffix the
+    /// operator appends to versions when the form's repository field names one of the
+    /// repositories it appends it for.
+    fn env_join(&self, j: usize, fields: Fields<'d>, form: &SplitForm) -> JoinRole {
+        let spec = &self.rules().cross_joins[j];
+        let value = |name: &str| {
+            let found = fields.find(|e| e.name == name)?;
+            let v = found.value.value.trim();
+            (!v.is_empty()).then(|| v.to_string())
+        };
+        let repository = form.repository.iter().find_map(|n| value(n));
+        let official = repository.is_some_and(|r| {
+            let r = r.trim_end_matches('/');
+            spec.suffix_from.iter().any(|s| s == r)
+        });
+        let suffix = match official {
+            true => spec.tag_suffix_env.as_deref().and_then(value),
+            false => None,
+        };
+        JoinRole::Repository { join: j, suffix }
     }
 
     /// A CRD's schema defaults at properties named as images or repositories

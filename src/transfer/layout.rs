@@ -966,7 +966,11 @@ impl OciLayout {
     ) -> anyhow::Result<()> {
         self.writable()?;
         let path = blob_path(&self.root, digest)?;
-        let tmp = path.with_extension(format!("partial-{}", std::process::id()));
+        // Two images of one run may write the same manifest at once (two tags of one image):
+        // each its own file, the PID first for the sweep.
+        static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = path.with_extension(format!("partial-{}-{n}", std::process::id()));
         // Removed on a signal, before it exists; the staging directory it may be in, too.
         let _registered = crate::cleanup::register(&tmp);
         let result = async {

@@ -16,6 +16,9 @@ pub(crate) struct Job {
     pub(crate) fetch: Reference,
     /// Where it is written.
     pub(crate) target: Reference,
+    /// Set when `source` is a name an operator asks only of a mirror: the image, as its
+    /// source names it, that `fetch` reads.
+    pub(crate) copy_of: Option<Reference>,
 }
 
 /// `--source-mirror HOST=URL` values: source host → (host to fetch from, plain HTTP?).
@@ -88,6 +91,7 @@ pub(crate) fn into_mirror(
             fetch: fetch(&source)?,
             source,
             target,
+            copy_of: None,
         });
     }
     if !in_mirror.is_empty() {
@@ -113,6 +117,47 @@ pub(crate) fn into_bundle(
                 fetch: remaps.fetch(&source)?,
                 target: source.clone(),
                 source,
+                copy_of: None,
+            })
+        })
+        .collect()
+}
+
+/// A job per name an operator asks only of a mirror (`(asked, image)`): read from the image,
+/// written under the asked name, in the mirror per its naming.
+pub(crate) fn aliases_into_mirror(
+    aliases: Vec<(Reference, Reference)>,
+    naming: &MirrorNaming,
+    fetch: impl Fn(&Reference) -> anyhow::Result<Reference>,
+) -> anyhow::Result<Vec<Job>> {
+    aliases
+        .into_iter()
+        .filter(|(asked, _)| !naming.mirror().holds(asked))
+        .map(|(asked, image)| {
+            Ok(Job {
+                fetch: fetch(&image)?,
+                target: naming.map(&asked)?,
+                source: asked,
+                copy_of: Some(image),
+            })
+        })
+        .collect()
+}
+
+/// A job per name an operator asks only of a mirror, into a bundle: held there under the
+/// asked name too, so that `push --from` puts both in the mirror.
+pub(crate) fn aliases_into_bundle(
+    aliases: Vec<(Reference, Reference)>,
+    remaps: &SourceMirrors,
+) -> anyhow::Result<Vec<Job>> {
+    aliases
+        .into_iter()
+        .map(|(asked, image)| {
+            Ok(Job {
+                fetch: remaps.fetch(&image)?,
+                target: asked.clone(),
+                source: asked,
+                copy_of: Some(image),
             })
         })
         .collect()
