@@ -18,11 +18,6 @@ use yaml_rust2::{Yaml, YamlLoader};
 
 const MIRROR: &str = "reg.local:5000";
 
-/// Strings spelled like an expected repository that are not references (each chart's
-/// NOTES.md says where): falco's `http_output.user_agent: falcosecurity/falco` is an HTTP
-/// User-Agent, and must stay as it is.
-const KNOWN_LOOK_ALIKES: &[(&str, &str, &str)] =
-    &[("operators-fresh", "falco", "falcosecurity/falco")];
 fn charts(corpus: &str) -> Vec<PathBuf> {
     let dir = common::helm::root().join("testdata").join(corpus);
     let mut out: Vec<PathBuf> = std::fs::read_dir(&dir)
@@ -34,20 +29,37 @@ fn charts(corpus: &str) -> Vec<PathBuf> {
     out
 }
 
-/// `expected.txt`: images, and `repo: R` lines for repository-only values.
-fn expected(chart: &std::path::Path) -> (BTreeSet<String>, BTreeSet<String>) {
+/// What a chart's `expected.txt` says.
+struct Expected {
+    images: BTreeSet<String>,
+    /// `repo: R` lines: repository-only values.
+    repos: BTreeSet<String>,
+    /// `not-image: S` lines: strings spelled like an expected repository that are not
+    /// references (the chart's NOTES.md says where; falco's `http_output.user_agent:
+    /// falcosecurity/falco` is an HTTP User-Agent), which must stay as they are.
+    not_images: BTreeSet<String>,
+}
+
+fn expected(chart: &std::path::Path) -> Expected {
     let text = std::fs::read_to_string(chart.join("expected.txt")).unwrap();
-    let (mut images, mut repos) = (BTreeSet::new(), BTreeSet::new());
+    let mut out = Expected {
+        images: BTreeSet::new(),
+        repos: BTreeSet::new(),
+        not_images: BTreeSet::new(),
+    };
     for line in text.lines().map(str::trim) {
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        match line.strip_prefix("repo:") {
-            Some(r) => repos.insert(r.trim().to_string()),
-            None => images.insert(line.to_string()),
-        };
+        if let Some(r) = line.strip_prefix("repo:") {
+            out.repos.insert(r.trim().to_string());
+        } else if let Some(s) = line.strip_prefix("not-image:") {
+            out.not_images.insert(s.trim().to_string());
+        } else {
+            out.images.insert(line.to_string());
+        }
     }
-    (images, repos)
+    out
 }
 
 fn listed(rendered: &std::path::Path) -> (BTreeSet<String>, BTreeSet<String>) {
@@ -149,7 +161,11 @@ fn assert_corpus(corpus: &str, at_least: usize) {
     for chart in &charts {
         let name = chart.file_name().unwrap().to_str().unwrap();
         let rendered = chart.join("rendered.yaml");
-        let (want_images, want_repos) = expected(chart);
+        let Expected {
+            images: want_images,
+            repos: want_repos,
+            not_images,
+        } = expected(chart);
         let (images, repos) = listed(&rendered);
         if images != want_images {
             failures.push(format!(
@@ -172,6 +188,11 @@ fn assert_corpus(corpus: &str, at_least: usize) {
             .output()
             .unwrap();
         let output = common::stdout_of_success(&out);
+        for s in &not_images {
+            if !output.contains(s.as_str()) {
+                failures.push(format!("{name}: {s:?}, which is not an image, was changed"));
+            }
+        }
         // No string value of the output (YAML nested in strings included, token by token)
         // names an expected image or repository by an original spelling; CRDs' prose is not a
         // place anything is pulled from.
@@ -214,10 +235,7 @@ fn assert_corpus(corpus: &str, at_least: usize) {
                 for token in
                     value.split(|c: char| c.is_whitespace() || "\"'=,;()[]{}<>|`".contains(c))
                 {
-                    let look_alike = KNOWN_LOOK_ALIKES
-                        .iter()
-                        .any(|(set, c, t)| *set == corpus && *c == name && *t == token);
-                    if look_alike {
+                    if not_images.contains(token) {
                         continue;
                     }
                     if images.contains(token) || (token.contains('/') && repos.contains(token)) {
