@@ -123,6 +123,22 @@ fn a_delta_carries_only_the_new_layers_and_needs_its_base_in_the_mirror() {
     let lock = std::fs::read_to_string(delta.join("images.lock.yaml")).unwrap();
     assert!(lock.contains("base:"), "{lock}");
 
+    // A whole bundle is not made a delta by adding to it.
+    let out = airgap()
+        .arg("save")
+        .arg("--source-mirror")
+        .arg(format!("quay.io=http://{}", upstream.host()))
+        .args(v2_names)
+        .arg("-o")
+        .arg(&b1)
+        .arg("--have")
+        .arg(&have)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("holds a whole bundle"), "{stderr}");
+
     // `check --bundle` of the delta says what it needs.
     let out = airgap()
         .args(["check", "--bundle"])
@@ -207,7 +223,7 @@ fn a_delta_against_what_the_mirror_holds_mounts_shared_layers_into_new_repositor
     let have = work.path().join("held.lock.yaml");
     std::fs::write(&have, held).unwrap();
 
-    let delta = work.path().join("delta.tar");
+    let delta = work.path().join("delta.tar.zst");
     save(
         &upstream,
         &["quay.io/other/tool:1.0"],
@@ -218,9 +234,16 @@ fn a_delta_against_what_the_mirror_holds_mounts_shared_layers_into_new_repositor
     let size = std::fs::metadata(&delta).unwrap().len();
     assert!(size < 400_000, "the delta tar is {size} bytes");
     // Served alone, its base layer would be a 404 to every node: refused at start.
+    let plain = work.path().join("delta.tar");
+    save(
+        &upstream,
+        &["quay.io/other/tool:1.0"],
+        &plain,
+        &["--have", have.to_str().unwrap()],
+    );
     let out = airgap()
         .arg("serve")
-        .arg(&delta)
+        .arg(&plain)
         .args([
             "--addr",
             &format!("127.0.0.1:{}", crate::common::registry::free_port()),
