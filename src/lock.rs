@@ -37,6 +37,27 @@ pub(crate) struct LockFile {
     /// the mirror must hold before it is pushed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base: Option<LockBase>,
+    /// What the bundle carries beside its images (signatures, attestations, SBOMs, referrers):
+    /// a list of its own, so that nothing reading `images` takes one for an image a chart runs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub artifacts: Vec<LockedArtifact>,
+}
+
+/// One artifact a bundle carries for an image.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct LockedArtifact {
+    /// Its name in the bundle: `REPO:sha256-<hex>.sig` (`.att`, `.sbom`), or `REPO@DIGEST` for
+    /// a referrer; `push --from` names it in the mirror as the image's repository.
+    pub source: String,
+    pub digest: String,
+    /// `signature`, `attestation`, `sbom` or `referrer`.
+    pub kind: String,
+    /// The image it belongs to, as `images[].source` names it.
+    pub image: String,
+    /// A referrer's `artifactType`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact_type: Option<String>,
 }
 
 /// What a delta bundle was made against: the `--have` lock file, by digest, and its images.
@@ -104,6 +125,7 @@ impl LockFile {
             images,
             charts,
             base: None,
+            artifacts: Vec::new(),
         }
     }
 
