@@ -102,10 +102,7 @@ pub(crate) fn is_signature_type(artifact_type: &str) -> bool {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Referrer {
-    #[serde(default)]
-    pub media_type: String,
     pub digest: Digest,
-    pub size: u64,
     #[serde(default)]
     pub artifact_type: Option<String>,
 }

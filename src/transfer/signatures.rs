@@ -99,8 +99,6 @@ pub(crate) struct Artifact {
     /// Its name beside the image's source name: `REPO:sha256-<hex>.sig`, or `REPO@DIGEST` for
     /// a referrer.
     pub source: Reference,
-    /// Where it was written.
-    pub target: Reference,
     pub digest: Digest,
     /// A referrer's `artifactType` (its config's media type when it has none).
     pub artifact_type: Option<String>,
@@ -207,7 +205,6 @@ async fn carry_one<S: ImageSource, D: ImageSink>(
                 image: image.source.clone(),
                 kind,
                 source: beside(&image.source, Some(&tag), None)?,
-                target: to,
                 digest: copied.digest.context("a copy names what it stored")?,
                 artifact_type: None,
             });
@@ -256,7 +253,6 @@ async fn carry_one<S: ImageSource, D: ImageSink>(
             image: image.source.clone(),
             kind: Kind::Referrer,
             source: beside(&image.source, None, Some(&referrer.digest))?,
-            target: to,
             digest: manifest.digest.clone(),
             artifact_type: Some(parsed.referrer_type().to_string()),
         });
