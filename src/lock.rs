@@ -225,4 +225,42 @@ mod tests {
         let e = format!("{:#}", LockFile::load(&path).unwrap_err());
         assert!(e.contains("images[0].digest"), "{e}");
     }
+
+    #[test]
+    fn artifacts_are_kept_apart_from_images_and_older_locks_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("images.lock.yaml");
+        let hex = "a".repeat(64);
+        let mut lock = LockFile::new(
+            vec![LockedImage {
+                source: "quay.io/x/y:1".into(),
+                digest: Some(format!("sha256:{hex}")),
+                media_type: None,
+                platforms: Vec::new(),
+                mirror: None,
+            }],
+            Vec::new(),
+        );
+        lock.artifacts.push(LockedArtifact {
+            source: format!("quay.io/x/y:sha256-{hex}.sig"),
+            digest: format!("sha256:{}", "b".repeat(64)),
+            kind: "signature".into(),
+            image: "quay.io/x/y:1".into(),
+            artifact_type: None,
+        });
+        std::fs::write(&path, lock.to_yaml().unwrap()).unwrap();
+        // What a command runs or copies as images: the image only.
+        let images = LockFile::load(&path).unwrap();
+        assert_eq!(images.len(), 1);
+        assert_eq!(images[0].source.to_string(), "quay.io/x/y:1");
+        assert_eq!(LockFile::read(&path).unwrap().artifacts, lock.artifacts);
+        // A lock written before artifacts existed has none.
+        std::fs::write(
+            &path,
+            format!("apiVersion: kubectl-airgap/v1\nkind: ImageLock\nimages:\n- source: nginx\n  digest: sha256:{hex}\n"),
+        )
+        .unwrap();
+        assert!(LockFile::read(&path).unwrap().artifacts.is_empty());
+        assert_eq!(LockFile::load(&path).unwrap().len(), 1);
+    }
 }

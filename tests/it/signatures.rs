@@ -403,3 +403,56 @@ fn push_from_the_registry_carries_the_signature_unless_told_not_to() {
             .success()
     );
 }
+
+#[test]
+fn a_platform_filtered_index_travels_without_the_signatures_of_the_old_digest() {
+    let source = TestRegistry::plain();
+    let image = Layout::multi_arch(1903);
+    source.push(image.dir.path(), "org/multi", "v1");
+    let signer = Signer::new();
+    signer.sign(
+        &source.host(),
+        "org/multi",
+        &image.digest,
+        "quay.io/org/multi",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let m = pod_manifests(dir.path(), &["quay.io/org/multi:v1"], None);
+
+    // Whole, the index keeps its digest and its signature travels.
+    let whole = dir.path().join("whole");
+    let stdout = save(&source, &m, &whole, &[]);
+    assert!(
+        stdout.contains("signatures: 1 artifacts carried for 1 of 1 images (1 .sig)"),
+        "{stdout}"
+    );
+
+    // Filtered, the index is new: the signature names the old digest, so it is left, and
+    // the note says why.
+    let filtered = dir.path().join("filtered");
+    let (code, stdout, stderr) = common::outcome(
+        common::airgap()
+            .args(["save", "--platform", "linux/amd64", "--source-mirror"])
+            .arg(format!("quay.io=http://{}", source.host()))
+            .arg("-f")
+            .arg(&m)
+            .arg("-o")
+            .arg(&filtered)
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(
+        stderr.contains("--platform gave 1 images a new index digest")
+            && stderr.contains("quay.io/org/multi:v1"),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains("signatures: 0 artifacts carried"),
+        "{stdout}"
+    );
+    let index = std::fs::read_to_string(filtered.join("index.json")).unwrap();
+    assert!(!index.contains(".sig"), "{index}");
+    let lock = std::fs::read_to_string(filtered.join("images.lock.yaml")).unwrap();
+    assert!(!lock.contains("artifacts:"), "{lock}");
+}
