@@ -456,3 +456,54 @@ fn a_platform_filtered_index_travels_without_the_signatures_of_the_old_digest() 
     let lock = std::fs::read_to_string(filtered.join("images.lock.yaml")).unwrap();
     assert!(!lock.contains("artifacts:"), "{lock}");
 }
+
+#[test]
+fn a_source_with_the_referrers_api_is_asked_through_it() {
+    // `serve` answers the OCI 1.1 referrers API over a bundle: a source that has it.
+    let (source, image, signer, referrer) = signed_source(1904);
+    let dir = tempfile::tempdir().unwrap();
+    let m = pod_manifests(dir.path(), &["quay.io/org/app:v1"], None);
+    let bundle = dir.path().join("bundle");
+    save(&source, &m, &bundle, &[]);
+    drop(source);
+    let served = crate::serve::Served::start(&[bundle.to_str().unwrap(), "--naming", "strip"]);
+
+    let mirror = TestRegistry::plain();
+    let (code, stdout, stderr) = common::outcome(
+        against("push", &mirror.host())
+            .arg("--source-mirror")
+            .arg(format!("quay.io=http://{}", served.host()))
+            .arg("-f")
+            .arg(&m)
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(
+        stdout.contains("signatures: 2 artifacts carried for 1 of 1 images (1 .sig, 1 referrers)"),
+        "{stdout}"
+    );
+    let log = served.log();
+    let hex = hex(&image.digest);
+    assert!(
+        log.contains(&format!("/v2/org/app/referrers/{}", image.digest)),
+        "{log}"
+    );
+    // The API answered, so the fallback tag was not read.
+    assert!(
+        !log.contains(&format!("/v2/org/app/manifests/sha256-{hex} ")),
+        "{log}"
+    );
+    // The mirror, without the API, has the referrer under its fallback tag.
+    let repo = "quay.io/org/app";
+    let index: serde_json::Value = serde_json::from_slice(
+        &raw(&mirror, &format!("{}/{repo}:sha256-{hex}", mirror.host())).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        index["manifests"][0]["digest"],
+        referrer.as_str(),
+        "{index:#}"
+    );
+    signer.verify(&mirror.host(), repo, &image.digest);
+}
