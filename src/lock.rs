@@ -37,6 +37,27 @@ pub(crate) struct LockFile {
     /// the mirror must hold before it is pushed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base: Option<LockBase>,
+    /// What the bundle carries beside its images (signatures, attestations, SBOMs, referrers):
+    /// a list of its own, so that nothing reading `images` takes one for an image a chart runs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub artifacts: Vec<LockedArtifact>,
+}
+
+/// One artifact a bundle carries for an image.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct LockedArtifact {
+    /// Its name in the bundle: `REPO:sha256-<hex>.sig` (`.att`, `.sbom`), or `REPO@DIGEST` for
+    /// a referrer; `push --from` names it in the mirror as the image's repository.
+    pub source: String,
+    pub digest: String,
+    /// `signature`, `attestation`, `sbom` or `referrer`.
+    pub kind: String,
+    /// The image it belongs to, as `images[].source` names it.
+    pub image: String,
+    /// A referrer's `artifactType`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact_type: Option<String>,
 }
 
 /// What a delta bundle was made against: the `--have` lock file, by digest, and its images.
@@ -110,6 +131,7 @@ impl LockFile {
             images,
             charts,
             base: None,
+            artifacts: Vec::new(),
         }
     }
 
@@ -220,5 +242,44 @@ mod tests {
         .unwrap();
         let e = format!("{:#}", LockFile::load(&path).unwrap_err());
         assert!(e.contains("images[0].digest"), "{e}");
+    }
+
+    #[test]
+    fn artifacts_are_kept_apart_from_images_and_older_locks_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("images.lock.yaml");
+        let hex = "a".repeat(64);
+        let mut lock = LockFile::new(
+            vec![LockedImage {
+                source: "quay.io/x/y:1".into(),
+                digest: Some(format!("sha256:{hex}")),
+                media_type: None,
+                platforms: Vec::new(),
+                mirror: None,
+                copy_of: None,
+            }],
+            Vec::new(),
+        );
+        lock.artifacts.push(LockedArtifact {
+            source: format!("quay.io/x/y:sha256-{hex}.sig"),
+            digest: format!("sha256:{}", "b".repeat(64)),
+            kind: "signature".into(),
+            image: "quay.io/x/y:1".into(),
+            artifact_type: None,
+        });
+        std::fs::write(&path, lock.to_yaml().unwrap()).unwrap();
+        // What a command runs or copies as images: the image only.
+        let images = LockFile::load(&path).unwrap();
+        assert_eq!(images.len(), 1);
+        assert_eq!(images[0].source.to_string(), "quay.io/x/y:1");
+        assert_eq!(LockFile::read(&path).unwrap().artifacts, lock.artifacts);
+        // A lock written before artifacts existed has none.
+        std::fs::write(
+            &path,
+            format!("apiVersion: kubectl-airgap/v1\nkind: ImageLock\nimages:\n- source: nginx\n  digest: sha256:{hex}\n"),
+        )
+        .unwrap();
+        assert!(LockFile::read(&path).unwrap().artifacts.is_empty());
+        assert_eq!(LockFile::load(&path).unwrap().len(), 1);
     }
 }

@@ -9,6 +9,7 @@
 
 pub(crate) mod bundle;
 mod registry;
+pub(crate) mod signatures;
 mod verdict;
 
 use std::collections::BTreeMap;

@@ -28,6 +28,8 @@ use crate::oci::Platform;
 use crate::reference::Reference;
 use crate::registry::Registry;
 
+mod signatures;
+
 #[derive(Debug, Args)]
 pub(crate) struct CheckArgs {
     #[command(flatten)]
@@ -63,6 +65,12 @@ pub(crate) struct CheckArgs {
     /// Output format
     #[arg(short = 'o', long = "output", value_enum, default_value_t = CheckFormat::Table)]
     pub output: CheckFormat,
+    /// Check that the mirror holds each image's signatures: with --bundle or --lock, each
+    /// signature, attestation, SBOM and referrer it carried (the bundle is the input, the
+    /// mirror is checked); otherwise a cosign sha256-<digest>.sig tag or a signature referrer.
+    /// Exit 1 naming the images that lack them
+    #[arg(long)]
+    pub signatures: bool,
     #[command(flatten)]
     pub mirror: MirrorArgs,
     #[command(flatten)]
@@ -131,6 +139,9 @@ struct Summary {
 }
 
 pub(super) fn run(args: &CheckArgs, config: Option<&Path>) -> anyhow::Result<ExitStatus> {
+    if args.signatures {
+        return signatures::run(args, config);
+    }
     if let Some(bundle) = &args.bundle {
         return check_bundle(args, bundle, config);
     }

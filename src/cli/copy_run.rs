@@ -14,8 +14,10 @@ use crate::reference::Reference;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::oci::Platform;
+use crate::oci::cosign::Kind;
 use crate::transfer::copy::{Copied, Copier, Outcome, Progress};
 use crate::transfer::plan::Job;
+use crate::transfer::signatures::{self, Carried};
 use crate::transfer::{ImageSink, ImageSource};
 
 /// What one copy came to, or why it failed.
@@ -53,6 +55,10 @@ pub(crate) struct CopyArgs {
     /// The filtered index gets a new digest; an image pinned by digest is refused
     #[arg(long = "platform", value_name = "OS/ARCH[/VARIANT]", value_parser = Platform::parse)]
     pub platforms: Vec<Platform>,
+    /// Carry no signatures, attestations, SBOMs or referrers: by default each image's cosign
+    /// tags (sha256-<digest>.sig, .att, .sbom) and OCI referrers travel with it
+    #[arg(long = "no-signatures")]
+    pub no_signatures: bool,
 }
 
 /// A copier with a progress bar on stderr when it is a terminal (hidden otherwise); it mounts
@@ -215,4 +221,85 @@ pub(super) fn report<S, D>(
         bytes as f64 / secs.max(1e-9) / 1e6,
     );
     failed
+}
+
+/// After the images: their signatures, attestations, SBOMs and referrers, through the same
+/// copier, with a line saying how many were carried (nothing when `skip`). The failures are
+/// counted as failed images by the caller.
+pub(super) fn carry_signatures<S: ImageSource, D: ImageSink>(
+    copier: &Copier<S, D>,
+    jobs: &[Job],
+    results: &[CopyResult],
+    skip: bool,
+) -> anyhow::Result<Carried> {
+    if skip {
+        return Ok(Carried::default());
+    }
+    let (images, notes) = signatures::images(jobs, results);
+    let carried = super::runtime()?.block_on(signatures::carry(copier, &images));
+    for note in notes.iter().chain(&carried.notes) {
+        eprintln!("note: {note}");
+    }
+    for failure in &carried.failures {
+        println!("failed   {failure}");
+    }
+    let kinds: Vec<String> = [
+        (Kind::Signature, ".sig"),
+        (Kind::Attestation, ".att"),
+        (Kind::Sbom, ".sbom"),
+        (Kind::Referrer, "referrers"),
+    ]
+    .iter()
+    .filter_map(|(k, word)| match carried.count(*k) {
+        0 => None,
+        n => Some(format!("{n} {word}")),
+    })
+    .collect();
+    let fallback = match carried.fallback_tags {
+        0 => String::new(),
+        n => format!("; {n} referrers fallback tags written"),
+    };
+    println!(
+        "signatures: {} artifacts carried for {} of {} images{}{fallback}",
+        carried.artifacts.len(),
+        carried.images_with,
+        images.len(),
+        match kinds.is_empty() {
+            true => String::new(),
+            false => format!(" ({})", kinds.join(", ")),
+        },
+    );
+    Ok(carried)
+}
+
+/// The lock file's `artifacts:` of a save: what `carried` carried, after the entries of the
+/// lock at `earlier` (a save into an earlier bundle) whose image this save did not name again
+/// (`named`: canonical references).
+pub(super) fn locked_artifacts(
+    carried: &Carried,
+    earlier: &std::path::Path,
+    named: &std::collections::HashSet<String>,
+) -> anyhow::Result<Vec<crate::lock::LockedArtifact>> {
+    let mut out: Vec<crate::lock::LockedArtifact> = match earlier.exists() {
+        true => crate::lock::LockFile::read(earlier)?.artifacts,
+        false => Vec::new(),
+    };
+    out.retain(|a| {
+        Reference::parse(&a.image).map_or(true, |r| {
+            !named.contains(&crate::mirror::canonical_reference(&r))
+        })
+    });
+    out.extend(
+        carried
+            .artifacts
+            .iter()
+            .map(|a| crate::lock::LockedArtifact {
+                source: a.source.to_string(),
+                digest: a.digest.to_string(),
+                kind: a.kind.as_str().to_string(),
+                image: a.image.to_string(),
+                artifact_type: a.artifact_type.clone(),
+            }),
+    );
+    Ok(out)
 }

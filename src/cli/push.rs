@@ -10,7 +10,7 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::Args;
 
-use super::copy_run::{CopyArgs, copier, listed, report, run_copies};
+use super::copy_run::{CopyArgs, carry_signatures, copier, listed, report, run_copies};
 use super::images::ImageListArgs;
 use super::registry_args::RegistryArgs;
 use super::{EXIT_ERROR, EXIT_OK, ExitStatus, MirrorArgs, settings};
@@ -128,9 +128,13 @@ pub(super) fn run(args: &PushArgs, config: Option<&Path>) -> anyhow::Result<Exit
         );
     }
     let layout = Arc::new(OciLayout::open(&path)?.name(&args.names)?);
-    // A bundle holds the names operators ask only of a mirror as images of their own.
+    // A bundle holds the names operators ask only of a mirror as images of their own; what it
+    // carries beside its images (signatures) travels with them, or not at all.
     let (sources, aliases) = if args.images.is_empty() {
-        (layout.image_names()?, Vec::new())
+        (
+            crate::transfer::signatures::without_artifacts(layout.image_names()?),
+            Vec::new(),
+        )
     } else {
         let set = listed()?;
         (set.references(), set.alias_pairs())
@@ -245,6 +249,8 @@ fn copy_all_holding<S: ImageSource>(
         holders,
     );
     let results = run_copies(copier.clone(), jobs, args.dry_run, &bar)?;
-    let failed = report(&copier, &results, args.dry_run, started);
+    let skip = args.copy.no_signatures || args.dry_run;
+    let carried = carry_signatures(&copier, jobs, &results, skip)?;
+    let failed = report(&copier, &results, args.dry_run, started) + carried.failures.len();
     Ok(if failed > 0 { EXIT_ERROR } else { EXIT_OK })
 }

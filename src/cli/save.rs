@@ -15,7 +15,7 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::Args;
 
-use super::copy_run::{CopyArgs, copier, report, run_copies};
+use super::copy_run::{CopyArgs, carry_signatures, copier, locked_artifacts, report, run_copies};
 use super::images::ImageListArgs;
 use super::registry_args::RegistryArgs;
 use super::{EXIT_ERROR, EXIT_OK, ExitStatus, MirrorArgs, settings};
@@ -187,7 +187,8 @@ pub(super) fn run(args: &SaveArgs, config: Option<&Path>) -> anyhow::Result<Exit
         Default::default(),
     );
     let mut results = run_copies(copier.clone(), &jobs, false, &bar)?;
-    let mut failed = report(&copier, &results, false, started);
+    let carried = carry_signatures(&copier, &jobs, &results, args.copy.no_signatures)?;
+    let mut failed = report(&copier, &results, false, started) + carried.failures.len();
     if let (Some(b), Some(have)) = (&base, &args.have) {
         let (blobs, bytes) = sink.left_out();
         println!(
@@ -290,6 +291,7 @@ pub(super) fn run(args: &SaveArgs, config: Option<&Path>) -> anyhow::Result<Exit
     let tmp = dir.join(format!(".{LOCK_NAME}.tmp"));
     let mut lock = LockFile::new(locked, all_charts);
     lock.base = base;
+    lock.artifacts = locked_artifacts(&carried, &lock_path, &named)?;
     std::fs::write(&tmp, lock.to_yaml()?)
         .and_then(|()| std::fs::rename(&tmp, &lock_path))
         .with_context(|| format!("writing {}", lock_path.display()))?;

@@ -11,6 +11,7 @@
 //! write back (an index is the one thing written, and its entries carry their annotations).
 
 pub(crate) mod chart;
+pub(crate) mod cosign;
 mod digest;
 pub(crate) mod hub;
 mod manifest;

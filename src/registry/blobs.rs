@@ -413,6 +413,33 @@ impl Registry {
         bytes: Bytes,
         media_type: &str,
     ) -> Result<(), RegistryError> {
+        self.put_manifest_answering(image, bytes, media_type)
+            .await
+            .map(|_| ())
+    }
+
+    /// [`Registry::put_manifest`] of a manifest with a `subject`: `true` when the registry
+    /// answered with `OCI-Subject` (OCI 1.1: it lists the manifest in its referrers API itself),
+    /// `false` when the writer must keep the subject's fallback tag.
+    pub(crate) async fn put_referrer(
+        &self,
+        image: &Reference,
+        bytes: Bytes,
+        media_type: &str,
+    ) -> Result<bool, RegistryError> {
+        let subject = self
+            .put_manifest_answering(image, bytes, media_type)
+            .await?;
+        Ok(subject.is_some())
+    }
+
+    /// PUT of a manifest; the registry's `OCI-Subject` header, if it sent one.
+    async fn put_manifest_answering(
+        &self,
+        image: &Reference,
+        bytes: Bytes,
+        media_type: &str,
+    ) -> Result<Option<String>, RegistryError> {
         let host = self.host(hub::api_host(image.domain()))?;
         let path = super::manifest_path(image);
         let call = Call {
@@ -425,7 +452,11 @@ impl Registry {
         };
         let f = self.exchange(&host, &push_scope(image), call).await?;
         match f.status.as_u16() {
-            200..=299 => Ok(()),
+            200..=299 => Ok(f
+                .headers
+                .get("oci-subject")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)),
             _ => Err(unexpected(&host, &path, &f)),
         }
     }

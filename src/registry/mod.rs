@@ -560,6 +560,60 @@ impl Registry {
         })
     }
 
+    /// The referrers of the manifest `digest` in `image`'s repository, from the OCI 1.1
+    /// referrers API (`GET /v2/<name>/referrers/<digest>`, its `Link` pages followed): the
+    /// index bodies, each bounded like a manifest. `None` when the registry has no such API (it
+    /// answers 404, 400, 405 or 501, or with something that is not an index, as
+    /// docker-registry 2.8 does): the caller reads the `sha256-<hex>` fallback tag instead.
+    pub(crate) async fn referrers(
+        &self,
+        image: &Reference,
+        digest: &Digest,
+    ) -> Result<Option<Vec<Vec<u8>>>, RegistryError> {
+        let host = self.host(hub::api_host(image.domain()))?;
+        let mut path = format!("/v2/{}/referrers/{digest}", image.path());
+        let mut pages = Vec::new();
+        for _ in 0..MAX_TAG_PAGES {
+            let f = self
+                .fetch(
+                    &host,
+                    &pull_scope(image),
+                    Method::GET,
+                    &path,
+                    Some(crate::oci::media::OCI_INDEX),
+                    MAX_MANIFEST_BYTES,
+                )
+                .await?;
+            match f.status.as_u16() {
+                200 => {}
+                400 | 404 | 405 | 501 => return Ok(None),
+                _ => return Err(unexpected(&host, &path, &f)),
+            }
+            // An answer that is not an index is a registry without the API (a catch-all page).
+            match crate::oci::is_index(&f.body) {
+                Ok(true) => pages.push(f.body.clone()),
+                _ if pages.is_empty() => return Ok(None),
+                _ => {
+                    return Err(RegistryError::Protocol {
+                        host: host.name.clone(),
+                        what: format!("{path} answered something that is not a referrers index"),
+                    });
+                }
+            }
+            match f.header("link").and_then(next_link) {
+                Some(next) => path = next,
+                None => return Ok(Some(pages)),
+            }
+        }
+        Err(RegistryError::Protocol {
+            host: host.name.clone(),
+            what: format!(
+                "the referrers list of {}@{digest} runs past {MAX_TAG_PAGES} pages",
+                image.path()
+            ),
+        })
+    }
+
     /// A GET that expects 200, or 404 for "not there" (`None`).
     async fn get_found(
         &self,

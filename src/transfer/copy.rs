@@ -141,6 +141,44 @@ impl<S: ImageSource, D: ImageSink> Copier<S, D> {
             .manifest(from)
             .await?
             .with_context(|| format!("the source has no image {}", from.familiar()))?;
+        self.copy_manifest(from, to, source).await
+    }
+
+    /// [`Copier::copy`] of something that may not be there: `None` when the source has no
+    /// manifest `from` (a signature tag an image does not have).
+    pub(crate) async fn copy_if_found(
+        &self,
+        from: &Reference,
+        to: &Reference,
+    ) -> anyhow::Result<Option<Copied>> {
+        match self.source.manifest(from).await? {
+            Some(source) => Ok(Some(self.copy_manifest(from, to, source).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Copies the referrer `manifest`, read from `from` (by digest), to `to`: its parts, then
+    /// the manifest itself, never filtered by platform. Whether the sink lists it among its
+    /// subject's referrers itself ([`ImageSink::put_referrer`]).
+    pub(crate) async fn copy_referrer(
+        &self,
+        from: &Reference,
+        to: &Reference,
+        manifest: &RawManifest,
+    ) -> anyhow::Result<bool> {
+        self.copy_parts(from, to, manifest).await?;
+        self.sink
+            .put_referrer(to, manifest)
+            .await
+            .with_context(|| format!("storing the referrer {}", to.familiar()))
+    }
+
+    async fn copy_manifest(
+        &self,
+        from: &Reference,
+        to: &Reference,
+        source: RawManifest,
+    ) -> anyhow::Result<Copied> {
         let (manifest, platforms, filtered_from) = self.filter(from, source)?;
         let done = |outcome| Copied {
             outcome,

@@ -146,6 +146,18 @@ impl<D: ImageSink> ImageSink for std::sync::Arc<Omitting<D>> {
     async fn put_image(&self, image: &Reference, manifest: &RawManifest) -> anyhow::Result<()> {
         self.inner.put_image(image, manifest).await
     }
+
+    async fn put_referrer(
+        &self,
+        image: &Reference,
+        manifest: &RawManifest,
+    ) -> anyhow::Result<bool> {
+        self.inner.put_referrer(image, manifest).await
+    }
+
+    async fn read_manifest(&self, image: &Reference) -> anyhow::Result<Option<RawManifest>> {
+        self.inner.read_manifest(image).await
+    }
 }
 
 /// What a delta's push needs of the mirror, found before anything is written.

@@ -1108,6 +1108,10 @@ impl ImageSink for std::sync::Arc<OciLayout> {
         self.store_blob(&manifest.digest, body, 0, None).await
     }
 
+    async fn read_manifest(&self, image: &Reference) -> anyhow::Result<Option<RawManifest>> {
+        ImageSource::manifest(self, image).await
+    }
+
     async fn put_image(&self, image: &Reference, manifest: &RawManifest) -> anyhow::Result<()> {
         self.put_manifest(image, manifest).await?;
         // The full reference in both: containerd reads the first, every other tool the second.

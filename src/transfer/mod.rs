@@ -12,6 +12,7 @@ pub(crate) mod docker_archive;
 pub(crate) mod layout;
 pub(crate) mod plan;
 pub(crate) mod registry;
+pub(crate) mod signatures;
 mod unpack;
 pub(crate) mod verify;
 
@@ -50,6 +51,17 @@ pub(crate) trait ImageSource: Send + Sync + 'static {
         _digest: &str,
         _offset: u64,
     ) -> impl Future<Output = anyhow::Result<Option<ByteStream>>> + Send {
+        async { Ok(None) }
+    }
+
+    /// The referrers of the manifest `digest` in `image`'s repository from an OCI 1.1
+    /// referrers API (the index pages it answered); `None` when the source has no such API,
+    /// and the `sha256-<hex>` fallback tag is read instead (a bundle holds that tag).
+    fn referrers(
+        &self,
+        _image: &Reference,
+        _digest: &crate::oci::Digest,
+    ) -> impl Future<Output = anyhow::Result<Option<Vec<Vec<u8>>>>> + Send {
         async { Ok(None) }
     }
 }
@@ -120,6 +132,29 @@ pub(crate) trait ImageSink: Send + Sync + 'static {
         image: &Reference,
         manifest: &RawManifest,
     ) -> impl Future<Output = anyhow::Result<()>> + Send;
+
+    /// Stores a manifest with a `subject` (by digest); `true` when the sink lists it among
+    /// the subject's referrers itself (a registry with the OCI 1.1 API answers `OCI-Subject`),
+    /// `false` when the writer keeps the subject's `sha256-<hex>` fallback tag.
+    fn put_referrer(
+        &self,
+        image: &Reference,
+        manifest: &RawManifest,
+    ) -> impl Future<Output = anyhow::Result<bool>> + Send {
+        async move {
+            self.put_manifest(image, manifest).await?;
+            Ok(false)
+        }
+    }
+
+    /// The manifest the sink holds under `image`, to merge a fallback tag's index with what
+    /// it lists already; `None` when it holds none (or cannot read back).
+    fn read_manifest(
+        &self,
+        _image: &Reference,
+    ) -> impl Future<Output = anyhow::Result<Option<RawManifest>>> + Send {
+        async { Ok(None) }
+    }
 
     /// Stores the top manifest of an image under the image's name: the last step of a copy. A
     /// registry tags it; a layout also lists it in its index.

@@ -26,6 +26,14 @@ impl ImageSource for Arc<Registry> {
         // the copier reads the blob whole from the start.
         Ok((start == offset).then_some(stream))
     }
+
+    async fn referrers(
+        &self,
+        image: &Reference,
+        digest: &crate::oci::Digest,
+    ) -> anyhow::Result<Option<Vec<Vec<u8>>>> {
+        Ok(Registry::referrers(self, image, digest).await?)
+    }
 }
 
 impl ImageSink for Arc<Registry> {
@@ -57,6 +65,21 @@ impl ImageSink for Arc<Registry> {
         body: ByteStream,
     ) -> anyhow::Result<()> {
         Ok(self.upload_blob(image, digest, size, body).await?)
+    }
+
+    async fn put_referrer(
+        &self,
+        image: &Reference,
+        manifest: &RawManifest,
+    ) -> anyhow::Result<bool> {
+        Ok(
+            Registry::put_referrer(self, image, manifest.bytes.clone(), &manifest.media_type)
+                .await?,
+        )
+    }
+
+    async fn read_manifest(&self, image: &Reference) -> anyhow::Result<Option<RawManifest>> {
+        Ok(self.get_manifest(image).await?)
     }
 
     async fn put_manifest(&self, image: &Reference, manifest: &RawManifest) -> anyhow::Result<()> {

@@ -30,4 +30,5 @@ mod path_depth;
 mod push;
 mod reference_vectors;
 mod serve;
+mod signatures;
 mod transfer;

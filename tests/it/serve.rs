@@ -79,7 +79,7 @@ impl Served {
     }
 
     /// Its stderr so far: the start line and one line a request.
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(self.logs.path().join("stderr")).unwrap_or_default()
     }
 
