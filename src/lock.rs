@@ -70,6 +70,22 @@ pub(crate) struct LockBase {
     pub images: Vec<BaseImage>,
 }
 
+impl LockBase {
+    /// The base images, read and checked; errors name `path` and the entry.
+    pub(crate) fn images(&self, path: &Path) -> anyhow::Result<Vec<(Reference, Digest)>> {
+        self.images
+            .iter()
+            .enumerate()
+            .map(|(i, b)| {
+                let at = format!("lock file {}: base.images[{i}]", path.display());
+                let source = Reference::parse(&b.source)
+                    .with_context(|| format!("{at}.source {:?}", b.source))?;
+                Ok((source, sha256_at(&at, &b.digest)?))
+            })
+            .collect()
+    }
+}
+
 /// One image of a delta's base.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -181,7 +197,13 @@ impl LockFile {
     pub(crate) fn read(path: &Path) -> anyhow::Result<LockFile> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading lock file {}", path.display()))?;
-        let file: LockFile = serde_norway::from_str(&text).with_context(|| {
+        LockFile::parse(&text, path)
+    }
+
+    /// [`LockFile::read`] of text already read (a bundle's lock, a `--have` file read once);
+    /// `path` names it in errors.
+    pub(crate) fn parse(text: &str, path: &Path) -> anyhow::Result<LockFile> {
+        let file: LockFile = serde_norway::from_str(text).with_context(|| {
             format!(
                 "lock file {} is not valid (expected apiVersion {API_VERSION}, kind {KIND}, images: [{{source, digest}}])",
                 path.display()

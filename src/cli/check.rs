@@ -364,8 +364,9 @@ fn report(
 
 /// What a delta bundle needs of the mirror, said by `check --bundle`: its base images.
 fn delta_note(path: &Path, lock: &str, text: Option<&str>) -> String {
+    let lock_path = path.join(crate::transfer::layout::LOCK_NAME);
     let base = text
-        .and_then(|t| serde_norway::from_str::<crate::lock::LockFile>(t).ok())
+        .and_then(|t| crate::lock::LockFile::parse(t, &lock_path).ok())
         .and_then(|f| f.base)
         .filter(|b| b.lock == lock);
     let head = format!(
@@ -374,10 +375,15 @@ fn delta_note(path: &Path, lock: &str, text: Option<&str>) -> String {
     );
     match base {
         Some(b) => {
-            let names: Vec<&str> = b.images.iter().map(|i| i.source.as_str()).collect();
+            let names: Vec<&str> = b.images.iter().take(5).map(|i| i.source.as_str()).collect();
+            let more = if b.images.len() > names.len() {
+                ", ..."
+            } else {
+                ""
+            };
             format!(
-                "{head}; its base: {} images ({})",
-                names.len(),
+                "{head}; its base: {} images ({}{more})",
+                b.images.len(),
                 names.join(", ")
             )
         }

@@ -17,7 +17,6 @@ use super::{EXIT_ERROR, EXIT_OK, ExitStatus, MirrorArgs, settings};
 use crate::chart::artifact::ChartArtifacts;
 use crate::lock::LockFile;
 use crate::mirror::MirrorNaming;
-use crate::oci::Digest;
 use crate::reference::Reference;
 use crate::registry::Registry;
 use crate::transfer::ImageSource;
@@ -25,7 +24,7 @@ use crate::transfer::delta::{BaseCheck, confirm_base};
 use crate::transfer::docker_archive::DockerArchives;
 use crate::transfer::layout::LOCK_NAME;
 use crate::transfer::layout::OciLayout;
-use crate::transfer::plan::{Job, SourceMirrors, aliases_into_mirror, into_mirror as jobs};
+use crate::transfer::plan::{Job, SourceMirrors, into_mirror as jobs, into_mirror_with};
 
 #[derive(Debug, Args)]
 pub(crate) struct PushArgs {
@@ -89,10 +88,7 @@ pub(super) fn run(args: &PushArgs, config: Option<&Path>) -> anyhow::Result<Exit
         sources.extend(ChartArtifacts::registry_charts(&charts));
         let (local, names) = ChartArtifacts::of(&charts)?;
         let local_jobs = jobs(names, naming, |s| Ok(s.clone()))?;
-        let mut jobs = jobs(sources, naming, |s| remaps.fetch(s))?;
-        jobs.extend(aliases_into_mirror(set.alias_pairs(), naming, |s| {
-            remaps.fetch(s)
-        })?);
+        let jobs = into_mirror_with(sources, set.alias_pairs(), naming, |s| remaps.fetch(s))?;
         let source = Arc::new(Registry::new(source_options));
         let code = copy_all(source, sink.clone(), &jobs, args, started)?;
         if local_jobs.is_empty() {
@@ -116,8 +112,7 @@ pub(super) fn run(args: &PushArgs, config: Option<&Path>) -> anyhow::Result<Exit
             let set = listed()?;
             (set.references(), set.alias_pairs())
         };
-        let mut jobs = jobs(sources, naming, |s| Ok(s.clone()))?;
-        jobs.extend(aliases_into_mirror(aliases, naming, |s| Ok(s.clone()))?);
+        let jobs = into_mirror_with(sources, aliases, naming, |s| Ok(s.clone()))?;
         return copy_all(archives, sink, &jobs, args, started);
     }
     let path = PathBuf::from(&args.from);
@@ -139,8 +134,7 @@ pub(super) fn run(args: &PushArgs, config: Option<&Path>) -> anyhow::Result<Exit
         let set = listed()?;
         (set.references(), set.alias_pairs())
     };
-    let mut jobs = jobs(sources, naming, |s| Ok(s.clone()))?;
-    jobs.extend(aliases_into_mirror(aliases, naming, |s| Ok(s.clone()))?);
+    let jobs = into_mirror_with(sources, aliases, naming, |s| Ok(s.clone()))?;
     let holders = match layout.delta_base() {
         Some(lock) => match delta_holders(&layout, &sink, naming, &jobs, &lock)? {
             Ok(holders) => holders,
@@ -167,24 +161,12 @@ fn delta_holders(
     let text = layout.lock_text()?.with_context(|| {
         format!("{path} is a delta of the lock {lock}, but it has no {LOCK_NAME} naming that base; save it again")
     })?;
-    let file: LockFile = serde_norway::from_str(&text)
-        .with_context(|| format!("{path}: {LOCK_NAME} is not a valid lock file"))?;
-    let base = file
+    let lock_path = layout.root().join(LOCK_NAME);
+    let base = LockFile::parse(&text, &lock_path)?
         .base
         .filter(|b| b.lock == lock)
         .with_context(|| format!("{path}: {LOCK_NAME} does not list the base {lock} that its index.json names; save it again"))?;
-    let base_images = base
-        .images
-        .iter()
-        .enumerate()
-        .map(|(i, b)| {
-            let at = || format!("{path}: {LOCK_NAME} base.images[{i}]");
-            let source = Reference::parse(&b.source).with_context(|| format!("{}.source", at()))?;
-            let digest =
-                Digest::parse(&b.digest).map_err(|e| anyhow::anyhow!("{}.digest: {e}", at()))?;
-            anyhow::Ok((source, digest))
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let base_images = base.images(&lock_path)?;
     let images: Vec<Reference> = jobs.iter().map(|j| j.fetch.clone()).collect();
     let check = super::runtime()?.block_on(confirm_base(
         layout,
@@ -204,18 +186,21 @@ fn delta_holders(
                 .collect();
             let which = match images.len() {
                 0 => format!(
-                    "its base images are in {} but not these blobs",
-                    naming.mirror()
+                    "the base images are in {}, but they do not hold these blobs ({}{}): the bundle may be damaged (copy it again), or the mirror's copies of the base were cleaned up (push the base bundle again)",
+                    naming.mirror(),
+                    blobs.iter().take(5).cloned().collect::<Vec<_>>().join(", "),
+                    if blobs.len() > 5 { ", ..." } else { "" }
                 ),
                 n => format!(
-                    "the mirror lacks {n} of its {} base images: {}{}",
+                    "the mirror lacks {n} of its {} base images: {}{}. Push the bundle that lock came from first (or save a whole bundle, without --have)",
                     base_images.len(),
                     named.join(", "),
                     if n > named.len() { ", ..." } else { "" }
                 ),
             };
             Err(format!(
-                "{path} is a delta bundle: it leaves out {blobs} blobs that the images of the lock {lock} hold, and {which}. Nothing was pushed. Push the bundle that lock came from first (or save a whole bundle, without --have)"
+                "{path} is a delta bundle: it leaves out {} blobs that the images of the lock {lock} hold, and {which}. Nothing was pushed",
+                blobs.len()
             ))
         }
     })

@@ -107,6 +107,8 @@ pub(super) fn run(args: &SaveArgs, config: Option<&Path>) -> anyhow::Result<Exit
         );
     }
     let settings = settings(&args.mirror, None, config)?;
+    // A bad --have is refused before anything is rendered or written.
+    let base = args.have.as_deref().map(read_base).transpose()?;
     let remaps = SourceMirrors::parse(&args.copy.source_mirrors)?;
     let mut options = args.registry.options(None, &settings.registries)?;
     remaps.apply(&mut options);
@@ -149,8 +151,20 @@ pub(super) fn run(args: &SaveArgs, config: Option<&Path>) -> anyhow::Result<Exit
     };
     let dir = staging.as_ref().map_or(args.output.as_path(), |d| d.path());
     let layout = Arc::new(OciLayout::create(dir)?);
+    // A run killed between index.json and the lock leaves a delta index without its lock.
+    if layout.delta_base() != base.as_ref().map(|b| b.lock.clone())
+        && dir.join("index.json").exists()
+    {
+        let was = match layout.delta_base() {
+            Some(lock) => format!("a delta of the lock {lock}"),
+            None => "a whole bundle".to_string(),
+        };
+        anyhow::bail!(
+            "-o {}: holds {was}; a save adds to a bundle only with the same --have. Save into a new directory",
+            dir.display()
+        );
+    }
     let lock_path = dir.join(LOCK_NAME);
-    let base = args.have.as_deref().map(read_base).transpose()?;
     let (earlier, earlier_charts) = match lock_path.exists() {
         true => {
             let lock = LockFile::read(&lock_path)
@@ -305,22 +319,44 @@ pub(super) fn run(args: &SaveArgs, config: Option<&Path>) -> anyhow::Result<Exit
     Ok(EXIT_OK)
 }
 
-/// The base a delta is made against: the `--have` lock, by digest, and the images it pins.
+/// The base a delta is made against: the `--have` lock, by digest, and the images it pins. The
+/// file is read once (it may be a pipe), bounded. Its charts are not a base: a chart's files
+/// always travel (they are small, and `charts --bundle` reads them from the bundle).
 fn read_base(path: &Path) -> anyhow::Result<LockBase> {
-    let bytes =
-        std::fs::read(path).with_context(|| format!("--have {}: reading it", path.display()))?;
-    let images = LockFile::load(path).with_context(|| format!("--have {}", path.display()))?;
+    use std::io::Read as _;
+    const LIMIT: u64 = 64 << 20;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(LIMIT + 1).read_to_end(&mut bytes))
+        .with_context(|| format!("--have {}: reading it", path.display()))?;
+    if bytes.len() as u64 > LIMIT {
+        anyhow::bail!(
+            "--have {}: more than {LIMIT} bytes; it is not a lock file",
+            path.display()
+        );
+    }
+    let text = String::from_utf8(bytes)
+        .with_context(|| format!("--have {}: not UTF-8 text", path.display()))?;
+    let file =
+        LockFile::parse(&text, path).with_context(|| format!("--have {}", path.display()))?;
     let mut out = Vec::new();
-    for (i, locked) in images.into_iter().enumerate() {
-        let Some(digest) = locked.digest else {
-            anyhow::bail!(
-                "--have {}: entry {i} ({}) has no digest; a delta needs the digests of the images the mirror holds (use the images.lock.yaml that save wrote, or `check ... -o lock`)",
-                path.display(),
-                locked.source.familiar()
-            );
+    for (i, locked) in file.images.iter().enumerate() {
+        let at = format!("--have {}: images[{i}]", path.display());
+        let source = Reference::parse(&locked.source)
+            .with_context(|| format!("{at}.source {:?}", locked.source))?;
+        if source.domain() == crate::mirror::LOCAL_CHARTS {
+            continue;
+        }
+        let digest = match locked.digest.as_deref().map(crate::oci::Digest::parse) {
+            Some(Ok(d)) if d.sha256_hex().is_some() => d,
+            Some(_) => anyhow::bail!("{at}.digest is not sha256:<64 hex digits>"),
+            None => anyhow::bail!(
+                "{at} ({}) has no digest; a delta needs the digests of the images the mirror holds (use the images.lock.yaml that save wrote, or `check ... -o lock`)",
+                source.familiar()
+            ),
         };
         out.push(BaseImage {
-            source: locked.source.to_string(),
+            source: source.to_string(),
             digest: digest.to_string(),
         });
     }
@@ -331,7 +367,7 @@ fn read_base(path: &Path) -> anyhow::Result<LockBase> {
         );
     }
     Ok(LockBase {
-        lock: crate::oci::Digest::sha256(&bytes).to_string(),
+        lock: crate::oci::Digest::sha256(text.as_bytes()).to_string(),
         images: out,
     })
 }
@@ -361,20 +397,19 @@ fn base_blobs(
         .buffer_unordered(registry.concurrency().max(1));
         let mut out = Blobs::new();
         while let Some((source, read)) = reads.next().await {
+            // A base image not read only makes the delta bigger: said, and its blobs travel.
             match read {
                 Ok(Some(blobs)) => out.extend(blobs),
                 Ok(None) => eprintln!(
-                    "warning: --have: the source no longer has {} at its digest; its blobs go in the bundle",
+                    "warning: --have: the source has no {} at its digest (moved away, or an index that --platform filtered when it was saved); its blobs go in the bundle",
                     source.familiar()
                 ),
-                Err(e) => {
-                    return Err(e.context(format!(
-                        "--have: reading the base image {}",
-                        source.familiar()
-                    )));
-                }
+                Err(e) => eprintln!(
+                    "warning: --have: reading the base image {}: {e:#}; its blobs go in the bundle",
+                    source.familiar()
+                ),
             }
         }
-        Ok(out)
+        anyhow::Ok(out)
     })
 }

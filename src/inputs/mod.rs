@@ -229,8 +229,12 @@ impl ImageSet {
 
     /// The names operators ask of a mirror for images named otherwise at their sources, each
     /// with that image: the asked name is a copy of the image, made in the mirror.
-    pub(crate) fn aliases(&self) -> impl ExactSizeIterator<Item = (&Entry, &Reference)> {
-        self.aliases.values().map(|(e, image)| (e, image))
+    /// A name also listed as an image is that image, not a copy.
+    pub(crate) fn aliases(&self) -> impl Iterator<Item = (&Entry, &Reference)> {
+        self.aliases
+            .iter()
+            .filter(|(key, _)| !self.images.contains_key(*key))
+            .map(|(_, (e, image))| (e, image))
     }
 
     /// [`ImageSet::aliases`] as (asked name, image) pairs.

@@ -29,7 +29,9 @@ fn by_digest(image: &Reference, digest: &str) -> anyhow::Result<Reference> {
 }
 
 /// The configs and layers of `image` (every child of an index), read from `source`; `None`
-/// when the source lacks the image or one of its manifests.
+/// when the source lacks the image or one of its manifests. A Helm chart's config and content
+/// are not counted: a chart always travels whole (it is small, and `charts --bundle` reads it
+/// from the bundle).
 pub(crate) async fn blobs_of<S: ImageSource>(
     source: &S,
     image: &Reference,
@@ -54,6 +56,7 @@ pub(crate) async fn blobs_of<S: ImageSource>(
         for (d, is_manifest) in parsed.children() {
             match is_manifest {
                 true => stack.push(by_digest(image, &d.digest)?),
+                false if is_chart_file(&d.media_type) => {}
                 false => {
                     out.insert(d.digest.to_string(), d.size);
                 }
@@ -61,6 +64,11 @@ pub(crate) async fn blobs_of<S: ImageSource>(
         }
     }
     Ok(Some(out))
+}
+
+fn is_chart_file(media_type: &str) -> bool {
+    use crate::oci::media::{HELM_CHART_CONFIG, HELM_CHART_CONTENT};
+    media_type == HELM_CHART_CONFIG || media_type == HELM_CHART_CONTENT
 }
 
 /// A sink that answers "held" for the blobs a delta leaves out, so the copier neither fetches
@@ -165,17 +173,21 @@ pub(crate) enum BaseCheck {
     /// Every left-out blob is in the mirror: digest → a mirror repository holding it, for the
     /// copier to mount from.
     Held(HashMap<String, String>),
-    /// Blobs the bundle lacks and the mirror's base images do not hold; the base images the
-    /// mirror lacks (mirror name, source name).
+    /// Blobs the bundle lacks and the mirror's base images do not hold (their digests), and the
+    /// base images the mirror lacks (mirror name, source name).
     Missing {
-        blobs: usize,
+        blobs: Vec<String>,
         images: Vec<(Reference, Reference)>,
     },
 }
 
+/// Reads at once while a delta's base is confirmed: each is a small GET or a HEAD.
+const BASE_READS: usize = 16;
+
 /// Checks that the mirror (`sink`, which is read too) holds what the delta `bundle` left out:
 /// the blobs the manifests of `images` name that the bundle lacks (`in_bundle` says), each in a
 /// repository of one of the `base` images (source name, digest) as `naming` puts them there.
+/// An image the bundle lacks is left to the copier, which reports it.
 pub(crate) async fn confirm_base<B, M>(
     bundle: &B,
     in_bundle: impl Fn(&str) -> anyhow::Result<bool>,
@@ -188,14 +200,12 @@ where
     B: ImageSource,
     M: ImageSource + ImageSink,
 {
+    use futures_util::StreamExt as _;
     // What the bundle's images name and the bundle does not hold.
     let mut absent = Blobs::new();
     for image in images {
         let Some(blobs) = blobs_of(bundle, image).await? else {
-            anyhow::bail!(
-                "the bundle lacks a manifest of {}, which its index lists; save it again",
-                image.familiar()
-            );
+            continue;
         };
         for (digest, size) in blobs {
             if !absent.contains_key(&digest) && !in_bundle(&digest)? {
@@ -206,17 +216,25 @@ where
     if absent.is_empty() {
         return Ok(BaseCheck::Held(HashMap::new()));
     }
-    // Each base image as the mirror holds it, read until every absent blob has a holder.
+    // Each base image as the mirror holds it.
+    let targets = base
+        .iter()
+        .map(|(source, digest)| {
+            let target = naming.map(source)?;
+            let pinned = by_digest(&target, digest.as_str())?;
+            anyhow::Ok((source, target, pinned))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut reads =
+        futures_util::stream::iter(targets.iter().map(|(source, target, pinned)| async move {
+            (*source, target, blobs_of(sink, pinned).await)
+        }))
+        .buffered(BASE_READS);
     let mut holders: HashMap<String, String> = HashMap::new();
     let mut missing = Vec::new();
-    for (source, digest) in base {
-        if absent.keys().all(|d| holders.contains_key(d)) {
-            break;
-        }
-        let target = naming.map(source)?;
-        let pinned = by_digest(&target, digest.as_str())?;
-        match blobs_of(sink, &pinned).await? {
-            None => missing.push((target, source.clone())),
+    while let Some((source, target, read)) = reads.next().await {
+        match read? {
+            None => missing.push((target.clone(), source.clone())),
             Some(blobs) => {
                 for digest in blobs.keys().filter(|d| absent.contains_key(*d)) {
                     holders
@@ -228,23 +246,35 @@ where
     }
     // A manifest in the mirror does not prove its blobs are (a cleaned-up repository): each
     // left-out blob is asked for where it is to be mounted from.
-    let mut unheld = 0;
-    for digest in absent.keys() {
-        let held = match holders.get(digest) {
-            Some(repo) => {
-                let at = Reference::from_parts(naming.mirror().host(), repo, None, Some(digest))
-                    .with_context(|| format!("naming {digest} in {repo}"))?;
-                sink.has_blob(&at, digest).await?
+    let unheld = {
+        let known = &holders;
+        let asks = absent.keys().map(|digest| async move {
+            let held = match known.get(digest) {
+                Some(repo) => {
+                    let at =
+                        Reference::from_parts(naming.mirror().host(), repo, None, Some(digest))
+                            .with_context(|| format!("naming {digest} in {repo}"))?;
+                    sink.has_blob(&at, digest).await?
+                }
+                None => false,
+            };
+            anyhow::Ok((digest, held))
+        });
+        let mut asks = futures_util::stream::iter(asks).buffered(BASE_READS);
+        let mut unheld = Vec::new();
+        while let Some(asked) = asks.next().await {
+            let (digest, held) = asked?;
+            if !held {
+                unheld.push(digest.clone());
             }
-            None => false,
-        };
-        if !held {
-            unheld += 1;
         }
-    }
-    if unheld == 0 {
+        unheld
+    };
+    let mut unheld = unheld;
+    if unheld.is_empty() {
         return Ok(BaseCheck::Held(holders));
     }
+    unheld.sort();
     Ok(BaseCheck::Missing {
         blobs: unheld,
         images: missing,

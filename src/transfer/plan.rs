@@ -77,10 +77,26 @@ pub(crate) fn into_mirror(
     naming: &MirrorNaming,
     fetch: impl Fn(&Reference) -> anyhow::Result<Reference>,
 ) -> anyhow::Result<Vec<Job>> {
+    into_mirror_with(sources, Vec::new(), naming, fetch)
+}
+
+/// [`into_mirror`], and a job per name an operator asks only of a mirror (`(asked, image)`):
+/// read from the image, written under the asked name. One collision check covers both.
+pub(crate) fn into_mirror_with(
+    sources: Vec<Reference>,
+    aliases: Vec<(Reference, Reference)>,
+    naming: &MirrorNaming,
+    fetch: impl Fn(&Reference) -> anyhow::Result<Reference>,
+) -> anyhow::Result<Vec<Job>> {
     let mut collisions = Collisions::new();
     let mut out = Vec::new();
     let mut in_mirror = Vec::new();
-    for source in sources {
+    let wanted = sources.into_iter().map(|s| (s, None)).chain(
+        aliases
+            .into_iter()
+            .map(|(asked, image)| (asked, Some(image))),
+    );
+    for (source, copy_of) in wanted {
         if naming.mirror().holds(&source) {
             in_mirror.push(source.to_string());
             continue;
@@ -88,10 +104,10 @@ pub(crate) fn into_mirror(
         let target = naming.map(&source)?;
         collisions.insert(&source, &target)?;
         out.push(Job {
-            fetch: fetch(&source)?,
+            fetch: fetch(copy_of.as_ref().unwrap_or(&source))?,
             source,
             target,
-            copy_of: None,
+            copy_of,
         });
     }
     if !in_mirror.is_empty() {
@@ -118,27 +134,6 @@ pub(crate) fn into_bundle(
                 target: source.clone(),
                 source,
                 copy_of: None,
-            })
-        })
-        .collect()
-}
-
-/// A job per name an operator asks only of a mirror (`(asked, image)`): read from the image,
-/// written under the asked name, in the mirror per its naming.
-pub(crate) fn aliases_into_mirror(
-    aliases: Vec<(Reference, Reference)>,
-    naming: &MirrorNaming,
-    fetch: impl Fn(&Reference) -> anyhow::Result<Reference>,
-) -> anyhow::Result<Vec<Job>> {
-    aliases
-        .into_iter()
-        .filter(|(asked, _)| !naming.mirror().holds(asked))
-        .map(|(asked, image)| {
-            Ok(Job {
-                fetch: fetch(&image)?,
-                target: naming.map(&asked)?,
-                source: asked,
-                copy_of: Some(image),
             })
         })
         .collect()

@@ -150,7 +150,9 @@ fn a_delta_carries_only_the_new_layers_and_needs_its_base_in_the_mirror() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(
-        stderr.contains("delta bundle") && stderr.contains("quay.io/team/app9:1.0"),
+        stderr.contains("delta bundle")
+            && stderr.contains("its base: 10 images (quay.io/team/app0:1.0")
+            && stderr.contains(", ...)"),
         "{stderr}"
     );
 
@@ -263,5 +265,66 @@ fn a_delta_against_what_the_mirror_holds_mounts_shared_layers_into_new_repositor
             &format!("{}/quay.io/other/tool:1.0", mirror.host())
         ),
         Some(next.images[0].1.clone())
+    );
+}
+
+/// A chart travels whole in a delta (it is small, and `charts` reads it from the bundle), and
+/// the chart its base lock lists is no base image: the source has no such image to read.
+#[test]
+fn a_delta_of_a_bundle_with_a_chart_carries_the_chart_whole() {
+    let helm = crate::common::helm::Helm::new(3);
+    let base = Bundle::new(&[("quay.io/team/base:1.0", &[BASE, (400, 50_000)])]);
+    let upstream = TestRegistry::plain();
+    publish(&upstream, &base);
+    let work = tempfile::tempdir().unwrap();
+    let chart = work.path().join("shop");
+    std::fs::create_dir_all(chart.join("templates")).unwrap();
+    std::fs::write(
+        chart.join("Chart.yaml"),
+        "apiVersion: v2\nname: shop\nversion: 0.1.0\n",
+    )
+    .unwrap();
+    std::fs::write(chart.join("values.yaml"), "image: quay.io/team/base:1.0\n").unwrap();
+    std::fs::write(
+        chart.join("templates/pod.yaml"),
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n  containers:\n    - name: p\n      image: {{ .Values.image }}\n",
+    )
+    .unwrap();
+    let save = |out: &Path, extra: &[&str]| {
+        let o = helm
+            .airgap()
+            .arg("save")
+            .arg("--chart")
+            .arg(&chart)
+            .arg("--source-mirror")
+            .arg(format!("quay.io=http://{}", upstream.host()))
+            .arg("-o")
+            .arg(out)
+            .args(extra)
+            .output()
+            .unwrap();
+        (common::outcome(o), out.to_path_buf())
+    };
+    let ((code, stdout, stderr), b1) = save(&work.path().join("b1"), &[]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let have = b1.join("images.lock.yaml");
+    let ((code, stdout, stderr), delta) = save(
+        &work.path().join("delta"),
+        &["--have", have.to_str().unwrap()],
+    );
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    // The image's layers stayed behind; the chart did not.
+    for digest in &base.blob_digests {
+        assert!(
+            !delta.join("blobs/sha256").join(&digest[7..]).exists(),
+            "{digest}"
+        );
+    }
+    let listed = airgap().arg("charts").arg(&delta).output().unwrap();
+    let (code, stdout, stderr) = common::outcome(listed);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(
+        stdout.contains("shop") && stdout.contains("0.1.0"),
+        "{stdout}"
     );
 }
