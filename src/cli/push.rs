@@ -20,7 +20,7 @@ use crate::mirror::MirrorNaming;
 use crate::reference::Reference;
 use crate::registry::Registry;
 use crate::transfer::ImageSource;
-use crate::transfer::delta::{BaseCheck, confirm_base};
+use crate::transfer::delta::{BaseCheck, WithBase, confirm_base};
 use crate::transfer::docker_archive::DockerArchives;
 use crate::transfer::layout::LOCK_NAME;
 use crate::transfer::layout::OciLayout;
@@ -145,7 +145,18 @@ pub(super) fn run(args: &PushArgs, config: Option<&Path>) -> anyhow::Result<Exit
         },
         None => HashMap::new(),
     };
-    copy_all_holding(layout, sink, &jobs, args, started, holders)
+    if holders.is_empty() {
+        return copy_all(layout, sink, &jobs, args, started);
+    }
+    let at = holders
+        .iter()
+        .map(|(digest, repo)| {
+            let at = Reference::from_parts(naming.mirror().host(), repo, None, Some(digest))?;
+            anyhow::Ok((digest.clone(), at))
+        })
+        .collect::<anyhow::Result<HashMap<_, _>>>()?;
+    let source = Arc::new(WithBase::new(layout, sink.clone(), at));
+    copy_all_holding(source, sink, &jobs, args, started, holders)
 }
 
 /// For a delta bundle: where the mirror holds each blob the bundle left out, confirmed before

@@ -168,6 +168,59 @@ impl<D: ImageSink> ImageSink for std::sync::Arc<Omitting<D>> {
     }
 }
 
+/// A delta bundle read with its base: a blob the bundle left out is read from the mirror
+/// repository holding it (`holders`: digest → that repository's reference by digest). The
+/// copier mounts such a blob where the mirror allows; a mirror that will not mount across
+/// repositories (ECR, some Harbor and Quay setups) gets it copied from there instead.
+pub(crate) struct WithBase<B, M> {
+    bundle: B,
+    mirror: M,
+    holders: HashMap<String, Reference>,
+}
+
+impl<B, M> WithBase<B, M> {
+    pub(crate) fn new(bundle: B, mirror: M, holders: HashMap<String, Reference>) -> Self {
+        WithBase {
+            bundle,
+            mirror,
+            holders,
+        }
+    }
+}
+
+impl<B: ImageSource, M: ImageSource> ImageSource for std::sync::Arc<WithBase<B, M>> {
+    async fn manifest(&self, image: &Reference) -> anyhow::Result<Option<RawManifest>> {
+        self.bundle.manifest(image).await
+    }
+
+    async fn blob(&self, image: &Reference, digest: &str) -> anyhow::Result<super::ByteStream> {
+        match self.holders.get(digest) {
+            Some(at) => self.mirror.blob(at, digest).await,
+            None => self.bundle.blob(image, digest).await,
+        }
+    }
+
+    async fn blob_from(
+        &self,
+        image: &Reference,
+        digest: &str,
+        offset: u64,
+    ) -> anyhow::Result<Option<super::ByteStream>> {
+        match self.holders.get(digest) {
+            Some(at) => self.mirror.blob_from(at, digest, offset).await,
+            None => self.bundle.blob_from(image, digest, offset).await,
+        }
+    }
+
+    async fn referrers(
+        &self,
+        image: &Reference,
+        digest: &Digest,
+    ) -> anyhow::Result<Option<Vec<Vec<u8>>>> {
+        self.bundle.referrers(image, digest).await
+    }
+}
+
 /// What a delta's push needs of the mirror, found before anything is written.
 pub(crate) enum BaseCheck {
     /// Every left-out blob is in the mirror: digest → a mirror repository holding it, for the

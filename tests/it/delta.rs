@@ -8,7 +8,9 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::common::registry::{Bundle, TestRegistry, against, catalog, digest_of, push_from};
+use crate::common::registry::{
+    Bundle, FaultProxy, TestRegistry, against, catalog, digest_of, push_from,
+};
 use crate::common::{self, airgap};
 
 /// The base layer every image is built on: what a delta must not carry again.
@@ -255,6 +257,40 @@ fn a_delta_against_what_the_mirror_holds_mounts_shared_layers_into_new_repositor
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("is a delta bundle"), "{stderr}");
+
+    // A mirror that will not mount across repositories gets the base layer copied from the
+    // repository holding it: the delta still need not carry it.
+    let refusing = TestRegistry::plain();
+    let (code, stdout, stderr) = push_from(&refusing, &b1, &[]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let proxy = FaultProxy::no_mount(refusing.port);
+    let front = format!("127.0.0.1:{}", proxy.port);
+    let out = against("push", &front)
+        .arg("--from")
+        .arg(&delta)
+        .output()
+        .unwrap();
+    let stdout = common::stdout_of_success(&out);
+    assert!(stdout.contains("0 mounted"), "{stdout}");
+    assert!(proxy.count("?mount=") >= 1, "no mount was asked for");
+    assert_eq!(
+        skopeo_digest(&refusing, &format!("{}/quay.io/other/tool:1.0", front)).as_ref(),
+        Some(&next.images[0].1)
+    );
+    let copy = Command::new("skopeo")
+        .args(["copy", "--quiet", "--src-tls-verify=false"])
+        .arg(format!(
+            "docker://{}/quay.io/other/tool:1.0",
+            refusing.host()
+        ))
+        .arg(format!("oci:{}:x", work.path().join("whole").display()))
+        .output()
+        .unwrap();
+    assert!(
+        copy.status.success(),
+        "{}",
+        String::from_utf8_lossy(&copy.stderr)
+    );
 
     let (code, stdout, stderr) = push_from(&mirror, &delta, &[]);
     assert_eq!(code, 0, "{stdout}{stderr}");

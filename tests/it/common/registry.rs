@@ -715,6 +715,9 @@ struct Rules {
     deny_uploads: bool,
     /// Answers 405 to every HEAD, as some registries and proxies do.
     refuse_head: bool,
+    /// Drops `mount=` from every upload start, so the registry starts a plain upload (202), as
+    /// registries without cross-repository mounts answer.
+    no_mount: bool,
 }
 
 impl FaultProxy {
@@ -751,6 +754,17 @@ impl FaultProxy {
     pub fn refuse_head(upstream: u16) -> FaultProxy {
         let rules = Rules {
             refuse_head: true,
+            ..Rules::default()
+        };
+        Self::start_with(upstream, Vec::new(), rules)
+    }
+
+    /// A proxy that forwards everything, but turns each cross-repository mount into a plain
+    /// upload start, as a registry without mounts (or a token without pull on the source
+    /// repository) answers.
+    pub fn no_mount(upstream: u16) -> FaultProxy {
+        let rules = Rules {
+            no_mount: true,
             ..Rules::default()
         };
         Self::start_with(upstream, Vec::new(), rules)
@@ -804,6 +818,16 @@ fn proxy_connection(
     };
     counter.fetch_add(1, Ordering::SeqCst);
     seen.lock().unwrap().push(request_line.clone());
+    let request_line = match (
+        rules.no_mount,
+        request_line.split_once("/blobs/uploads/?mount="),
+    ) {
+        (true, Some((head, rest))) if request_line.starts_with("POST ") => {
+            let version = rest.rsplit_once(' ').map_or("HTTP/1.1", |(_, v)| v);
+            format!("{head}/blobs/uploads/ {version}")
+        }
+        _ => request_line,
+    };
     if rules.deny_uploads
         && request_line.starts_with("POST ")
         && request_line.contains("/blobs/uploads/")
