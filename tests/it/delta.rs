@@ -55,6 +55,18 @@ fn new_layer_bytes(bundle: &Bundle, base: &Bundle) -> u64 {
         .sum()
 }
 
+/// skopeo copies `reference` (plain HTTP) whole into a layout at `dir`: every blob is there.
+fn reads_whole(reference: &str, dir: &Path) {
+    let copy = Command::new("skopeo")
+        .args(["copy", "--quiet", "--src-tls-verify=false"])
+        .arg(format!("docker://{reference}"))
+        .arg(format!("oci:{}:x", dir.display()))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&copy.stderr);
+    assert!(copy.status.success(), "skopeo copy {reference}: {stderr}");
+}
+
 fn save(upstream: &TestRegistry, images: &[&str], out: &Path, extra: &[&str]) -> String {
     let result = airgap()
         .arg("save")
@@ -185,16 +197,9 @@ fn a_delta_carries_only_the_new_layers_and_needs_its_base_in_the_mirror() {
         assert_eq!(got, want, "{name} in the mirror\n{stdout}");
     }
     // skopeo reads a changed image whole: its base layer is in the mirror too.
-    let copy = Command::new("skopeo")
-        .args(["copy", "--quiet", "--src-tls-verify=false"])
-        .arg(format!("docker://{}/{}", mirror.host(), v2_names[0]))
-        .arg(format!("oci:{}:x", work.path().join("readback").display()))
-        .output()
-        .unwrap();
-    assert!(
-        copy.status.success(),
-        "{}",
-        String::from_utf8_lossy(&copy.stderr)
+    reads_whole(
+        &format!("{}/{}", mirror.host(), v2_names[0]),
+        &work.path().join("readback"),
     );
 }
 
@@ -277,19 +282,9 @@ fn a_delta_against_what_the_mirror_holds_mounts_shared_layers_into_new_repositor
         skopeo_digest(&refusing, &format!("{}/quay.io/other/tool:1.0", front)).as_ref(),
         Some(&next.images[0].1)
     );
-    let copy = Command::new("skopeo")
-        .args(["copy", "--quiet", "--src-tls-verify=false"])
-        .arg(format!(
-            "docker://{}/quay.io/other/tool:1.0",
-            refusing.host()
-        ))
-        .arg(format!("oci:{}:x", work.path().join("whole").display()))
-        .output()
-        .unwrap();
-    assert!(
-        copy.status.success(),
-        "{}",
-        String::from_utf8_lossy(&copy.stderr)
+    reads_whole(
+        &format!("{}/quay.io/other/tool:1.0", refusing.host()),
+        &work.path().join("whole"),
     );
 
     let (code, stdout, stderr) = push_from(&mirror, &delta, &[]);
