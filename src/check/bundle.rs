@@ -217,6 +217,13 @@ impl Bundle {
             if crate::oci::chart::is_chart(&m.config.media_type) {
                 return Ok(String::new());
             }
+            // A delta leaves out the configs its base holds: the base bundle answered for
+            // their platforms when it was checked and pushed.
+            if self.layout.delta_base().is_some()
+                && self.layout.blob_size(&m.config.digest)?.is_none()
+            {
+                return Ok(String::new());
+            }
             let config = read(&m.config.digest)?;
             vec![
                 Platform::from_config(&config)

@@ -159,6 +159,7 @@ fn a_delta_carries_only_the_new_layers_and_needs_its_base_in_the_mirror() {
         .arg(&delta)
         .arg("--lock")
         .arg(delta.join("images.lock.yaml"))
+        .args(["--platform", "linux/amd64"])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
