@@ -236,12 +236,21 @@ pub(super) fn carry_signatures<S: ImageSource, D: ImageSink>(
         return Ok(Carried::default());
     }
     let (images, notes) = signatures::images(jobs, results);
+    if images.is_empty() && notes.is_empty() {
+        return Ok(Carried::default());
+    }
     let carried = super::runtime()?.block_on(signatures::carry(copier, &images));
     for note in notes.iter().chain(&carried.notes) {
         eprintln!("note: {note}");
     }
     for failure in &carried.failures {
         println!("failed   {failure}");
+    }
+    if !carried.failures.is_empty() {
+        eprintln!(
+            "error: the signatures and referrers of {} images could not be carried (above); the images themselves were. Rerun with --no-signatures to go without them",
+            carried.failures.len()
+        );
     }
     let kinds: Vec<String> = [
         (Kind::Signature, ".sig"),

@@ -77,7 +77,10 @@ pub(crate) fn fallback_tag(image: &Digest) -> Option<String> {
 /// and which: such a tag is something an image carries, not an image a chart runs.
 pub(crate) fn artifact_tag(tag: &str) -> Option<Kind> {
     let rest = tag.strip_prefix("sha256-")?;
-    let (hex, suffix) = rest.split_at(rest.len().min(64));
+    let (hex, suffix) = match rest.get(..64) {
+        Some(hex) => (hex, &rest[64..]),
+        None => return None,
+    };
     if hex.len() != 64 || !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
         return None;
     }
@@ -136,7 +139,8 @@ pub(crate) fn referrer_entry(
 }
 
 /// The fallback tag's index: what `existing` (the tag's index, if there is one) lists, in its
-/// order and with its entries' bytes as they were, then each of `add` it does not list yet.
+/// order and with every field of its entries (re-serialized: keys sorted, so the index's own
+/// bytes and digest change), then each of `add` it does not list yet.
 /// `None` when `existing` lists every one already (nothing to write).
 pub(crate) fn merged_fallback(
     existing: Option<&[u8]>,

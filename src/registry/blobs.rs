@@ -427,10 +427,15 @@ impl Registry {
         bytes: Bytes,
         media_type: &str,
     ) -> Result<bool, RegistryError> {
+        // Only an answer naming this manifest's own subject says the registry indexed it.
+        let own = serde_json::from_slice::<crate::oci::ImageManifest>(&bytes)
+            .ok()
+            .and_then(|m| m.subject)
+            .map(|s| s.digest.to_string());
         let subject = self
             .put_manifest_answering(image, bytes, media_type)
             .await?;
-        Ok(subject.is_some())
+        Ok(subject.is_some() && subject == own)
     }
 
     /// PUT of a manifest; the registry's `OCI-Subject` header, if it sent one.

@@ -34,6 +34,8 @@ use crate::oci::media::MANIFEST_ACCEPT;
 
 /// The largest manifest we read; containerd uses the same 4 MiB limit.
 pub(crate) const MAX_MANIFEST_BYTES: usize = 4 << 20;
+/// A referrers list's pages together: thousands of descriptors fit in far less.
+const MAX_REFERRER_BYTES: usize = 8 << 20;
 /// Bounds a paginated tag list (registries page at 100 to 1,000 tags).
 const MAX_TAG_PAGES: usize = 200;
 /// The largest token answer or image config read for a check.
@@ -573,7 +575,14 @@ impl Registry {
         let host = self.host(hub::api_host(image.domain()))?;
         let mut path = format!("/v2/{}/referrers/{digest}", image.path());
         let mut pages = Vec::new();
+        // Pages are kept until all are read: their total is bounded, not only each one, and a
+        // `Link` that leads back to a page read already ends the list.
+        let mut total = 0usize;
+        let mut seen = std::collections::HashSet::new();
         for _ in 0..MAX_TAG_PAGES {
+            if !seen.insert(path.clone()) {
+                return Ok(Some(pages));
+            }
             let f = self
                 .fetch(
                     &host,
@@ -586,10 +595,22 @@ impl Registry {
                 .await?;
             match f.status.as_u16() {
                 200 => {}
-                400 | 404 | 405 | 501 => return Ok(None),
+                // No API; or one this login may not read, whose fallback tag may still be
+                // readable (or refuse in its own words).
+                400 | 401 | 403 | 404 | 405 | 501 => return Ok(None),
                 _ => return Err(unexpected(&host, &path, &f)),
             }
             // An answer that is not an index is a registry without the API (a catch-all page).
+            total += f.body.len();
+            if total > MAX_REFERRER_BYTES {
+                return Err(RegistryError::Protocol {
+                    host: host.name.clone(),
+                    what: format!(
+                        "the referrers list of {}@{digest} is more than {MAX_REFERRER_BYTES} bytes",
+                        image.path()
+                    ),
+                });
+            }
             match crate::oci::is_index(&f.body) {
                 Ok(true) => pages.push(f.body.clone()),
                 _ if pages.is_empty() => return Ok(None),

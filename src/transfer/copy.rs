@@ -144,17 +144,36 @@ impl<S: ImageSource, D: ImageSink> Copier<S, D> {
         self.copy_manifest(from, to, source).await
     }
 
-    /// [`Copier::copy`] of something that may not be there: `None` when the source has no
-    /// manifest `from` (a signature tag an image does not have).
+    /// Copies the manifest `from` names to `to` as it is (never filtered by platform: a
+    /// signature names what it signs byte for byte): `None` when the source has none, `Err`
+    /// with the sink's digest when the sink holds another manifest under `to`, which is kept
+    /// (a tag-scheme artifact in a mirror may hold signatures made there).
     pub(crate) async fn copy_if_found(
         &self,
         from: &Reference,
         to: &Reference,
-    ) -> anyhow::Result<Option<Copied>> {
-        match self.source.manifest(from).await? {
-            Some(source) => Ok(Some(self.copy_manifest(from, to, source).await?)),
-            None => Ok(None),
-        }
+    ) -> anyhow::Result<Option<Result<Copied, crate::oci::Digest>>> {
+        let Some(manifest) = self.source.manifest(from).await? else {
+            return Ok(None);
+        };
+        let outcome = match self.sink.manifest_digest(to).await? {
+            Some(held) if held == manifest.digest => Outcome::Present,
+            Some(held) => return Ok(Some(Err(held))),
+            None => {
+                self.copy_parts(from, to, &manifest).await?;
+                self.sink
+                    .put_image(to, &manifest)
+                    .await
+                    .with_context(|| format!("storing the manifest of {}", to.familiar()))?;
+                Outcome::Copied
+            }
+        };
+        Ok(Some(Ok(Copied {
+            outcome,
+            digest: Some(manifest.digest),
+            platforms: Vec::new(),
+            filtered_from: None,
+        })))
     }
 
     /// Copies the referrer `manifest`, read from `from` (by digest), to `to`: its parts, then

@@ -52,8 +52,10 @@ pub(crate) fn images(
     let (mut out, mut filtered) = (Vec::new(), Vec::new());
     for (job, result) in jobs.iter().zip(results) {
         let Ok(copied) = result else { continue };
-        // An artifact is not an image that carries artifacts.
-        if job.source.tag().and_then(cosign::artifact_tag).is_some() {
+        // An artifact is not an image that carries artifacts; a chart packaged here has none.
+        if job.source.tag().and_then(cosign::artifact_tag).is_some()
+            || job.source.domain() == crate::mirror::LOCAL_CHARTS
+        {
             continue;
         }
         if copied.filtered_from.is_some() {
@@ -73,7 +75,7 @@ pub(crate) fn images(
     let mut notes = Vec::new();
     if !filtered.is_empty() {
         notes.push(format!(
-            "--platform gave {} images a new index digest, and their signatures, attestations and referrers name the old one, so none were carried for them (a verifying cluster would reject the filtered image): {}",
+            "--platform gave {} images a new index digest, and their signatures, attestations and referrers name the old one, so none were carried for them (a verifying cluster would reject the filtered image; save or push without --platform to keep them): {}",
             filtered.len(),
             filtered.join(", ")
         ));
@@ -200,14 +202,20 @@ async fn carry_one<S: ImageSource, D: ImageSink>(
         };
         let from = beside(&image.fetch, Some(&tag), None)?;
         let to = beside(&image.target, Some(&tag), None)?;
-        if let Some(copied) = copier.copy_if_found(&from, &to).await? {
-            out.artifacts.push(Artifact {
+        match copier.copy_if_found(&from, &to).await? {
+            None => {}
+            Some(Ok(copied)) => out.artifacts.push(Artifact {
                 image: image.source.clone(),
                 kind,
                 source: beside(&image.source, Some(&tag), None)?,
                 digest: copied.digest.context("a copy names what it stored")?,
                 artifact_type: None,
-            });
+            }),
+            Some(Err(held)) => out.notes.push(format!(
+                "{} already holds {} at {held}, not the source's: left as it is, since it may hold signatures made there (delete that tag to take the source's)",
+                to.familiar(),
+                tag
+            )),
         }
     }
 
@@ -261,7 +269,12 @@ async fn carry_one<S: ImageSource, D: ImageSink>(
         let at = beside(&image.target, Some(&fallback), None)?;
         let existing = copier.sink.read_manifest(&at).await?;
         let merged = cosign::merged_fallback(existing.as_ref().map(|m| &m.bytes[..]), &entries)
-            .with_context(|| format!("{} is not a referrers index to add to", at.familiar()))?;
+            .with_context(|| {
+                format!(
+                    "{} is not a referrers index to add to: delete or retag it, or leave the referrers with --no-signatures",
+                    at.familiar()
+                )
+            })?;
         if let Some(index) = merged {
             copier
                 .sink

@@ -402,6 +402,27 @@ fn push_from_the_registry_carries_the_signature_unless_told_not_to() {
             .status
             .success()
     );
+    // A lock that carried no signatures (what `check -o lock` writes) still asks for one.
+    let held = dir.path().join("held.yaml");
+    let out = against("check", &bare.host())
+        .arg("-f")
+        .arg(&m)
+        .args(["-o", "lock"])
+        .output()
+        .unwrap();
+    std::fs::write(&held, common::stdout_of_success(&out)).unwrap();
+    let (code, stdout, stderr) = check_signatures(&bare, &["--lock", held.to_str().unwrap()]);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+
+    // The mirror signs the image itself; a later push keeps that signature, not the source's.
+    let own = signer.sign(&bare.host(), repo, &image.digest, "mirror.corp/app");
+    let (code, stdout, stderr) = push(&bare, &[]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stderr.contains("already holds"), "{stderr}");
+    let sig = raw(&bare, &format!("{}/{repo}:sha256-{hex}.sig", bare.host())).unwrap();
+    assert_eq!(common::registry::digest_of(&sig), own);
+    let (code, stdout, stderr) = check_signatures(&bare, &["--lock", held.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
 }
 
 #[test]

@@ -145,8 +145,8 @@ pub(super) fn run(args: &CheckArgs, config: Option<&Path>) -> anyhow::Result<Exi
     })
 }
 
-/// One ask per image of the lock that carried artifacts, each artifact named in the mirror
-/// beside its image's mirror name (where `push` put it).
+/// One ask per image of the lock: each artifact it carried named in the mirror beside its
+/// image's mirror name (where `push` put it), or any signature when it carried none.
 fn carried_asks(
     file: &LockFile,
     naming: &MirrorNaming,
@@ -158,12 +158,26 @@ fn carried_asks(
             .iter()
             .filter(|a| a.image == image.source)
             .collect();
-        if mine.is_empty() {
-            continue;
-        }
         let source = Reference::parse(&image.source)
             .with_context(|| format!("{LOCK_NAME}: images[].source {:?}", image.source))?;
         let mirror = naming.map(&source)?;
+        let digest = match &image.digest {
+            Some(d) => Some(Digest::parse(d).map_err(|e| {
+                anyhow::anyhow!("{LOCK_NAME}: the digest {d:?} of {}: {e}", image.source)
+            })?),
+            None => None,
+        };
+        // A lock that carried nothing for an image (`check -o lock`, `save --no-signatures`)
+        // asks what a lock-less check asks: any signature at all.
+        if mine.is_empty() {
+            sources.push(source);
+            asks.push(Ask {
+                image: mirror,
+                digest,
+                expect: Expect::AnySignature,
+            });
+            continue;
+        }
         let mut expected = Vec::new();
         for a in mine {
             let kind = Kind::parse(&a.kind).with_context(|| {
@@ -175,12 +189,6 @@ fn carried_asks(
                 Reference::from_parts(mirror.domain(), mirror.path(), name.tag(), name.digest())?;
             expected.push((kind, at));
         }
-        let digest = match &image.digest {
-            Some(d) => Some(Digest::parse(d).map_err(|e| {
-                anyhow::anyhow!("{LOCK_NAME}: the digest {d:?} of {}: {e}", image.source)
-            })?),
-            None => None,
-        };
         sources.push(source);
         asks.push(Ask {
             image: mirror,
