@@ -17,13 +17,14 @@ use super::{EXIT_ERROR, EXIT_OK, ExitStatus, MirrorArgs, settings};
 use crate::chart::artifact::ChartArtifacts;
 use crate::lock::LockFile;
 use crate::mirror::MirrorNaming;
+use crate::mirror::canonical_reference;
 use crate::reference::Reference;
 use crate::registry::Registry;
 use crate::transfer::ImageSource;
 use crate::transfer::delta::{BaseCheck, WithBase, confirm_base};
 use crate::transfer::docker_archive::DockerArchives;
-use crate::transfer::layout::LOCK_NAME;
 use crate::transfer::layout::OciLayout;
+use crate::transfer::layout::{EntryName, LOCK_NAME};
 use crate::transfer::plan::{Job, SourceMirrors, into_mirror as jobs, into_mirror_with};
 
 #[derive(Debug, Args)]
@@ -127,7 +128,21 @@ pub(super) fn run(args: &PushArgs, config: Option<&Path>) -> anyhow::Result<Exit
     // carries beside its images (signatures) travels with them, or not at all.
     let (sources, aliases) = if args.images.is_empty() {
         (
-            crate::transfer::signatures::without_artifacts(layout.image_names()?),
+            {
+                let digests: HashMap<String, String> = layout
+                    .entries()
+                    .into_iter()
+                    .filter_map(|(name, d)| match name {
+                        Ok(EntryName::Named(r)) => {
+                            Some((canonical_reference(&r), d.digest.to_string()))
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                crate::transfer::signatures::without_artifacts(layout.image_names()?, |name| {
+                    digests.get(&canonical_reference(name)).cloned()
+                })
+            },
             Vec::new(),
         )
     } else {

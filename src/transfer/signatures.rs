@@ -84,11 +84,28 @@ pub(crate) fn images(
 }
 
 /// `names` without the artifacts a bundle holds beside its images (cosign's tags and the
-/// referrers fallback tag): they travel as their image's, never as images of their own.
-pub(crate) fn without_artifacts(names: Vec<Reference>) -> Vec<Reference> {
+/// referrers fallback tag): they travel as their image's, never as images of their own. A name
+/// is such an artifact only when an image of its repository in the bundle has the digest its
+/// tag spells (`digest_of` gives each name's digest); an image a CI tagged `sha256-<hex>` by
+/// its source digest is still pushed.
+pub(crate) fn without_artifacts(
+    names: Vec<Reference>,
+    digest_of: impl Fn(&Reference) -> Option<String>,
+) -> Vec<Reference> {
+    let held: HashSet<(String, String)> = names
+        .iter()
+        .filter_map(|n| Some((n.name(), digest_of(n)?)))
+        .collect();
     names
         .into_iter()
-        .filter(|n| n.tag().and_then(cosign::artifact_tag).is_none())
+        .filter(|n| {
+            let Some(tag) = n.tag() else { return true };
+            if cosign::artifact_tag(tag).is_none() {
+                return true;
+            }
+            let hex = &tag["sha256-".len().."sha256-".len() + 64];
+            !held.contains(&(n.name(), format!("sha256:{hex}")))
+        })
         .collect()
 }
 
@@ -293,15 +310,19 @@ async fn referrers_at_source<S: ImageSource, D: ImageSink>(
     image: &Image,
     fallback: &str,
 ) -> anyhow::Result<Vec<cosign::Referrer>> {
+    // The fallback tag is read even where the API answers: referrers pushed before a
+    // registry gained the API are listed only there.
+    let at = beside(&image.fetch, Some(fallback), None)?;
+    let tagged = match copier.source.manifest(&at).await? {
+        Some(index) => vec![index.bytes.to_vec()],
+        None => Vec::new(),
+    };
     let pages = match copier.source.referrers(&image.fetch, &image.digest).await? {
-        Some(pages) => pages,
-        None => {
-            let at = beside(&image.fetch, Some(fallback), None)?;
-            match copier.source.manifest(&at).await? {
-                Some(index) => vec![index.bytes.to_vec()],
-                None => Vec::new(),
-            }
+        Some(mut pages) => {
+            pages.extend(tagged);
+            pages
         }
+        None => tagged,
     };
     let mut seen = HashSet::new();
     let mut out = Vec::new();

@@ -510,9 +510,10 @@ fn a_source_with_the_referrers_api_is_asked_through_it() {
         log.contains(&format!("/v2/org/app/referrers/{}", image.digest)),
         "{log}"
     );
-    // The API answered, so the fallback tag was not read.
+    // The fallback tag is read as well (referrers pushed before a registry had the API are
+    // listed only there); the referrer both list is carried once (`1 referrers` above).
     assert!(
-        !log.contains(&format!("/v2/org/app/manifests/sha256-{hex} ")),
+        log.contains(&format!("/v2/org/app/manifests/sha256-{hex} ")),
         "{log}"
     );
     // The mirror, without the API, has the referrer under its fallback tag.
@@ -527,4 +528,18 @@ fn a_source_with_the_referrers_api_is_asked_through_it() {
         "{index:#}"
     );
     signer.verify(&mirror.host(), repo, &image.digest);
+}
+
+/// An image a CI tagged `sha256-<hex>` by its source's digest is an image, not an artifact:
+/// `push --from` pushes it, since no image of its repository has the digest its tag spells.
+#[test]
+fn an_image_tagged_like_a_fallback_tag_is_still_pushed() {
+    let tag = format!("sha256-{}", "ab".repeat(32));
+    let name = format!("quay.io/ci/app:{tag}");
+    let bundle = common::registry::Bundle::new(&[(name.as_str(), &[(1905, 10_000)])]);
+    let mirror = TestRegistry::plain();
+    let (code, stdout, stderr) = push_from(&mirror, bundle.dir.path(), &[]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.contains("1 images: 1 copied"), "{stdout}");
+    assert_eq!(tags(&mirror, "quay.io/ci/app"), [tag]);
 }
