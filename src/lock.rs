@@ -165,7 +165,16 @@ impl LockFile {
                 copy_of: None,
             })
         });
-        file.images
+        file.locked_images(path)?
+            .into_iter()
+            .map(Ok)
+            .chain(charts)
+            .collect()
+    }
+
+    /// The `images:` entries, checked; errors name `path` and the entry.
+    pub(crate) fn locked_images(&self, path: &Path) -> anyhow::Result<Vec<Locked>> {
+        self.images
             .iter()
             .enumerate()
             .map(|(i, entry)| {
@@ -189,7 +198,6 @@ impl LockFile {
                     copy_of,
                 })
             })
-            .chain(charts)
             .collect()
     }
 

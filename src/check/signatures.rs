@@ -18,6 +18,7 @@ use crate::oci::Digest;
 use crate::oci::cosign::{self, Kind};
 use crate::reference::Reference;
 use crate::registry::Registry;
+use crate::transfer::beside;
 
 /// Images asked at once: each is a few small requests.
 const AT_ONCE: usize = 8;
@@ -138,15 +139,6 @@ async fn one(registry: &Registry, ask: &Ask) -> anyhow::Result<Answer> {
             })
         }
     }
-}
-
-fn beside(image: &Reference, tag: Option<&str>, digest: Option<&str>) -> anyhow::Result<Reference> {
-    Ok(Reference::from_parts(
-        image.domain(),
-        image.path(),
-        tag,
-        digest,
-    )?)
 }
 
 /// The referrers the mirror lists for `digest`: its API, else its fallback tag.

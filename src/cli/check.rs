@@ -170,17 +170,11 @@ pub(super) fn run(args: &CheckArgs, config: Option<&Path>) -> anyhow::Result<Exi
         Some(name) => Some(runtime.block_on(read_cluster(args, name, &settings.rules))?),
         None => None,
     };
-    let charts = args.images.charts.render(
-        &args
-            .images
-            .charts
-            .options(render_namespace(args), &options.hosts),
-    )?;
-    let wanted = wanted_images(
+    let wanted = wanted_in_mirror(
         args,
         &settings.rules,
-        &charts,
-        Some(naming),
+        naming,
+        &options.hosts,
         inventory.as_ref(),
     )?;
 
@@ -411,6 +405,22 @@ fn render_namespace(args: &CheckArgs) -> Option<&str> {
         [one] => Some(one.as_str()),
         _ => None,
     }
+}
+
+/// The images to look for in the mirror: the charts rendered with the mirror's registry
+/// options, then [`wanted_images`] named in the mirror.
+fn wanted_in_mirror(
+    args: &CheckArgs,
+    rules: &crate::manifest::rules::RuleSet,
+    naming: &crate::mirror::MirrorNaming,
+    hosts: &std::collections::BTreeMap<String, crate::registry::HostOptions>,
+    inventory: Option<&Inventory>,
+) -> anyhow::Result<Vec<Wanted>> {
+    let charts = args
+        .images
+        .charts
+        .render(&args.images.charts.options(render_namespace(args), hosts))?;
+    wanted_images(args, rules, &charts, Some(naming), inventory)
 }
 
 /// The images to check: what the cluster runs, then the manifests and the lock file, each

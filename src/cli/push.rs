@@ -127,24 +127,7 @@ pub(super) fn run(args: &PushArgs, config: Option<&Path>) -> anyhow::Result<Exit
     // A bundle holds the names operators ask only of a mirror as images of their own; what it
     // carries beside its images (signatures) travels with them, or not at all.
     let (sources, aliases) = if args.images.is_empty() {
-        (
-            {
-                let digests: HashMap<String, String> = layout
-                    .entries()
-                    .into_iter()
-                    .filter_map(|(name, d)| match name {
-                        Ok(EntryName::Named(r)) => {
-                            Some((canonical_reference(&r), d.digest.to_string()))
-                        }
-                        _ => None,
-                    })
-                    .collect();
-                crate::transfer::signatures::without_artifacts(layout.image_names()?, |name| {
-                    digests.get(&canonical_reference(name)).cloned()
-                })
-            },
-            Vec::new(),
-        )
+        (bundle_images(&layout)?, Vec::new())
     } else {
         let set = listed()?;
         (set.references(), set.alias_pairs())
@@ -163,26 +146,41 @@ pub(super) fn run(args: &PushArgs, config: Option<&Path>) -> anyhow::Result<Exit
     if holders.is_empty() {
         return copy_all(layout, sink, &jobs, args, started);
     }
-    let at = holders
+    let repos = holders
         .iter()
-        .map(|(digest, repo)| {
-            let at = Reference::from_parts(naming.mirror().host(), repo, None, Some(digest))?;
-            anyhow::Ok((digest.clone(), at))
-        })
-        .collect::<anyhow::Result<HashMap<_, _>>>()?;
-    let source = Arc::new(WithBase::new(layout, sink.clone(), at));
-    copy_all_holding(source, sink, &jobs, args, started, holders)
+        .map(|(digest, at)| (digest.clone(), at.path().to_string()))
+        .collect();
+    let source = Arc::new(WithBase::new(layout, sink.clone(), holders));
+    copy_all_holding(source, sink, &jobs, args, started, repos)
 }
 
-/// For a delta bundle: where the mirror holds each blob the bundle left out, confirmed before
-/// anything is written; `Err` is what to tell the user when the mirror lacks the base.
+/// The images a bundle names, without the artifacts it carries beside them (signatures,
+/// attestations, SBOMs, the referrers fallback tag), which travel with their image.
+fn bundle_images(layout: &OciLayout) -> anyhow::Result<Vec<Reference>> {
+    let digests: HashMap<String, String> = layout
+        .entries()
+        .into_iter()
+        .filter_map(|(name, d)| match name {
+            Ok(EntryName::Named(r)) => Some((canonical_reference(&r), d.digest.to_string())),
+            _ => None,
+        })
+        .collect();
+    Ok(crate::transfer::signatures::without_artifacts(
+        layout.image_names()?,
+        |name| digests.get(&canonical_reference(name)).cloned(),
+    ))
+}
+
+/// For a delta bundle: where the mirror holds each blob the bundle left out (the blob by
+/// digest in a base image's repository), confirmed before anything is written; `Err` is what
+/// to tell the user when the mirror lacks the base.
 fn delta_holders(
     layout: &Arc<OciLayout>,
     sink: &Arc<Registry>,
     naming: &MirrorNaming,
     jobs: &[Job],
     lock: &str,
-) -> anyhow::Result<Result<HashMap<String, String>, String>> {
+) -> anyhow::Result<Result<HashMap<String, Reference>, String>> {
     let path = layout.root().display().to_string();
     let text = layout.lock_text()?.with_context(|| {
         format!("{path} is a delta of the lock {lock}, but it has no {LOCK_NAME} naming that base; save it again")

@@ -30,7 +30,7 @@ use crate::transfer::delta::{Blobs, Omitting, blobs_of};
 use crate::transfer::layout::OciLayout;
 use crate::transfer::plan::{Job, SourceMirrors};
 
-pub(super) use crate::transfer::layout::LOCK_NAME;
+use crate::transfer::layout::LOCK_NAME;
 /// The hidden directory beside a tar output where the bundle is built, before the PID.
 const STAGING: &str = ".kubectl-airgap-save-";
 
@@ -119,11 +119,7 @@ pub(super) fn run(args: &SaveArgs, config: Option<&Path>) -> anyhow::Result<Exit
     let sources = set.references();
     // An OCI chart is fetched from its registry as an image is: its manifest digest unchanged.
     let oci_charts = ChartArtifacts::registry_charts(&charts);
-    let mut jobs = crate::transfer::plan::into_bundle(sources, &remaps)?;
-    jobs.extend(crate::transfer::plan::aliases_into_bundle(
-        set.alias_pairs(),
-        &remaps,
-    )?);
+    let mut jobs = crate::transfer::plan::into_bundle_with(sources, set.alias_pairs(), &remaps)?;
     let image_jobs = jobs.len();
     jobs.extend(crate::transfer::plan::into_bundle(oci_charts, &remaps)?);
     // The others are packaged here, and copied from memory by the same copier.
@@ -151,7 +147,8 @@ pub(super) fn run(args: &SaveArgs, config: Option<&Path>) -> anyhow::Result<Exit
     };
     let dir = staging.as_ref().map_or(args.output.as_path(), |d| d.path());
     let layout = Arc::new(OciLayout::create(dir)?);
-    // A run killed between index.json and the lock leaves a delta index without its lock.
+    // What the bundle there is a delta of (if anything) is its index's word, written with its
+    // lock, and kept even when a run was killed before the lock.
     if layout.delta_base() != base.as_ref().map(|b| b.lock.clone())
         && dir.join("index.json").exists()
     {
@@ -169,26 +166,15 @@ pub(super) fn run(args: &SaveArgs, config: Option<&Path>) -> anyhow::Result<Exit
         true => {
             let lock = LockFile::read(&lock_path)
                 .with_context(|| format!("adding to the bundle in {}", dir.display()))?;
-            let lock_of = |b: &Option<LockBase>| b.as_ref().map(|b| b.lock.clone());
-            if lock_of(&lock.base) != lock_of(&base) {
-                let was = match &lock.base {
-                    Some(b) => format!("a delta of the lock {}", b.lock),
-                    None => "a whole bundle".to_string(),
-                };
-                anyhow::bail!(
-                    "-o {}: holds {was}; a save adds to a bundle only with the same --have. Save into a new directory",
-                    dir.display()
-                );
-            }
             (lock.images, lock.charts)
         }
         false => (Vec::new(), Vec::new()),
     };
     let started = Instant::now();
     let registry = Arc::new(Registry::new(options));
-    let left_out = match &base {
-        Some(b) => base_blobs(&registry, b, &remaps)?,
-        None => Default::default(),
+    let left_out = match (&base, &args.have) {
+        (Some(b), Some(have)) => base_blobs(&registry, b, have, &remaps)?,
+        _ => Default::default(),
     };
     layout.set_delta_base(base.as_ref().map(|b| b.lock.clone()));
     let sink = Arc::new(Omitting::new(layout.clone(), left_out));
@@ -340,23 +326,22 @@ fn read_base(path: &Path) -> anyhow::Result<LockBase> {
     let file =
         LockFile::parse(&text, path).with_context(|| format!("--have {}", path.display()))?;
     let mut out = Vec::new();
-    for (i, locked) in file.images.iter().enumerate() {
-        let at = format!("--have {}: images[{i}]", path.display());
-        let source = Reference::parse(&locked.source)
-            .with_context(|| format!("{at}.source {:?}", locked.source))?;
-        if source.domain() == crate::mirror::LOCAL_CHARTS {
+    for locked in file
+        .locked_images(path)
+        .with_context(|| format!("--have {}", path.display()))?
+    {
+        if locked.source.domain() == crate::mirror::LOCAL_CHARTS {
             continue;
         }
-        let digest = match locked.digest.as_deref().map(crate::oci::Digest::parse) {
-            Some(Ok(d)) if d.sha256_hex().is_some() => d,
-            Some(_) => anyhow::bail!("{at}.digest is not sha256:<64 hex digits>"),
-            None => anyhow::bail!(
-                "{at} ({}) has no digest; a delta needs the digests of the images the mirror holds (use the images.lock.yaml that save wrote, or `check ... -o lock`)",
-                source.familiar()
-            ),
+        let Some(digest) = locked.digest else {
+            anyhow::bail!(
+                "--have {}: {} has no digest; a delta needs the digests of the images the mirror holds (use the images.lock.yaml that save wrote, or `check ... -o lock`)",
+                path.display(),
+                locked.source.familiar()
+            );
         };
         out.push(BaseImage {
-            source: source.to_string(),
+            source: locked.source.to_string(),
             digest: digest.to_string(),
         });
     }
@@ -378,15 +363,16 @@ fn read_base(path: &Path) -> anyhow::Result<LockBase> {
 fn base_blobs(
     registry: &Arc<Registry>,
     base: &LockBase,
+    have: &Path,
     remaps: &SourceMirrors,
 ) -> anyhow::Result<Blobs> {
     use futures_util::StreamExt as _;
     let images = base
-        .images
-        .iter()
-        .map(|b| {
-            let source = Reference::parse(&b.source)?;
-            let pinned = Reference::parse(&format!("{}@{}", source.name(), b.digest))?;
+        .images(have)?
+        .into_iter()
+        .map(|(source, digest)| {
+            let pinned =
+                Reference::from_parts(source.domain(), source.path(), None, Some(digest.as_str()))?;
             anyhow::Ok((source, remaps.fetch(&pinned)?))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;

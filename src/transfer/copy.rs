@@ -15,7 +15,7 @@ use futures_util::TryStreamExt as _;
 use tokio::sync::Semaphore;
 
 use super::verify::verified;
-use super::{ImageSink, ImageSource, RawManifest};
+use super::{ImageSink, ImageSource, RawManifest, beside};
 use crate::oci::{Descriptor, Index, Parsed, Platform};
 use crate::reference::Reference;
 use crate::registry::RegistryError;
@@ -304,8 +304,8 @@ impl<S: ImageSource, D: ImageSink> Copier<S, D> {
         }) = parsed
         {
             for child in children {
-                let child_from = by_digest(from, &child.digest)?;
-                let child_to = by_digest(to, &child.digest)?;
+                let child_from = beside(from, None, Some(&child.digest))?;
+                let child_to = beside(to, None, Some(&child.digest))?;
                 if self.sink.manifest_digest(&child_to).await?.is_some() {
                     continue;
                 }
@@ -485,13 +485,4 @@ impl<S: ImageSource, D: ImageSink> Copier<S, D> {
 fn worth_retrying(e: &anyhow::Error) -> bool {
     e.downcast_ref::<RegistryError>()
         .is_none_or(RegistryError::is_transient)
-}
-
-fn by_digest(image: &Reference, digest: &str) -> anyhow::Result<Reference> {
-    Reference::parse(&format!("{}@{digest}", image.name())).with_context(|| {
-        format!(
-            "{digest} in the index of {} is not a digest",
-            image.familiar()
-        )
-    })
 }

@@ -14,19 +14,13 @@ use std::sync::Mutex;
 
 use anyhow::Context;
 
-use super::{ImageSink, ImageSource, Kept, RawManifest};
+use super::{ImageSink, ImageSource, Kept, RawManifest, beside};
 use crate::mirror::MirrorNaming;
 use crate::oci::Digest;
 use crate::reference::Reference;
 
 /// Non-manifest blobs (configs, layers) by digest, with their sizes.
 pub(crate) type Blobs = HashMap<String, u64>;
-
-/// `image` by digest in its own repository.
-fn by_digest(image: &Reference, digest: &str) -> anyhow::Result<Reference> {
-    Reference::parse(&format!("{}@{digest}", image.name()))
-        .with_context(|| format!("{digest} named by {} is not a digest", image.familiar()))
-}
 
 /// The configs and layers of `image` (every child of an index), read from `source`; `None`
 /// when the source lacks the image or one of its manifests. A Helm chart's config and content
@@ -55,7 +49,7 @@ pub(crate) async fn blobs_of<S: ImageSource>(
         })?;
         for (d, is_manifest) in parsed.children() {
             match is_manifest {
-                true => stack.push(by_digest(image, &d.digest)?),
+                true => stack.push(beside(image, None, Some(&d.digest))?),
                 false if is_chart_file(&d.media_type) => {}
                 false => {
                     out.insert(d.digest.to_string(), d.size);
@@ -223,9 +217,9 @@ impl<B: ImageSource, M: ImageSource> ImageSource for std::sync::Arc<WithBase<B, 
 
 /// What a delta's push needs of the mirror, found before anything is written.
 pub(crate) enum BaseCheck {
-    /// Every left-out blob is in the mirror: digest → a mirror repository holding it, for the
-    /// copier to mount from.
-    Held(HashMap<String, String>),
+    /// Every left-out blob is in the mirror: digest → that blob in a mirror repository
+    /// holding it (by digest), for the copier to mount or read it from.
+    Held(HashMap<String, Reference>),
     /// Blobs the bundle lacks and the mirror's base images do not hold (their digests), and the
     /// base images the mirror lacks (mirror name, source name).
     Missing {
@@ -274,7 +268,7 @@ where
         .iter()
         .map(|(source, digest)| {
             let target = naming.map(source)?;
-            let pinned = by_digest(&target, digest.as_str())?;
+            let pinned = beside(&target, None, Some(digest.as_str()))?;
             anyhow::Ok((source, target, pinned))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
@@ -283,16 +277,16 @@ where
             (*source, target, blobs_of(sink, pinned).await)
         }))
         .buffered(BASE_READS);
-    let mut holders: HashMap<String, String> = HashMap::new();
+    let mut holders: HashMap<String, Reference> = HashMap::new();
     let mut missing = Vec::new();
     while let Some((source, target, read)) = reads.next().await {
         match read? {
             None => missing.push((target.clone(), source.clone())),
             Some(blobs) => {
                 for digest in blobs.keys().filter(|d| absent.contains_key(*d)) {
-                    holders
-                        .entry(digest.clone())
-                        .or_insert_with(|| target.path().to_string());
+                    if !holders.contains_key(digest) {
+                        holders.insert(digest.clone(), beside(target, None, Some(digest))?);
+                    }
                 }
             }
         }
@@ -303,12 +297,7 @@ where
         let known = &holders;
         let asks = absent.keys().map(|digest| async move {
             let held = match known.get(digest) {
-                Some(repo) => {
-                    let at =
-                        Reference::from_parts(naming.mirror().host(), repo, None, Some(digest))
-                            .with_context(|| format!("naming {digest} in {repo}"))?;
-                    sink.has_blob(&at, digest).await?
-                }
+                Some(at) => sink.has_blob(at, digest).await?,
                 None => false,
             };
             anyhow::Ok((digest, held))
@@ -321,13 +310,12 @@ where
                 unheld.push(digest.clone());
             }
         }
+        unheld.sort();
         unheld
     };
-    let mut unheld = unheld;
     if unheld.is_empty() {
         return Ok(BaseCheck::Held(holders));
     }
-    unheld.sort();
     Ok(BaseCheck::Missing {
         blobs: unheld,
         images: missing,

@@ -461,8 +461,8 @@ impl OciLayout {
         };
     }
 
-    /// The bundle's lock file ([`LOCK_NAME`]), bounded; `None` when it has none. A tar's is
-    /// kept only for a delta, whose base it lists.
+    /// The bundle's lock file ([`LOCK_NAME`]), bounded; `None` when it has none. A compressed
+    /// tar's is kept when it comes before the last needed blob, as `save` writes it.
     pub(crate) fn lock_text(&self) -> anyhow::Result<Option<String>> {
         let bytes = match &self.store {
             Store::Tar(files) => files.read(LOCK_NAME, LOCK_LIMIT)?,
@@ -674,7 +674,7 @@ impl OciLayout {
 #[derive(Default)]
 struct LayoutNeeds {
     index_read: bool,
-    /// A delta's index: its lock, which lists the base, is kept too.
+    /// A delta's index: the unpacking waits for its lock, which lists the base.
     delta: bool,
     /// digest → (size, where its descriptor is)
     needed: HashMap<String, (u64, String)>,
@@ -723,10 +723,12 @@ impl Needs for LayoutNeeds {
             return Need::Yes(Size::AtMost(INDEX_LIMIT));
         }
         if name == LOCK_NAME {
-            return match (self.index_read, self.delta) {
-                (true, true) => Need::Yes(Size::AtMost(LOCK_LIMIT)),
-                (true, false) => Need::No,
-                (false, _) => Need::Unknown,
+            // Kept whenever it is met (`save` writes it right after index.json): a delta's
+            // push needs its base, `check --signatures --bundle` what it carried. Only a
+            // delta waits for it (`needed`); a tar another tool wrote may have none.
+            return match self.index_read {
+                true => Need::Yes(Size::AtMost(LOCK_LIMIT)),
+                false => Need::Unknown,
             };
         }
         let Some(digest) = named_digest(name) else {

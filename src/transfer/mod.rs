@@ -28,6 +28,23 @@ pub(crate) const READ_CHUNK: usize = 1 << 20;
 
 pub(crate) use crate::oci::RawManifest;
 
+/// `image`'s repository at `tag` and/or `digest`: a child manifest of an index, a blob's
+/// holder, an artifact beside its image.
+pub(crate) fn beside(
+    image: &Reference,
+    tag: Option<&str>,
+    digest: Option<&str>,
+) -> anyhow::Result<Reference> {
+    use anyhow::Context as _;
+    Reference::from_parts(image.domain(), image.path(), tag, digest).with_context(|| {
+        format!(
+            "{} named beside {} is not a tag or digest",
+            tag.or(digest).unwrap_or_default(),
+            image.familiar()
+        )
+    })
+}
+
 /// Something images can be read from.
 pub(crate) trait ImageSource: Send + Sync + 'static {
     /// The manifest `image` names (by tag or digest), `None` when there is none.

@@ -126,33 +126,29 @@ pub(crate) fn into_bundle(
     sources: Vec<Reference>,
     remaps: &SourceMirrors,
 ) -> anyhow::Result<Vec<Job>> {
-    sources
-        .into_iter()
-        .map(|source| {
-            Ok(Job {
-                fetch: remaps.fetch(&source)?,
-                target: source.clone(),
-                source,
-                copy_of: None,
-            })
-        })
-        .collect()
+    into_bundle_with(sources, Vec::new(), remaps)
 }
 
-/// A job per name an operator asks only of a mirror, into a bundle: held there under the
-/// asked name too, so that `push --from` puts both in the mirror.
-pub(crate) fn aliases_into_bundle(
+/// [`into_bundle`], and a job per name an operator asks only of a mirror (`(asked, image)`):
+/// the bundle holds the image under the asked name too, so that `push --from` puts both in
+/// the mirror.
+pub(crate) fn into_bundle_with(
+    sources: Vec<Reference>,
     aliases: Vec<(Reference, Reference)>,
     remaps: &SourceMirrors,
 ) -> anyhow::Result<Vec<Job>> {
-    aliases
-        .into_iter()
-        .map(|(asked, image)| {
+    let wanted = sources.into_iter().map(|s| (s, None)).chain(
+        aliases
+            .into_iter()
+            .map(|(asked, image)| (asked, Some(image))),
+    );
+    wanted
+        .map(|(source, copy_of)| {
             Ok(Job {
-                fetch: remaps.fetch(&image)?,
-                target: asked.clone(),
-                source: asked,
-                copy_of: Some(image),
+                fetch: remaps.fetch(copy_of.as_ref().unwrap_or(&source))?,
+                target: source.clone(),
+                source,
+                copy_of,
             })
         })
         .collect()

@@ -19,7 +19,7 @@ use futures_util::StreamExt as _;
 
 use super::copy::{Copied, Copier};
 use super::plan::Job;
-use super::{ImageSink, ImageSource};
+use super::{ImageSink, ImageSource, beside};
 use crate::oci::cosign::{self, Kind};
 use crate::oci::{Digest, ImageManifest};
 use crate::reference::Reference;
@@ -189,21 +189,6 @@ pub(crate) async fn carry<S: ImageSource, D: ImageSink>(
     carried
 }
 
-/// `image`'s repository with `tag`, or at `digest`.
-fn beside(
-    image: &Reference,
-    tag: Option<&str>,
-    digest: Option<&Digest>,
-) -> anyhow::Result<Reference> {
-    Reference::from_parts(
-        image.domain(),
-        image.path(),
-        tag,
-        digest.map(|d| d.as_str()),
-    )
-    .with_context(|| format!("naming an artifact beside {}", image.familiar()))
-}
-
 async fn carry_one<S: ImageSource, D: ImageSink>(
     copier: &Copier<S, D>,
     image: &Image,
@@ -239,7 +224,7 @@ async fn carry_one<S: ImageSource, D: ImageSink>(
     let listed = referrers_at_source(copier, image, &fallback).await?;
     let mut entries = Vec::new();
     for referrer in listed {
-        let from = beside(&image.fetch, None, Some(&referrer.digest))?;
+        let from = beside(&image.fetch, None, Some(referrer.digest.as_str()))?;
         let Some(manifest) = copier.source.manifest(&from).await? else {
             out.notes.push(format!(
                 "{} lists the referrer {} of {}, which the source does not have; it was left",
@@ -269,7 +254,7 @@ async fn carry_one<S: ImageSource, D: ImageSink>(
             ));
             continue;
         }
-        let to = beside(&image.target, None, Some(&referrer.digest))?;
+        let to = beside(&image.target, None, Some(referrer.digest.as_str()))?;
         let indexed = copier.copy_referrer(&from, &to, &manifest).await?;
         if !indexed {
             entries.push(cosign::referrer_entry(&manifest)?);
@@ -277,7 +262,7 @@ async fn carry_one<S: ImageSource, D: ImageSink>(
         out.artifacts.push(Artifact {
             image: image.source.clone(),
             kind: Kind::Referrer,
-            source: beside(&image.source, None, Some(&referrer.digest))?,
+            source: beside(&image.source, None, Some(referrer.digest.as_str()))?,
             digest: manifest.digest.clone(),
             artifact_type: Some(parsed.referrer_type().to_string()),
         });

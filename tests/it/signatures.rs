@@ -318,6 +318,15 @@ fn save_and_push_from_a_bundle_carry_a_verifiable_signature_and_a_referrer() {
     );
     let (code, stdout, stderr) = check_signatures(&mirror, &["-f", m.to_str().unwrap()]);
     assert_eq!(code, 0, "{stdout}{stderr}");
+    // The same bundle as a compressed tar: its lock is read from the stream.
+    let tar = dir.path().join("bundle.tar.zst");
+    save(&source, &m, &tar, &[]);
+    let (code, stdout, stderr) = check_signatures(&mirror, &["--bundle", tar.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(
+        stdout.contains("1 images: 1 with their signatures"),
+        "{stdout}"
+    );
 
     // --no-signatures: the image arrives, its signature does not, and check says so.
     let bare = TestRegistry::plain();

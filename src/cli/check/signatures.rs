@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
-use super::{CheckArgs, CheckFormat, render_namespace, wanted_images};
+use super::{CheckArgs, CheckFormat, wanted_in_mirror};
 use crate::check::signatures::{Answer, Ask, Expect, ask};
 use crate::cli::{EXIT_ERROR, EXIT_NO, EXIT_OK, ExitStatus, settings};
 use crate::lock::LockFile;
@@ -51,13 +51,10 @@ pub(super) fn run(args: &CheckArgs, config: Option<&Path>) -> anyhow::Result<Exi
                     path.display()
                 )
             })?;
-            let file: LockFile = serde_norway::from_str(&text).with_context(|| {
-                format!(
-                    "--bundle {}: {LOCK_NAME} is not a valid lock file",
-                    path.display()
-                )
-            })?;
-            Some(file)
+            Some(
+                LockFile::parse(&text, &path.join(LOCK_NAME))
+                    .with_context(|| format!("--bundle {}", path.display()))?,
+            )
         }
         (None, Some(lock)) => Some(LockFile::read(lock)?),
         (None, None) => None,
@@ -70,13 +67,7 @@ pub(super) fn run(args: &CheckArgs, config: Option<&Path>) -> anyhow::Result<Exi
                     "nothing to check the signatures of: give manifests with -f FILE|DIR|-, a chart with --chart, a lock file with --lock, or a bundle with --bundle"
                 );
             }
-            let charts = args.images.charts.render(
-                &args
-                    .images
-                    .charts
-                    .options(render_namespace(args), &options.hosts),
-            )?;
-            let wanted = wanted_images(args, &settings.rules, &charts, Some(naming), None)?;
+            let wanted = wanted_in_mirror(args, &settings.rules, naming, &options.hosts, None)?;
             wanted
                 .into_iter()
                 .filter_map(|w| {
